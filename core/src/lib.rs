@@ -1,0 +1,11 @@
+//! FacePay core: everything between the camera and the checkout server.
+//!
+//! The pipeline stages are modules named after them:
+//! - [`vision`]: frames in, faces, landmarks, pose, aligned crops, embeddings and anti-spoof scores out;
+//! - [`checkout`]: the canonical signed payment payload, the device signer and the HTTPS client.
+//!
+//! Every module has its own error type; nothing here panics on bad input.
+
+pub mod checkout;
+#[cfg(feature = "vision")]
+pub mod vision;

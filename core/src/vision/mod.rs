@@ -1,0 +1,1 @@
+//! On-device vision: detect ▸ landmarks ▸ align ▸ anti-spoof ▸ embed.

@@ -1,0 +1,21 @@
+#!/usr/bin/env bash
+# The project's test command (the README's second command, and what .ci/run runs on a clean clone).
+# Installs what the tests need when it is missing, starts the services they use, then runs every test.
+set -euo pipefail
+root="$(cd "$(dirname "$0")/.." && pwd)"
+cd "$root"
+
+# Evaluation data and the MiniFASNet models live beside the checkout, never inside it.
+export FACEPAY_SHARED="${FACEPAY_SHARED:-$root/../shared}"
+if [ ! -d "$FACEPAY_SHARED/data" ]; then
+  echo "test.sh: $FACEPAY_SHARED/data not found: tests that need the shared clips, stills and LFW will fail." >&2
+  echo "         Put the shared/ folder beside the checkout or set FACEPAY_SHARED." >&2
+fi
+
+for step in "$root"/scripts/test.d/*.sh; do
+  [ -e "$step" ] || continue
+  # shellcheck source=/dev/null
+  source "$step"
+done
+
+cargo test --workspace --all-targets

@@ -1,0 +1,1 @@
+//! The FacePay checkout server.
