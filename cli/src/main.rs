@@ -1,1 +1,59 @@
-fn main() {}
+//! `facepay`: the project's one command-line tool.
+
+use clap::{Parser, Subcommand};
+
+mod bench_server;
+mod bench_vision;
+mod demo;
+mod eval_lfw;
+mod eval_liveness;
+mod replay;
+
+/// FacePay: pay with a selfie, verified on the device and signed end to end.
+#[derive(Parser)]
+#[command(name = "facepay", version, about)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Full demo on built-in defaults: embedded server, enrol from a clip, pay, print the receipt.
+    Demo(demo::Args),
+    /// Accuracy evaluations.
+    #[command(subcommand)]
+    Eval(EvalCommand),
+    /// Speed and memory benchmarks.
+    #[command(subcommand)]
+    Bench(BenchCommand),
+    /// Replay a recorded session or a clip folder through the liveness session.
+    Replay(replay::Args),
+}
+
+#[derive(Subcommand)]
+enum EvalCommand {
+    /// Face verification on LFW pairs.
+    Lfw(eval_lfw::Args),
+    /// Liveness BPCER/APCER over clip folders and stills.
+    Liveness(eval_liveness::Args),
+}
+
+#[derive(Subcommand)]
+enum BenchCommand {
+    /// Per-stage vision latency, model load time and peak memory.
+    Vision(bench_vision::Args),
+    /// Signed payments per second against a real checkout server.
+    Server(bench_server::Args),
+}
+
+fn main() -> anyhow::Result<()> {
+    match Cli::parse().command {
+        Command::Demo(args) => demo::run(args),
+        Command::Eval(EvalCommand::Lfw(args)) => eval_lfw::run(args),
+        Command::Eval(EvalCommand::Liveness(args)) => eval_liveness::run(args),
+        Command::Bench(BenchCommand::Vision(args)) => bench_vision::run(args),
+        Command::Bench(BenchCommand::Server(args)) => bench_server::run(args),
+        Command::Replay(args) => replay::run(args),
+    }
+}

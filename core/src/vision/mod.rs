@@ -1,1 +1,16 @@
 //! On-device vision: detect ▸ landmarks ▸ align ▸ anti-spoof ▸ embed.
+//!
+//! Each stage is a type built once from model bytes, with a pure `run` and no I/O.
+
+pub mod align;
+pub mod antispoof;
+pub mod detect;
+pub mod embed;
+pub mod error;
+pub mod frame;
+pub mod landmarks;
+pub mod model;
+pub mod pipeline;
+pub mod quality;
+
+pub use error::VisionError;

@@ -1,0 +1,1 @@
+//! signer (being written).

@@ -1,0 +1,1 @@
+//! antispoof stage (being written).
