@@ -5,6 +5,7 @@
 #   models/reproduce.sh --write    # ... and then copy the results over models/*.onnx
 #
 # WORK defaults to models/.work (gitignored). Needs python3 (3.11), npm and the package registries.
+# Exits 0 only if every rebuilt file matches onnx_sha256 in manifest.toml byte for byte and runs in tract.
 # This is a maintainer tool: tests never run it.
 set -euo pipefail
 
@@ -87,4 +88,6 @@ done
 if (( WRITE )); then
   log "copied into $MODELS; update onnx_sha256 in manifest.toml if anything differed"
 fi
+log "checking the rebuilt models in tract 0.23.9 against onnxruntime"
+"$PY" "$MODELS/tract_check.py" "$WORK"/out/{face_detection_short_range,face_landmark,mobilefacenet}.onnx || status=1
 exit "$status"
