@@ -2,10 +2,12 @@
 //!
 //! The pipeline stages are modules named after them:
 //! - [`vision`]: frames in, faces, landmarks, pose, aligned crops, embeddings and anti-spoof scores out;
+//! - [`eval`]: pair lists and verification metrics (accuracy, ROC, TAR at FAR, EER, k-fold) for the evaluations;
 //! - [`checkout`]: the canonical signed payment payload, the device signer and the HTTPS client.
 //!
 //! Every module has its own error type; nothing here panics on bad input.
 
 pub mod checkout;
+pub mod eval;
 #[cfg(feature = "vision")]
 pub mod vision;
