@@ -3,11 +3,15 @@
 //! The pipeline stages are modules named after them:
 //! - [`vision`]: frames in, faces, landmarks, pose, aligned crops, embeddings and anti-spoof scores out;
 //! - [`eval`]: pair lists and verification metrics (accuracy, ROC, TAR at FAR, EER, k-fold) for the evaluations;
+//! - [`template`]: the enrolment template, sealed with AES-256-GCM under a key-store key, stored atomically;
+//! - [`matcher`]: probe embeddings against the template, cosine score and decision;
 //! - [`checkout`]: the canonical signed payment payload, the device signer and the HTTPS client.
 //!
 //! Every module has its own error type; nothing here panics on bad input.
 
 pub mod checkout;
 pub mod eval;
+pub mod matcher;
+pub mod template;
 #[cfg(feature = "vision")]
 pub mod vision;
