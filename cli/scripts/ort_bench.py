@@ -78,7 +78,7 @@ def time_runs(runs, fn):
 
 def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    shared = os.environ.get("FACEPAY_SHARED", os.path.join(ROOT, "..", "shared"))
+    shared = os.path.normpath(os.environ.get("FACEPAY_SHARED", os.path.join(ROOT, "..", "shared")))
     ap.add_argument("--models-dir", default=os.environ.get("FACEPAY_MODELS", os.path.join(ROOT, "models")))
     ap.add_argument("--antispoof-dir", default=os.environ.get("FACEPAY_ANTISPOOF_MODELS", os.path.join(shared, "models")))
     ap.add_argument("--frame", default=os.path.join(shared, "data", "clips", "live-blink-7", "00001.jpg"))
