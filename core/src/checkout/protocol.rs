@@ -292,26 +292,49 @@ impl PaymentPayload {
     }
 }
 
-/// The liveness challenges for the payment that uses `nonce`: 2 or 3 of them, never the same twice in a row.
+/// Every challenge, in canonical order (the default challenge set).
+pub const ALL_CHALLENGES: [Challenge; 3] = [Challenge::Blink, Challenge::TurnLeft, Challenge::TurnRight];
+
+/// The liveness challenges for the payment that uses `nonce`, from the full set: 2 or 3 of them, never the same
+/// twice in a row. Equal to [`challenges_for_nonce_in`]`(nonce, &ALL_CHALLENGES)`.
 ///
 /// Derivation (normative, see `docs/protocol.md`): `d = SHA-256("FacePay challenges v1" || nonce)`;
 /// count `n = 2 + (d[0] & 1)`; the first challenge is `[blink, turn_left, turn_right][d[1] % 3]`; each next one
 /// at index `i` (1-based) is `(previous + 1 + (d[1 + i] & 1)) % 3`.
 pub fn challenges_for_nonce(nonce: &[u8; 32]) -> Vec<Challenge> {
-    const ALL: [Challenge; 3] = [Challenge::Blink, Challenge::TurnLeft, Challenge::TurnRight];
+    challenges_for_nonce_in(nonce, &ALL_CHALLENGES)
+}
+
+/// The challenges for `nonce` drawn from a server's configured challenge `set` (a server policy, e.g. blink only
+/// where turning the head is impractical). The set is taken in canonical order without duplicates (`k` entries;
+/// an empty set means all three); the derivation is the one of [`challenges_for_nonce`] with `% 3` replaced by
+/// `% k`, so the full set gives exactly its lists.
+pub fn challenges_for_nonce_in(nonce: &[u8; 32], set: &[Challenge]) -> Vec<Challenge> {
+    let allowed: Vec<Challenge> = ALL_CHALLENGES.into_iter().filter(|c| set.is_empty() || set.contains(c)).collect();
+    let k = allowed.len();
     let mut ctx = digest::Context::new(&digest::SHA256);
     ctx.update(CHALLENGE_DOMAIN);
     ctx.update(nonce);
     let d = ctx.finish();
     let d = d.as_ref();
     let count = 2 + usize::from(d[0] & 1);
-    let mut index = usize::from(d[1] % 3);
-    let mut out = vec![ALL[index]];
+    let mut index = usize::from(d[1]) % k;
+    let mut out = vec![allowed[index]];
     for i in 1..count {
-        index = (index + 1 + usize::from(d[1 + i] & 1)) % 3;
-        out.push(ALL[index]);
+        index = (index + 1 + usize::from(d[1 + i] & 1)) % k;
+        out.push(allowed[index]);
     }
     out
+}
+
+/// Whether `challenges` is the list [`challenges_for_nonce_in`] derives from `nonce` for some challenge set (the
+/// device's check of a server answer: it does not know the server's configured set).
+pub fn is_nonce_challenge_list(nonce: &[u8; 32], challenges: &[Challenge]) -> bool {
+    (1u8..8).any(|mask| {
+        let set: Vec<Challenge> =
+            ALL_CHALLENGES.into_iter().enumerate().filter(|(i, _)| mask & (1 << i) != 0).map(|(_, c)| c).collect();
+        challenges_for_nonce_in(nonce, &set) == challenges
+    })
 }
 
 /// Verifies an ASN.1 DER ECDSA P-256 / SHA-256 signature of `message` by a SEC1 uncompressed public key.

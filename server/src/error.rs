@@ -1,0 +1,75 @@
+//! The server's error type: every rejection becomes the protocol's one JSON error shape.
+
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use facepay_core::checkout::wire::{ErrorBody, ErrorCode};
+
+/// A request rejection (or an internal failure) with its stable machine code.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{code}: {message}")]
+pub struct ApiError {
+    /// Stable machine code (decides the HTTP status).
+    pub code: ErrorCode,
+    /// Human-readable explanation.
+    pub message: String,
+}
+
+impl ApiError {
+    /// Builds an error.
+    pub fn new(code: ErrorCode, message: impl Into<String>) -> Self {
+        ApiError {
+            code,
+            message: message.into(),
+        }
+    }
+
+    /// The HTTP status for this error.
+    pub fn status(&self) -> StatusCode {
+        StatusCode::from_u16(self.code.http_status()).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR)
+    }
+
+    /// The JSON body bytes.
+    pub fn body_bytes(&self) -> Vec<u8> {
+        serde_json::to_vec(&ErrorBody::new(self.code, self.message.clone())).unwrap_or_default()
+    }
+}
+
+impl From<sqlx::Error> for ApiError {
+    fn from(e: sqlx::Error) -> Self {
+        match e {
+            sqlx::Error::PoolTimedOut | sqlx::Error::PoolClosed | sqlx::Error::Io(_) => {
+                tracing::warn!(error = %e, "database unavailable");
+                ApiError::new(
+                    ErrorCode::Unavailable,
+                    "database unavailable; retry with the same idempotency key",
+                )
+            }
+            other => {
+                tracing::error!(error = %other, "database error");
+                ApiError::new(
+                    ErrorCode::Internal,
+                    "internal database error; nothing was recorded",
+                )
+            }
+        }
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let status = self.status();
+        let mut response = json_response(status, self.body_bytes());
+        response.extensions_mut().insert(self.code);
+        response
+    }
+}
+
+/// A response with a JSON body given as bytes.
+pub fn json_response(status: StatusCode, body: Vec<u8>) -> Response {
+    let mut response = (status, body).into_response();
+    response.headers_mut().insert(
+        axum::http::header::CONTENT_TYPE,
+        axum::http::HeaderValue::from_static("application/json"),
+    );
+    response
+}

@@ -1,0 +1,325 @@
+//! `POST /v1/checkout/pay`: verification in the order `docs/protocol.md` specifies, idempotency, the failed-attempt
+//! limit, and the one-transaction write.
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use axum::extract::State;
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use facepay_core::checkout::protocol::{
+    LivenessVerdict, PaymentPayload, challenges_for_nonce_in, sha256, verify_signature,
+};
+use facepay_core::checkout::wire::{
+    ErrorCode, IDEMPOTENCY_KEY_HEADER, PayRequest, PaymentStatus, Receipt, b64_decode,
+    valid_idempotency_key,
+};
+
+use crate::api::{client_order, locked, order_ref};
+use crate::app::{App, millis, now_ms};
+use crate::error::{ApiError, json_response};
+use crate::http::JsonBody;
+use crate::store::{DeviceRow, IdempotencyRow, NewPayment, OrderRow};
+use crate::tokens;
+
+/// `POST /v1/checkout/pay`.
+pub async fn pay(
+    State(app): State<Arc<App>>,
+    headers: HeaderMap,
+    body: Result<JsonBody<PayRequest>, ApiError>,
+) -> Response {
+    let started = Instant::now();
+    let response = match verify_and_record(&app, &headers, body).await {
+        Ok(response) => response,
+        Err(e) => e.into_response(),
+    };
+    app.metrics.observe_pay(started.elapsed());
+    response
+}
+
+/// Rejections that count as a failed attempt of the payload's (registered) device.
+fn counts_as_failure(code: ErrorCode) -> bool {
+    matches!(
+        code,
+        ErrorCode::BadSignature
+            | ErrorCode::OrderMismatch
+            | ErrorCode::NonceUnknown
+            | ErrorCode::NonceMismatch
+            | ErrorCode::NonceExpired
+            | ErrorCode::NonceReused
+            | ErrorCode::ChallengeMismatch
+            | ErrorCode::LivenessFailed
+            | ErrorCode::CounterNotIncreasing
+    )
+}
+
+fn replay(app: &App, row: IdempotencyRow) -> Response {
+    app.metrics.idempotent_replay();
+    json_response(
+        StatusCode::from_u16(row.status).unwrap_or(StatusCode::OK),
+        row.response,
+    )
+}
+
+fn idempotency_conflict() -> ApiError {
+    ApiError::new(
+        ErrorCode::IdempotencyConflict,
+        "this idempotency key was used with a different request body",
+    )
+}
+
+async fn verify_and_record(
+    app: &App,
+    headers: &HeaderMap,
+    body: Result<JsonBody<PayRequest>, ApiError>,
+) -> Result<Response, ApiError> {
+    // 1. Credentials and request shape.
+    let order = client_order(app, headers).await?;
+    let key = headers
+        .get(IDEMPOTENCY_KEY_HEADER)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("");
+    if !valid_idempotency_key(key) {
+        return Err(ApiError::new(
+            ErrorCode::InvalidIdempotencyKey,
+            "Idempotency-Key header missing or not 1..=255 visible ASCII characters",
+        ));
+    }
+    let body = body?;
+    let request_hash = sha256(&body.raw);
+    let malformed = |e: facepay_core::checkout::error::ProtocolError| {
+        ApiError::new(ErrorCode::MalformedPayload, e.to_string())
+    };
+    let payload_bytes = b64_decode("payload", &body.value.payload).map_err(malformed)?;
+    let signature = b64_decode("signature", &body.value.signature).map_err(malformed)?;
+    let payload = PaymentPayload::from_canonical_bytes(&payload_bytes).map_err(malformed)?;
+
+    // 2. Lock-out.
+    let device_id = payload.device_id.as_str();
+    if let Some(wait) = app.lockout.locked_for(device_id, Instant::now()) {
+        return Err(locked(wait));
+    }
+    // 3. Device registration.
+    let device = app.store.device(device_id).await?;
+    let Some(device) = device.filter(|d| d.merchant_id == order.merchant_id) else {
+        return Err(ApiError::new(
+            ErrorCode::UnknownDevice,
+            "device is not registered with this merchant",
+        ));
+    };
+
+    let checked = verify(
+        app,
+        &order,
+        &payload,
+        &payload_bytes,
+        &signature,
+        &device,
+        key,
+        &request_hash,
+    )
+    .await;
+    let result = match checked {
+        Ok(Verified::Replay(row)) => return Ok(replay(app, row)),
+        Ok(Verified::Fresh) => {
+            record(
+                app,
+                &payload,
+                &payload_bytes,
+                &signature,
+                key,
+                &request_hash,
+            )
+            .await
+        }
+        Err(e) => Err(e),
+    };
+    match result {
+        Ok(response) => Ok(response),
+        Err(e) => {
+            if counts_as_failure(e.code) && app.lockout.record_failure(device_id, Instant::now()) {
+                tracing::warn!(
+                    device_id,
+                    "device locked after repeated failed payment attempts"
+                );
+            }
+            Err(e)
+        }
+    }
+}
+
+/// What verification concluded.
+enum Verified {
+    /// Nothing stored yet for this key: record the payment.
+    Fresh,
+    /// The key was already used with this exact body: answer with the stored response.
+    Replay(IdempotencyRow),
+}
+
+/// Steps 4–9 of the protocol's verification order.
+#[allow(clippy::too_many_arguments)] // the verified parts of one request, each used once
+async fn verify(
+    app: &App,
+    order: &OrderRow,
+    payload: &PaymentPayload,
+    payload_bytes: &[u8],
+    signature: &[u8],
+    device: &DeviceRow,
+    key: &str,
+    request_hash: &[u8; 32],
+) -> Result<Verified, ApiError> {
+    // 4. Signature, with the key registered for the payload's device.
+    verify_signature(&device.public_key, payload_bytes, signature).map_err(|_| {
+        ApiError::new(
+            ErrorCode::BadSignature,
+            "signature does not verify with the device's key",
+        )
+    })?;
+    // 5. Idempotency.
+    let now = now_ms();
+    if let Some(row) = app.store.idempotency(&order.merchant_id, key, now).await? {
+        return if row.request_hash == request_hash {
+            Ok(Verified::Replay(row))
+        } else {
+            Err(idempotency_conflict())
+        };
+    }
+    // 6. The signed order is the client token's order.
+    if payload.order != order_ref(order)? {
+        return Err(ApiError::new(
+            ErrorCode::OrderMismatch,
+            "the signed order (id, amount, currency or items) differs from this order",
+        ));
+    }
+    // 7. Nonce.
+    let nonce = app.store.nonce(&payload.nonce).await?;
+    let Some(nonce) = nonce else {
+        return Err(ApiError::new(
+            ErrorCode::NonceUnknown,
+            "this nonce was never issued",
+        ));
+    };
+    let amount = i64::try_from(payload.order.amount_minor).unwrap_or(-1);
+    if nonce.merchant_id != payload.order.merchant_id
+        || nonce.order_id != payload.order.order_id
+        || nonce.amount_minor != amount
+        || nonce.currency != payload.order.currency
+        || nonce.device_id != payload.device_id
+    {
+        return Err(ApiError::new(
+            ErrorCode::NonceMismatch,
+            "this nonce was issued for another merchant, order, amount, currency or device",
+        ));
+    }
+    if nonce.used {
+        return Err(ApiError::new(
+            ErrorCode::NonceReused,
+            "this nonce has already been used",
+        ));
+    }
+    if nonce.expires_at_ms <= now {
+        return Err(ApiError::new(
+            ErrorCode::NonceExpired,
+            "this nonce has expired; request a new challenge",
+        ));
+    }
+    // 8. Evidence.
+    if payload.evidence.challenges
+        != challenges_for_nonce_in(&payload.nonce, &app.config.challenge_set)
+    {
+        return Err(ApiError::new(
+            ErrorCode::ChallengeMismatch,
+            "the challenges performed are not this nonce's",
+        ));
+    }
+    if payload.evidence.liveness != LivenessVerdict::Live {
+        return Err(ApiError::new(
+            ErrorCode::LivenessFailed,
+            "the liveness verdict is not live",
+        ));
+    }
+    // 9. Counter.
+    let counter = i64::try_from(payload.counter)
+        .map_err(|_| ApiError::new(ErrorCode::InvalidRequest, "counter exceeds 2^63-1"))?;
+    if counter <= device.last_counter {
+        return Err(ApiError::new(
+            ErrorCode::CounterNotIncreasing,
+            "counter is not greater than the device's last accepted counter",
+        ));
+    }
+    if order.paid {
+        return Err(ApiError::new(
+            ErrorCode::OrderAlreadyPaid,
+            "this order has already been paid",
+        ));
+    }
+    Ok(Verified::Fresh)
+}
+
+/// Step 10: the one-transaction write, and the receipt.
+async fn record(
+    app: &App,
+    payload: &PaymentPayload,
+    payload_bytes: &[u8],
+    signature: &[u8],
+    key: &str,
+    request_hash: &[u8; 32],
+) -> Result<Response, ApiError> {
+    let recorded_at_ms = now_ms();
+    let payment_id = tokens::new_id("pay_");
+    let receipt = Receipt {
+        payment_id: payment_id.clone(),
+        order_id: payload.order.order_id.clone(),
+        amount_minor: payload.order.amount_minor,
+        currency: payload.order.currency.clone(),
+        status: PaymentStatus::Succeeded,
+        recorded_at_ms: u64::try_from(recorded_at_ms).unwrap_or(0),
+    };
+    let response = serde_json::to_vec(&receipt).map_err(|e| {
+        ApiError::new(
+            ErrorCode::Internal,
+            format!("cannot encode the receipt: {e}"),
+        )
+    })?;
+    let new = NewPayment {
+        payment_id: &payment_id,
+        payload,
+        payload_bytes,
+        signature,
+        recorded_at_ms,
+        idempotency_key: key,
+        request_hash,
+        response_status: StatusCode::CREATED.as_u16(),
+        response: &response,
+        idempotency_expires_at_ms: recorded_at_ms
+            .saturating_add(millis(app.config.idempotency_ttl)),
+    };
+    match app.store.record_payment(&new).await {
+        Ok(()) => {
+            app.metrics.payment_recorded();
+            tracing::info!(
+                payment_id,
+                merchant_id = payload.order.merchant_id,
+                order_id = payload.order.order_id,
+                device_id = payload.device_id,
+                "payment recorded"
+            );
+            Ok(json_response(StatusCode::CREATED, response))
+        }
+        Err(e) => {
+            // A concurrent request with the same key and body may have committed first: answer as it did.
+            if !e.code.is_transient()
+                && let Some(row) = app
+                    .store
+                    .idempotency(&payload.order.merchant_id, key, now_ms())
+                    .await?
+            {
+                if row.request_hash == request_hash {
+                    return Ok(replay(app, row));
+                }
+                return Err(idempotency_conflict());
+            }
+            Err(e)
+        }
+    }
+}

@@ -1,0 +1,825 @@
+//! Every acceptance and rejection path of the checkout protocol, against a real server and database
+//! (SQLite always; PostgreSQL too when `FACEPAY_TEST_DATABASE_URL` is set). After every rejection the
+//! payment-related tables are checked to be unchanged.
+
+mod common;
+
+use std::time::Duration;
+
+use common::{Backend, Env, on_each_backend, payload_for, signed};
+use facepay_core::checkout::protocol::{Challenge, LivenessVerdict, PaymentPayload};
+use facepay_core::checkout::wire::{ErrorCode, Receipt, b64_encode};
+use serde_json::json;
+
+#[tokio::test]
+async fn happy_path_records_exactly_one_payment() {
+    on_each_backend(|db| async move {
+        let env = Env::start(db, |_| {}).await;
+        let order = env.order("o-1", 1999, "EUR").await;
+        let dev = env.device("dev-1").await;
+        let ch = env.challenge(&order.client_token, &dev.id).await;
+        assert!((2..=3).contains(&ch.challenges.len()));
+        assert_eq!(ch.order, order.order);
+        let (bytes, sig) = signed(&payload_for(&ch, &dev.id, 1), &dev);
+        let a = env.pay(&order.client_token, "k-1", &bytes, &sig).await;
+        assert_eq!(a.status, 201, "{}", String::from_utf8_lossy(&a.bytes));
+        let receipt: Receipt = serde_json::from_slice(&a.bytes).unwrap();
+        assert_eq!(
+            (
+                receipt.order_id.as_str(),
+                receipt.amount_minor,
+                receipt.currency.as_str()
+            ),
+            ("o-1", 1999, "EUR")
+        );
+        assert!(receipt.payment_id.starts_with("pay_"));
+        let counts = env.counts().await;
+        assert_eq!(
+            (
+                counts.payments,
+                counts.evidence,
+                counts.used_nonces,
+                counts.paid_orders
+            ),
+            (1, 1, 1, 1)
+        );
+        assert_eq!(counts.idempotency_keys, 1);
+        // The order is paid: no new challenge for it.
+        let again = env
+            .post(
+                "/v1/checkout/challenge",
+                Some(&order.client_token),
+                &[],
+                &json!({"device_id": dev.id}),
+            )
+            .await;
+        again.assert_error(409, ErrorCode::OrderAlreadyPaid);
+        env.server.shutdown().await;
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn bad_signature_is_rejected() {
+    on_each_backend(|db| async move {
+        let env = Env::start(db, |_| {}).await;
+        let order = env.order("o-1", 500, "EUR").await;
+        let dev = env.device("dev-1").await;
+        let ch = env.challenge(&order.client_token, &dev.id).await;
+        let (bytes, mut sig) = signed(&payload_for(&ch, &dev.id, 1), &dev);
+        let last = sig.len() - 1;
+        sig[last] ^= 0x01;
+        env.pay_rejected(
+            &order.client_token,
+            "k",
+            &bytes,
+            &sig,
+            403,
+            ErrorCode::BadSignature,
+        )
+        .await;
+        env.pay_rejected(
+            &order.client_token,
+            "k2",
+            &bytes,
+            b"\x30\x00",
+            403,
+            ErrorCode::BadSignature,
+        )
+        .await;
+        env.server.shutdown().await;
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn signature_by_another_registered_device_is_rejected() {
+    on_each_backend(|db| async move {
+        let env = Env::start(db, |_| {}).await;
+        let order = env.order("o-1", 500, "EUR").await;
+        let victim = env.device("victim").await;
+        let attacker = env.device("attacker").await;
+        let ch = env.challenge(&order.client_token, &victim.id).await;
+        // The payload names the victim's device but the attacker's key signs it.
+        let (bytes, sig) = signed(&payload_for(&ch, &victim.id, 1), &attacker);
+        env.pay_rejected(
+            &order.client_token,
+            "k",
+            &bytes,
+            &sig,
+            403,
+            ErrorCode::BadSignature,
+        )
+        .await;
+        env.server.shutdown().await;
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn reused_nonce_is_rejected() {
+    on_each_backend(|db| async move {
+        let env = Env::start(db, |_| {}).await;
+        let order = env.order("o-1", 500, "EUR").await;
+        let dev = env.device("dev-1").await;
+        let ch = env.challenge(&order.client_token, &dev.id).await;
+        let (bytes, sig) = signed(&payload_for(&ch, &dev.id, 1), &dev);
+        assert_eq!(
+            env.pay(&order.client_token, "k-1", &bytes, &sig)
+                .await
+                .status,
+            201
+        );
+        // Same nonce, new counter, new key: the nonce is spent.
+        let (bytes, sig) = signed(&payload_for(&ch, &dev.id, 2), &dev);
+        env.pay_rejected(
+            &order.client_token,
+            "k-2",
+            &bytes,
+            &sig,
+            409,
+            ErrorCode::NonceReused,
+        )
+        .await;
+        env.server.shutdown().await;
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn non_increasing_counter_is_rejected() {
+    on_each_backend(|db| async move {
+        let env = Env::start(db, |_| {}).await;
+        let dev = env.device("dev-1").await;
+        let first = env.order("o-1", 500, "EUR").await;
+        let ch = env.challenge(&first.client_token, &dev.id).await;
+        let (bytes, sig) = signed(&payload_for(&ch, &dev.id, 10), &dev);
+        assert_eq!(
+            env.pay(&first.client_token, "k-1", &bytes, &sig)
+                .await
+                .status,
+            201
+        );
+        let second = env.order("o-2", 700, "EUR").await;
+        for counter in [10, 9, 0] {
+            let ch = env.challenge(&second.client_token, &dev.id).await;
+            let (bytes, sig) = signed(&payload_for(&ch, &dev.id, counter), &dev);
+            let key = format!("k-c{counter}");
+            env.pay_rejected(
+                &second.client_token,
+                &key,
+                &bytes,
+                &sig,
+                409,
+                ErrorCode::CounterNotIncreasing,
+            )
+            .await;
+        }
+        let ch = env.challenge(&second.client_token, &dev.id).await;
+        let (bytes, sig) = signed(&payload_for(&ch, &dev.id, 11), &dev);
+        assert_eq!(
+            env.pay(&second.client_token, "k-ok", &bytes, &sig)
+                .await
+                .status,
+            201
+        );
+        env.server.shutdown().await;
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn too_many_failures_lock_the_device() {
+    on_each_backend(|db| async move {
+        let env = Env::start(db, |_| {}).await; // default: 5 failures in 3 minutes
+        let order = env.order("o-1", 500, "EUR").await;
+        let dev = env.device("dev-1").await;
+        let other = env.device("dev-2").await;
+        let ch = env.challenge(&order.client_token, &dev.id).await;
+        let (bytes, good_sig) = signed(&payload_for(&ch, &dev.id, 1), &dev);
+        let bad_sig = other.signer_sign(&bytes);
+        for i in 0..5 {
+            let key = format!("bad-{i}");
+            env.pay_rejected(
+                &order.client_token,
+                &key,
+                &bytes,
+                &bad_sig,
+                403,
+                ErrorCode::BadSignature,
+            )
+            .await;
+        }
+        // Locked now: even the genuine signature is refused, and so is a new challenge.
+        env.pay_rejected(
+            &order.client_token,
+            "good",
+            &bytes,
+            &good_sig,
+            429,
+            ErrorCode::DeviceLocked,
+        )
+        .await;
+        let a = env
+            .post(
+                "/v1/checkout/challenge",
+                Some(&order.client_token),
+                &[],
+                &json!({"device_id": dev.id}),
+            )
+            .await;
+        a.assert_error(429, ErrorCode::DeviceLocked);
+        // Another device of the same merchant is unaffected.
+        let ch2 = env.challenge(&order.client_token, &other.id).await;
+        let (bytes2, sig2) = signed(&payload_for(&ch2, &other.id, 1), &other);
+        assert_eq!(
+            env.pay(&order.client_token, "other", &bytes2, &sig2)
+                .await
+                .status,
+            201
+        );
+        env.server.shutdown().await;
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn lockout_ends_after_its_window() {
+    let env = Env::start(common::sqlite(), |c| {
+        c.lockout.max_failures = 2;
+        c.lockout.lockout = Duration::from_millis(300);
+    })
+    .await;
+    let order = env.order("o-1", 500, "EUR").await;
+    let dev = env.device("dev-1").await;
+    let ch = env.challenge(&order.client_token, &dev.id).await;
+    let (bytes, sig) = signed(&payload_for(&ch, &dev.id, 1), &dev);
+    for key in ["b1", "b2"] {
+        env.pay_rejected(
+            &order.client_token,
+            key,
+            &bytes,
+            b"\x30\x00",
+            403,
+            ErrorCode::BadSignature,
+        )
+        .await;
+    }
+    env.pay_rejected(
+        &order.client_token,
+        "g",
+        &bytes,
+        &sig,
+        429,
+        ErrorCode::DeviceLocked,
+    )
+    .await;
+    tokio::time::sleep(Duration::from_millis(400)).await;
+    assert_eq!(
+        env.pay(&order.client_token, "g", &bytes, &sig).await.status,
+        201
+    );
+    env.server.shutdown().await;
+}
+
+#[tokio::test]
+async fn missing_or_wrong_merchant_key_is_rejected() {
+    on_each_backend(|db| async move {
+        let env = Env::start(db, |_| {}).await;
+        let body = json!({"order_id": "o", "amount_minor": 1, "currency": "EUR", "items_digest": b64_encode(&[0; 32])});
+        env.post("/v1/orders", None, &[], &body).await.assert_error(401, ErrorCode::Unauthorized);
+        env.post("/v1/orders", Some("fpk_wrong"), &[], &body).await.assert_error(401, ErrorCode::Unauthorized);
+        let a = env.post("/v1/orders", None, &[("authorization", "Basic Zm9vOmJhcg==")], &body).await;
+        a.assert_error(401, ErrorCode::Unauthorized);
+        env.post("/v1/enrollments", Some("nope"), &[], &json!({"account_id": "a"})).await
+            .assert_error(401, ErrorCode::Unauthorized);
+        // A client token is not a merchant key, and a merchant key is not a client token.
+        let order = env.order("o-1", 500, "EUR").await;
+        env.post("/v1/orders", Some(&order.client_token), &[], &body).await.assert_error(401, ErrorCode::Unauthorized);
+        let dev = env.device("dev-1").await;
+        let ch = env.challenge(&order.client_token, &dev.id).await;
+        let (bytes, sig) = signed(&payload_for(&ch, &dev.id, 1), &dev);
+        env.pay_rejected(&env.merchant.api_key, "k", &bytes, &sig, 401, ErrorCode::Unauthorized).await;
+        let before = env.counts().await;
+        let a = env.post("/v1/checkout/pay", None, &[("Idempotency-Key", "k")], &json!({"payload": "", "signature": ""})).await;
+        a.assert_error(401, ErrorCode::Unauthorized);
+        assert_eq!(env.counts().await, before);
+        env.server.shutdown().await;
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn expired_nonce_is_rejected() {
+    on_each_backend(|db| async move {
+        let env = Env::start(db, |c| c.nonce_ttl = Duration::from_millis(300)).await;
+        let order = env.order("o-1", 500, "EUR").await;
+        let dev = env.device("dev-1").await;
+        let ch = env.challenge(&order.client_token, &dev.id).await;
+        let (bytes, sig) = signed(&payload_for(&ch, &dev.id, 1), &dev);
+        tokio::time::sleep(Duration::from_millis(450)).await;
+        env.pay_rejected(
+            &order.client_token,
+            "k",
+            &bytes,
+            &sig,
+            403,
+            ErrorCode::NonceExpired,
+        )
+        .await;
+        env.server.shutdown().await;
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn nonce_for_another_order_is_rejected() {
+    on_each_backend(|db| async move {
+        let env = Env::start(db, |_| {}).await;
+        let a = env.order("o-a", 500, "EUR").await;
+        let b = env.order("o-b", 500, "EUR").await;
+        let dev = env.device("dev-1").await;
+        let other = env.device("dev-2").await;
+        let ch_a = env.challenge(&a.client_token, &dev.id).await;
+        let ch_b = env.challenge(&b.client_token, &dev.id).await;
+        // Order B, but with the nonce issued for order A.
+        let mut p = payload_for(&ch_b, &dev.id, 1);
+        p.nonce = ch_a.nonce;
+        p.evidence.challenges = facepay_core::checkout::protocol::challenges_for_nonce(&ch_a.nonce);
+        let (bytes, sig) = signed(&p, &dev);
+        env.pay_rejected(
+            &b.client_token,
+            "k1",
+            &bytes,
+            &sig,
+            403,
+            ErrorCode::NonceMismatch,
+        )
+        .await;
+        // A nonce issued to another device.
+        let ch_other = env.challenge(&b.client_token, &other.id).await;
+        let mut p = payload_for(&ch_other, &dev.id, 1);
+        p.device_id = dev.id.clone();
+        let (bytes, sig) = signed(&p, &dev);
+        env.pay_rejected(
+            &b.client_token,
+            "k2",
+            &bytes,
+            &sig,
+            403,
+            ErrorCode::NonceMismatch,
+        )
+        .await;
+        // A nonce never issued.
+        let mut p = payload_for(&ch_b, &dev.id, 1);
+        p.nonce = [7; 32];
+        p.evidence.challenges = facepay_core::checkout::protocol::challenges_for_nonce(&p.nonce);
+        let (bytes, sig) = signed(&p, &dev);
+        env.pay_rejected(
+            &b.client_token,
+            "k3",
+            &bytes,
+            &sig,
+            403,
+            ErrorCode::NonceUnknown,
+        )
+        .await;
+        env.server.shutdown().await;
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn amount_or_currency_changed_is_rejected() {
+    on_each_backend(|db| async move {
+        let env = Env::start(db, |c| c.lockout.max_failures = 100).await;
+        let order = env.order("o-1", 1999, "EUR").await;
+        let dev = env.device("dev-1").await;
+        let ch = env.challenge(&order.client_token, &dev.id).await;
+        let good = payload_for(&ch, &dev.id, 1);
+        let (bytes, sig) = signed(&good, &dev);
+
+        // Changed after signing: the signature no longer matches.
+        let mut cheaper = good.clone();
+        cheaper.order.amount_minor = 1;
+        env.pay_rejected(
+            &order.client_token,
+            "k1",
+            &cheaper.to_canonical_bytes(),
+            &sig,
+            403,
+            ErrorCode::BadSignature,
+        )
+        .await;
+        let mut usd = good.clone();
+        usd.order.currency = "USD".into();
+        env.pay_rejected(
+            &order.client_token,
+            "k2",
+            &usd.to_canonical_bytes(),
+            &sig,
+            403,
+            ErrorCode::BadSignature,
+        )
+        .await;
+
+        // Signed with a different amount / currency than the order: the device agreed to something else.
+        let (b, s) = signed(&cheaper, &dev);
+        env.pay_rejected(
+            &order.client_token,
+            "k3",
+            &b,
+            &s,
+            403,
+            ErrorCode::OrderMismatch,
+        )
+        .await;
+        let (b, s) = signed(&usd, &dev);
+        env.pay_rejected(
+            &order.client_token,
+            "k4",
+            &b,
+            &s,
+            403,
+            ErrorCode::OrderMismatch,
+        )
+        .await;
+
+        // The untouched payment still goes through.
+        assert_eq!(
+            env.pay(&order.client_token, "k5", &bytes, &sig)
+                .await
+                .status,
+            201
+        );
+        env.server.shutdown().await;
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn unknown_device_is_rejected() {
+    on_each_backend(|db| async move {
+        let env = Env::start(db, |_| {}).await;
+        let order = env.order("o-1", 500, "EUR").await;
+        let dev = env.device("dev-1").await;
+        let a = env
+            .post(
+                "/v1/checkout/challenge",
+                Some(&order.client_token),
+                &[],
+                &json!({"device_id": "ghost"}),
+            )
+            .await;
+        a.assert_error(403, ErrorCode::UnknownDevice);
+        let ch = env.challenge(&order.client_token, &dev.id).await;
+        let mut p = payload_for(&ch, "ghost", 1);
+        p.device_id = "ghost".into();
+        let (bytes, sig) = signed(&p, &dev);
+        env.pay_rejected(
+            &order.client_token,
+            "k",
+            &bytes,
+            &sig,
+            403,
+            ErrorCode::UnknownDevice,
+        )
+        .await;
+        env.server.shutdown().await;
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn malformed_oversized_and_truncated_bodies_are_rejected() {
+    on_each_backend(|db| async move {
+        let env = Env::start(db, |_| {}).await;
+        let order = env.order("o-1", 500, "EUR").await;
+        let dev = env.device("dev-1").await;
+        let ch = env.challenge(&order.client_token, &dev.id).await;
+        let (bytes, sig) = signed(&payload_for(&ch, &dev.id, 1), &dev);
+        let tok = Some(order.client_token.as_str());
+        let idem = [("Idempotency-Key", "k")];
+        let before = env.counts().await;
+        let full = serde_json::to_vec(&json!({"payload": b64_encode(&bytes), "signature": b64_encode(&sig)})).unwrap();
+
+        let cases: Vec<(Vec<u8>, u16, ErrorCode)> = vec![
+            (b"{not json".to_vec(), 400, ErrorCode::MalformedJson),
+            (full[..full.len() / 2].to_vec(), 400, ErrorCode::MalformedJson),
+            (Vec::new(), 400, ErrorCode::MalformedJson),
+            (b"[]".to_vec(), 400, ErrorCode::MalformedJson),
+            (br#"{"payload": "AAAA"}"#.to_vec(), 400, ErrorCode::MalformedJson),
+            (br#"{"payload": 1, "signature": 2}"#.to_vec(), 400, ErrorCode::MalformedJson),
+            (br#"{"payload": "", "signature": "", "extra": 1}"#.to_vec(), 400, ErrorCode::MalformedJson),
+            (br#"{"payload": "!!", "signature": "AA"}"#.to_vec(), 400, ErrorCode::MalformedPayload),
+            (vec![b' '; 70 * 1024], 413, ErrorCode::PayloadTooLarge),
+            (
+                serde_json::to_vec(&json!({"payload": b64_encode(&bytes[..bytes.len() - 3]), "signature": b64_encode(&sig)})).unwrap(),
+                400,
+                ErrorCode::MalformedPayload,
+            ),
+            (
+                serde_json::to_vec(&json!({"payload": b64_encode(&[bytes.as_slice(), b"x"].concat()), "signature": b64_encode(&sig)})).unwrap(),
+                400,
+                ErrorCode::MalformedPayload,
+            ),
+            (
+                serde_json::to_vec(&json!({"payload": b64_encode(b"FPAY\x02"), "signature": b64_encode(&sig)})).unwrap(),
+                400,
+                ErrorCode::MalformedPayload,
+            ),
+        ];
+        for (body, status, code) in cases {
+            let a = env.post_raw("/v1/checkout/pay", tok, &idem, "application/json", body).await;
+            a.assert_error(status, code);
+        }
+        // Other routes map their framework rejections the same way.
+        env.post_raw("/v1/orders", Some(&env.merchant.api_key), &[], "application/json", b"{".to_vec()).await
+            .assert_error(400, ErrorCode::MalformedJson);
+        env.post_raw("/v1/devices", None, &[], "application/json", vec![b'x'; 100_000]).await
+            .assert_error(413, ErrorCode::PayloadTooLarge);
+        let bad_currency = json!({"order_id": "o-2", "amount_minor": 1, "currency": "eur", "items_digest": b64_encode(&[0; 32])});
+        env.post("/v1/orders", Some(&env.merchant.api_key), &[], &bad_currency).await
+            .assert_error(400, ErrorCode::InvalidRequest);
+        // Idempotency key missing or invalid.
+        let body: serde_json::Value = serde_json::from_slice(&full).unwrap();
+        env.post("/v1/checkout/pay", tok, &[], &body).await.assert_error(400, ErrorCode::InvalidIdempotencyKey);
+        env.post("/v1/checkout/pay", tok, &[("Idempotency-Key", "has space")], &body).await
+            .assert_error(400, ErrorCode::InvalidIdempotencyKey);
+        assert_eq!(env.counts().await, before);
+        // And the server still works.
+        assert_eq!(env.pay(&order.client_token, "k", &bytes, &sig).await.status, 201);
+        env.server.shutdown().await;
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn wrong_content_type_is_rejected() {
+    on_each_backend(|db| async move {
+        let env = Env::start(db, |_| {}).await;
+        let order = env.order("o-1", 500, "EUR").await;
+        let before = env.counts().await;
+        for ct in [
+            "text/plain",
+            "application/x-www-form-urlencoded",
+            "application/jsonx",
+        ] {
+            let a = env
+                .post_raw(
+                    "/v1/checkout/pay",
+                    Some(&order.client_token),
+                    &[("Idempotency-Key", "k")],
+                    ct,
+                    b"{}".to_vec(),
+                )
+                .await;
+            a.assert_error(415, ErrorCode::UnsupportedMediaType);
+        }
+        let a = env
+            .post_raw(
+                "/v1/orders",
+                Some(&env.merchant.api_key),
+                &[],
+                "text/plain",
+                b"{}".to_vec(),
+            )
+            .await;
+        a.assert_error(415, ErrorCode::UnsupportedMediaType);
+        assert_eq!(env.counts().await, before);
+        env.server.shutdown().await;
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn idempotency_conflict_and_replay() {
+    on_each_backend(|db| async move {
+        let env = Env::start(db, |_| {}).await;
+        let dev = env.device("dev-1").await;
+        let order = env.order("o-1", 500, "EUR").await;
+        let ch = env.challenge(&order.client_token, &dev.id).await;
+        let (bytes, sig) = signed(&payload_for(&ch, &dev.id, 1), &dev);
+        let first = env.pay(&order.client_token, "same-key", &bytes, &sig).await;
+        assert_eq!(first.status, 201);
+        let after_first = env.counts().await;
+
+        // Same key, same body: the original response, byte for byte, and nothing new stored.
+        let replay = env.pay(&order.client_token, "same-key", &bytes, &sig).await;
+        assert_eq!((replay.status, &replay.bytes), (first.status, &first.bytes));
+        assert_eq!(env.counts().await, after_first);
+
+        // Same key, different body (a new signature of the same payload is a different body).
+        let sig2 = dev.signer_sign(&bytes);
+        assert_ne!(sig2, sig);
+        env.pay_rejected(
+            &order.client_token,
+            "same-key",
+            &bytes,
+            &sig2,
+            409,
+            ErrorCode::IdempotencyConflict,
+        )
+        .await;
+
+        // A fresh key with the spent nonce is not a replay: the nonce is used.
+        env.pay_rejected(
+            &order.client_token,
+            "other-key",
+            &bytes,
+            &sig,
+            409,
+            ErrorCode::NonceReused,
+        )
+        .await;
+        let metrics = String::from_utf8(env.get("/metrics").await.bytes).unwrap();
+        assert!(
+            metrics.contains("facepay_idempotent_replays_total 1"),
+            "{metrics}"
+        );
+        env.server.shutdown().await;
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn concurrent_identical_requests_record_once() {
+    on_each_backend(|db| async move {
+        let env = Env::start(db, |_| {}).await;
+        let dev = env.device("dev-1").await;
+        let order = env.order("o-1", 500, "EUR").await;
+        let ch = env.challenge(&order.client_token, &dev.id).await;
+        let (bytes, sig) = signed(&payload_for(&ch, &dev.id, 1), &dev);
+        let answers = join_all(
+            (0..8)
+                .map(|_| env.pay(&order.client_token, "dup-key", &bytes, &sig))
+                .collect(),
+        )
+        .await;
+        let bodies: std::collections::HashSet<_> =
+            answers.iter().map(|a| a.bytes.clone()).collect();
+        assert!(
+            answers.iter().all(|a| a.status == 201),
+            "{:?}",
+            answers.iter().map(|a| a.status).collect::<Vec<_>>()
+        );
+        assert_eq!(bodies.len(), 1, "every retry must see the same receipt");
+        assert_eq!(env.counts().await.payments, 1);
+        env.server.shutdown().await;
+    })
+    .await;
+}
+
+/// Polls all futures concurrently on this task and returns their outputs in order.
+async fn join_all<F: std::future::Future>(futures: Vec<F>) -> Vec<F::Output> {
+    let mut pinned: Vec<_> = futures.into_iter().map(Box::pin).collect();
+    let mut results: Vec<Option<F::Output>> = (0..pinned.len()).map(|_| None).collect();
+    std::future::poll_fn(|cx| {
+        let mut pending = false;
+        for (f, r) in pinned.iter_mut().zip(results.iter_mut()) {
+            if r.is_none() {
+                match f.as_mut().poll(cx) {
+                    std::task::Poll::Ready(v) => *r = Some(v),
+                    std::task::Poll::Pending => pending = true,
+                }
+            }
+        }
+        if pending {
+            std::task::Poll::Pending
+        } else {
+            std::task::Poll::Ready(())
+        }
+    })
+    .await;
+    results
+        .into_iter()
+        .map(|r| r.expect("all futures finished"))
+        .collect()
+}
+
+#[tokio::test]
+async fn evidence_must_match_the_nonce_and_be_live() {
+    on_each_backend(|db| async move {
+        let env = Env::start(db, |c| c.lockout.max_failures = 100).await;
+        let dev = env.device("dev-1").await;
+        let order = env.order("o-1", 500, "EUR").await;
+        let ch = env.challenge(&order.client_token, &dev.id).await;
+        let mut p = payload_for(&ch, &dev.id, 1);
+        p.evidence.challenges = vec![Challenge::Blink; 3];
+        if p.evidence.challenges == ch.challenges {
+            p.evidence.challenges = vec![Challenge::TurnLeft; 2];
+        }
+        let (b, s) = signed(&p, &dev);
+        env.pay_rejected(
+            &order.client_token,
+            "k1",
+            &b,
+            &s,
+            403,
+            ErrorCode::ChallengeMismatch,
+        )
+        .await;
+        let mut p: PaymentPayload = payload_for(&ch, &dev.id, 1);
+        p.evidence.liveness = LivenessVerdict::Spoof;
+        let (b, s) = signed(&p, &dev);
+        env.pay_rejected(
+            &order.client_token,
+            "k2",
+            &b,
+            &s,
+            403,
+            ErrorCode::LivenessFailed,
+        )
+        .await;
+        env.server.shutdown().await;
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn device_registration_rules() {
+    on_each_backend(|db| async move {
+        let env = Env::start(db, |_| {}).await;
+        let _dev = env.device("dev-1").await;
+        let enrol = env.post("/v1/enrollments", Some(&env.merchant.api_key), &[], &json!({"account_id": "a"})).await.json();
+        let token = enrol["enrollment_token"].as_str().unwrap().to_owned();
+        let key = b64_encode(&{
+            let mut k = vec![4u8];
+            k.extend([1u8; 64]);
+            k
+        });
+        // Same device id again.
+        let a = env.post("/v1/devices", None, &[], &json!({"enrollment_token": token, "device_id": "dev-1", "public_key": key})).await;
+        a.assert_error(409, ErrorCode::DeviceExists);
+        // A key of the wrong shape.
+        let a = env.post("/v1/devices", None, &[], &json!({"enrollment_token": token, "device_id": "dev-2", "public_key": b64_encode(&[4u8; 33])})).await;
+        a.assert_error(400, ErrorCode::InvalidRequest);
+        // Unknown token.
+        let a = env.post("/v1/devices", None, &[], &json!({"enrollment_token": "fpe_x", "device_id": "dev-3", "public_key": key})).await;
+        a.assert_error(401, ErrorCode::InvalidEnrollmentToken);
+        // The token works once.
+        let a = env.post("/v1/devices", None, &[], &json!({"enrollment_token": token, "device_id": "dev-4", "public_key": key})).await;
+        assert_eq!(a.status, 201);
+        let a = env.post("/v1/devices", None, &[], &json!({"enrollment_token": token, "device_id": "dev-5", "public_key": key})).await;
+        a.assert_error(401, ErrorCode::InvalidEnrollmentToken);
+        env.server.shutdown().await;
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn health_metrics_and_fallbacks_use_the_error_shape() {
+    on_each_backend(|db: Backend| async move {
+        let name = db.name();
+        let env = Env::start(db, |_| {}).await;
+        let h = env.get("/healthz").await;
+        assert_eq!(h.status, 200);
+        assert_eq!(
+            h.json(),
+            json!({"status": "ok", "backend": name, "protocol": "v1"})
+        );
+        env.get("/nope")
+            .await
+            .assert_error(404, ErrorCode::NotFound);
+        env.get("/v1/checkout/pay")
+            .await
+            .assert_error(405, ErrorCode::MethodNotAllowed);
+        let m = env.get("/metrics").await;
+        assert_eq!(m.status, 200);
+        let text = String::from_utf8(m.bytes).unwrap();
+        assert!(
+            text.contains("facepay_http_requests_total{route=\"/healthz\",status=\"200\"} 1"),
+            "{text}"
+        );
+        assert!(
+            text.contains("facepay_rejections_total{code=\"not_found\"} 1"),
+            "{text}"
+        );
+        env.server.shutdown().await;
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn postgres_is_tested_in_ci() {
+    let configured = std::env::var(common::PG_ENV).is_ok_and(|v| !v.is_empty());
+    let ci = std::env::var("CI").is_ok_and(|v| v == "true");
+    if ci {
+        assert!(
+            configured,
+            "CI=true but {} is unset: scripts/test.d/20-postgres.sh must start PostgreSQL",
+            common::PG_ENV
+        );
+    } else if !configured {
+        eprintln!(
+            "note: {} is not set: PostgreSQL was NOT tested (run ./scripts/test.sh to test it)",
+            common::PG_ENV
+        );
+    }
+    if configured {
+        let pg = common::postgres().await.expect("postgres database");
+        let env = Env::start(pg, |_| {}).await;
+        assert_eq!(env.get("/healthz").await.json()["backend"], "postgres");
+        env.server.shutdown().await;
+    }
+}
