@@ -1,1 +1,142 @@
-//! embed stage (being written).
+//! Face embedding: MobileFaceNet on the aligned 112×112 crop (preprocessing from the manifest: RGB
+//! `(x − 127.5) / 128`), output scaled to unit length. Optionally averages with the embedding of the mirrored crop (flip-averaging).
+
+use super::VisionError;
+use super::align::{ALIGNED_SIZE, alignment, mirrored};
+use super::image::{Affine, RgbImage};
+use super::landmarks::Landmarks;
+use super::model::ModelEntry;
+use super::runner::{Runner, ensure_image};
+
+/// Side of the model input (the aligned crop).
+const INPUT: usize = ALIGNED_SIZE as usize;
+
+/// A unit-length face embedding; compare two with [`Embedding::similarity`].
+#[derive(Clone, Debug, PartialEq)]
+pub struct Embedding {
+    /// The components (unit Euclidean norm).
+    pub values: Vec<f32>,
+}
+
+impl Embedding {
+    /// Scales `values` to unit length; `None` when they are all zero or not finite.
+    pub fn from_raw(mut values: Vec<f32>) -> Option<Self> {
+        let norm = values.iter().map(|v| v * v).sum::<f32>().sqrt();
+        if !(norm.is_finite() && norm > f32::EPSILON) {
+            return None;
+        }
+        values.iter_mut().for_each(|v| *v /= norm);
+        Some(Self { values })
+    }
+
+    /// Cosine similarity in `-1..=1` (the dot product of two unit vectors); 0 when the lengths differ.
+    pub fn similarity(&self, other: &Embedding) -> f32 {
+        if self.values.len() != other.values.len() {
+            return 0.0;
+        }
+        self.values
+            .iter()
+            .zip(&other.values)
+            .map(|(a, b)| a * b)
+            .sum()
+    }
+}
+
+/// The MobileFaceNet embedder: one tract plan and its input buffer, built once.
+#[derive(Debug)]
+pub struct Embedder {
+    runner: Runner,
+    flip_average: bool,
+    sum: Vec<f32>,
+}
+
+impl Embedder {
+    /// Builds the embedder from its manifest entry and the model bytes (sha256-checked before parsing).
+    pub fn new(entry: &ModelEntry, bytes: &[u8]) -> Result<Self, VisionError> {
+        Ok(Self {
+            runner: Runner::load(entry, bytes)?.expect_input(INPUT, INPUT)?,
+            flip_average: false,
+            sum: Vec::new(),
+        })
+    }
+
+    /// When on, each embedding is the normalised sum of the crop's and the mirrored crop's (two inferences).
+    pub fn set_flip_average(&mut self, on: bool) {
+        self.flip_average = on;
+    }
+
+    /// Whether flip-averaging is on.
+    pub fn flip_average(&self) -> bool {
+        self.flip_average
+    }
+
+    /// Embeds the face whose mesh is `landmarks`: 5-point alignment to the ArcFace template, then the model.
+    pub fn run(
+        &mut self,
+        image: &RgbImage,
+        landmarks: &Landmarks,
+    ) -> Result<Embedding, VisionError> {
+        ensure_image(image)?;
+        let map = alignment(landmarks).ok_or_else(|| {
+            VisionError::InvalidFrame("face landmarks are degenerate: cannot align".into())
+        })?;
+        self.run_aligned(image, &map)
+    }
+
+    /// Embeds the face that `to_src` (continuous dst→src map from the 112×112 crop) brings onto the template.
+    pub fn run_aligned(
+        &mut self,
+        image: &RgbImage,
+        to_src: &Affine,
+    ) -> Result<Embedding, VisionError> {
+        ensure_image(image)?;
+        self.sum.clear();
+        self.accumulate(image, to_src)?;
+        if self.flip_average {
+            self.accumulate(image, &mirrored(to_src, ALIGNED_SIZE as f32))?;
+        }
+        Embedding::from_raw(self.sum.clone())
+            .ok_or_else(|| self.runner.error("embedding is zero or not finite"))
+    }
+
+    /// Runs the model on one crop and adds its unit-normalised output to `self.sum`.
+    fn accumulate(&mut self, image: &RgbImage, to_src: &Affine) -> Result<(), VisionError> {
+        let outputs = self.runner.run(image, to_src)?;
+        let Some(value) = outputs.first() else {
+            return Err(self.runner.error("the model produced no output"));
+        };
+        let raw = self.runner.output(value)?;
+        let norm = raw.iter().map(|v| v * v).sum::<f32>().sqrt();
+        if !(norm.is_finite() && norm > f32::EPSILON) {
+            return Err(self.runner.error("embedding is zero or not finite"));
+        }
+        if self.sum.is_empty() {
+            self.sum.resize(raw.len(), 0.0);
+        }
+        if self.sum.len() != raw.len() {
+            return Err(self.runner.error("embedding length changed between runs"));
+        }
+        self.sum
+            .iter_mut()
+            .zip(raw)
+            .for_each(|(s, v)| *s += v / norm);
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn embeddings_are_unit_length_and_compare_by_cosine() {
+        let a = Embedding::from_raw(vec![3.0, 4.0]).unwrap();
+        assert!((a.values[0] - 0.6).abs() < 1e-6 && (a.values[1] - 0.8).abs() < 1e-6);
+        let b = Embedding::from_raw(vec![-4.0, 3.0]).unwrap();
+        assert!(a.similarity(&b).abs() < 1e-6);
+        assert!((a.similarity(&a) - 1.0).abs() < 1e-6);
+        assert_eq!(a.similarity(&Embedding::from_raw(vec![1.0]).unwrap()), 0.0);
+        assert!(Embedding::from_raw(vec![0.0, 0.0]).is_none());
+        assert!(Embedding::from_raw(vec![f32::NAN, 1.0]).is_none());
+    }
+}

@@ -1,0 +1,451 @@
+//! The vision stages on real data from `../shared` (env `FACEPAY_SHARED`): detection rate and face count on the
+//! clips, mesh inside the face, yaw sign across a head turn, eye openness on blinks, embeddings on LFW pairs,
+//! MiniFASNet on the live/attack stills, and typed errors for tampered models and unusable images.
+
+use std::path::{Path, PathBuf};
+
+use facepay_core::vision::VisionError;
+use facepay_core::vision::align::five_points;
+use facepay_core::vision::antispoof::AntiSpoof;
+use facepay_core::vision::detect::{Detector, Face};
+use facepay_core::vision::embed::Embedder;
+use facepay_core::vision::frame::decode_file;
+use facepay_core::vision::image::{Rect, RgbImage};
+use facepay_core::vision::landmarks::{FaceMesh, Roi};
+use facepay_core::vision::model::{ModelManifest, default_models_dir, read_model_file};
+use facepay_core::vision::pipeline::{
+    DETECTOR_MODEL, EMBEDDER_MODEL, MESH_MODEL, Tracking, Vision,
+};
+
+/// The shared development data directory; panics with what is missing.
+fn shared() -> PathBuf {
+    let dir = std::env::var_os("FACEPAY_SHARED")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("../../shared"));
+    assert!(
+        dir.join("data").is_dir(),
+        "shared development data not found at {} (set FACEPAY_SHARED to the directory holding data/clips, \
+         data/lfw-view1, data/stills and models/)",
+        dir.display()
+    );
+    dir
+}
+
+fn require(path: PathBuf) -> PathBuf {
+    assert!(
+        path.exists(),
+        "missing shared data: {} (see ../shared/README.md)",
+        path.display()
+    );
+    path
+}
+
+fn manifest() -> ModelManifest {
+    ModelManifest::load(&default_models_dir()).expect("models/manifest.toml")
+}
+
+fn model(
+    manifest: &ModelManifest,
+    name: &str,
+) -> (facepay_core::vision::model::ModelEntry, Vec<u8>) {
+    let entry = manifest.entry(name).expect("manifest entry").clone();
+    let bytes = read_model_file(&default_models_dir(), &entry).expect("committed model file");
+    (entry, bytes)
+}
+
+fn detector() -> Detector {
+    let m = manifest();
+    let (e, b) = model(&m, DETECTOR_MODEL);
+    Detector::new(&e, &b).expect("detector loads")
+}
+
+fn face_mesh() -> FaceMesh {
+    let m = manifest();
+    let (e, b) = model(&m, MESH_MODEL);
+    FaceMesh::new(&e, &b).expect("face mesh loads")
+}
+
+fn vision() -> Vision {
+    let antispoof = shared().join("models");
+    Vision::load(&default_models_dir(), Some(&antispoof)).expect("vision pipeline loads")
+}
+
+/// The frames of a clip, in order.
+fn clip(name: &str) -> Vec<RgbImage> {
+    let dir = require(shared().join("data/clips").join(name));
+    let mut files: Vec<_> = std::fs::read_dir(&dir)
+        .expect("clip directory")
+        .map(|e| e.expect("dir entry").path())
+        .filter(|p| p.extension().is_some_and(|x| x == "jpg"))
+        .collect();
+    files.sort();
+    assert!(!files.is_empty(), "clip {} has no frames", dir.display());
+    files
+        .iter()
+        .map(|f| decode_file(f).expect("clip frame decodes"))
+        .collect()
+}
+
+fn inside(r: &Rect, p: (f32, f32), margin: f32) -> bool {
+    p.0 >= r.x - margin
+        && p.0 <= r.x + r.w + margin
+        && p.1 >= r.y - margin
+        && p.1 <= r.y + r.h + margin
+}
+
+#[test]
+fn clips_have_one_face_in_almost_every_frame_with_the_mesh_on_it() {
+    let mut det = detector();
+    let mut mesh = face_mesh();
+    for name in ["live-blink-7", "live-turning", "replay-phone"] {
+        let frames = clip(name);
+        let (mut found, mut single) = (0usize, 0usize);
+        for (i, frame) in frames.iter().enumerate() {
+            let faces = det.run(frame).expect("detector runs");
+            assert!(
+                faces.len() <= 1,
+                "{name} frame {}: {} faces, expected one: {faces:?}",
+                i + 1,
+                faces.len()
+            );
+            let Some(face) = faces.first() else { continue };
+            found += 1;
+            single += usize::from(faces.len() == 1);
+            let lm = mesh.run(frame, &Roi::from_face(face)).expect("mesh runs");
+            assert!(
+                lm.presence > 0.5,
+                "{name} frame {}: mesh presence {}",
+                i + 1,
+                lm.presence
+            );
+            for (k, p) in five_points(&lm).iter().enumerate() {
+                assert!(
+                    inside(&face.rect, *p, 0.0),
+                    "{name} frame {}: point {k} {p:?} outside {:?}",
+                    i + 1,
+                    face.rect
+                );
+            }
+            let roi = Roi::from_face(face);
+            let half = roi.size * std::f32::consts::FRAC_1_SQRT_2;
+            let region = Rect {
+                x: roi.cx - half,
+                y: roi.cy - half,
+                w: 2.0 * half,
+                h: 2.0 * half,
+            };
+            assert!(
+                lm.points.iter().all(|p| inside(&region, (p[0], p[1]), 0.0)),
+                "{name} frame {}",
+                i + 1
+            );
+        }
+        let rate = found as f32 / frames.len() as f32;
+        eprintln!(
+            "{name}: face found in {found}/{} frames ({:.1} %), exactly one in {single}",
+            frames.len(),
+            rate * 100.0
+        );
+        assert!(
+            rate >= 0.98,
+            "{name}: face found in only {:.1} % of frames (need ≥ 98 %)",
+            rate * 100.0
+        );
+    }
+}
+
+#[test]
+fn yaw_changes_sign_while_the_head_turns_and_tracking_keeps_the_face() {
+    let mut v = vision();
+    let frames = clip("live-turning");
+    let (mut yaws, mut tracked) = (Vec::new(), 0usize);
+    for (i, frame) in frames.iter().enumerate() {
+        let a = v.analyze(frame).expect("analyze");
+        let p = a
+            .primary
+            .unwrap_or_else(|| panic!("live-turning frame {}: no face", i + 1));
+        assert_eq!(
+            a.faces.len(),
+            1,
+            "live-turning frame {}: {:?}",
+            i + 1,
+            a.faces
+        );
+        assert!(
+            a.quality.face_size_px > 50.0 && a.quality.brightness > 10.0,
+            "frame {}: {:?}",
+            i + 1,
+            a.quality
+        );
+        tracked += usize::from(!a.detected);
+        yaws.push(p.pose.yaw);
+    }
+    let (min, max) = yaws
+        .iter()
+        .fold((f32::MAX, f32::MIN), |(lo, hi), &y| (lo.min(y), hi.max(y)));
+    eprintln!(
+        "live-turning: yaw from {min:.1}° to {max:.1}°, {tracked}/{} frames tracked",
+        frames.len()
+    );
+    eprintln!(
+        "yaw per frame: {:?}",
+        yaws.iter().map(|y| y.round() as i32).collect::<Vec<_>>()
+    );
+    assert!(
+        min < -15.0 && max > 15.0,
+        "yaw should swing both ways: {min:.1}° .. {max:.1}°"
+    );
+    assert!(
+        tracked > frames.len() / 2,
+        "tracking should skip the detector on most frames: {tracked}"
+    );
+}
+
+#[test]
+fn eye_openness_drops_on_blinks() {
+    let mut v = vision();
+    let frames = clip("live-blink-7");
+    let openness: Vec<f32> = frames
+        .iter()
+        .map(|f| {
+            v.analyze(f)
+                .expect("analyze")
+                .primary
+                .expect("a face on every blink frame")
+                .eyes
+                .mean()
+        })
+        .collect();
+    eprintln!(
+        "openness: {:?}",
+        openness
+            .iter()
+            .map(|o| (o * 100.0).round() as i32)
+            .collect::<Vec<_>>()
+    );
+    let mut sorted = openness.clone();
+    sorted.sort_by(f32::total_cmp);
+    let median = sorted[sorted.len() / 2];
+    // clip.json: blinks at source frames ~50, 85, 113, 143, 178, 206, 239 at 30 fps → clip frames (15 fps, 1-based)
+    // ~25, 43, 57, 72, 89, 103, 120: the minimum within ±3 frames of each must be well below the open level.
+    let mut closed = 0;
+    for source in [50usize, 85, 113, 143, 178, 206, 239] {
+        let centre = source / 2;
+        let window = &openness[centre.saturating_sub(4)..(centre + 3).min(openness.len())];
+        let low = window.iter().copied().fold(f32::MAX, f32::min);
+        eprintln!(
+            "blink near clip frame {}: min openness {low:.2} (median {median:.2})",
+            centre + 1
+        );
+        closed += usize::from(low < 0.6 * median);
+    }
+    assert!(
+        median > 0.6,
+        "open eyes should read about 1, median {median:.2}"
+    );
+    assert!(closed >= 5, "only {closed} of 7 blinks show closed eyes");
+}
+
+/// Reads `pairsDevTest.txt`: the first `n` same-person pairs.
+fn lfw_same_pairs(n: usize) -> Vec<(PathBuf, PathBuf)> {
+    let root = require(shared().join("data/lfw-view1"));
+    let text = std::fs::read_to_string(require(root.join("pairsDevTest.txt"))).expect("pair list");
+    let image = |name: &str, i: &str| {
+        root.join("images")
+            .join(name)
+            .join(format!("{name}_{:04}.jpg", i.parse::<u32>().unwrap()))
+    };
+    text.lines()
+        .skip(1)
+        .map(|l| l.split('\t').collect::<Vec<_>>())
+        .filter(|f| f.len() == 3)
+        .take(n)
+        .map(|f| (image(f[0], f[1]), image(f[0], f[2])))
+        .collect()
+}
+
+#[test]
+fn embeddings_are_unit_norm_and_closer_for_the_same_person() {
+    let mut v = vision();
+    let mut embed = |path: &Path| {
+        let img = decode_file(path).expect("LFW image decodes");
+        let a = v.analyze(&img).expect("analyze");
+        let p = a
+            .primary
+            .unwrap_or_else(|| panic!("no face in {}", path.display()));
+        v.reset();
+        let e = v.embed_face(&img, &p.landmarks).expect("embedding");
+        let norm = e.values.iter().map(|x| x * x).sum::<f32>().sqrt();
+        assert!((norm - 1.0).abs() < 1e-4, "embedding norm {norm}");
+        assert_eq!(e.values.len(), 192);
+        e
+    };
+    let pairs = lfw_same_pairs(8);
+    let embeddings: Vec<_> = pairs.iter().map(|(a, b)| (embed(a), embed(b))).collect();
+    for (i, (a, b)) in embeddings.iter().enumerate() {
+        let same = a.similarity(b);
+        // Impostor: the first image of the next pair's person.
+        let other = &embeddings[(i + 1) % embeddings.len()].0;
+        let diff = a.similarity(other);
+        eprintln!(
+            "{}: same {same:.3}, different {diff:.3}",
+            pairs[i].0.display()
+        );
+        assert!(
+            same > diff,
+            "same person {same:.3} not closer than a different person {diff:.3}"
+        );
+    }
+    // Flip-averaging keeps the embedding unit-norm and close to the plain one.
+    let img = decode_file(&pairs[0].0).expect("decode");
+    let lm = v
+        .analyze(&img)
+        .expect("analyze")
+        .primary
+        .expect("face")
+        .landmarks;
+    let plain = v.embed_face(&img, &lm).expect("embedding");
+    v.embedder_mut().set_flip_average(true);
+    let flipped = v.embed_face(&img, &lm).expect("flip-averaged embedding");
+    let norm = flipped.values.iter().map(|x| x * x).sum::<f32>().sqrt();
+    assert!((norm - 1.0).abs() < 1e-4 && plain.similarity(&flipped) > 0.8 && plain != flipped);
+}
+
+/// `image` turned by `quarter_turns` × 90° clockwise.
+fn rotate(image: &RgbImage, quarter_turns: u32) -> RgbImage {
+    let mut img = image.clone();
+    for _ in 0..quarter_turns % 4 {
+        let (w, h) = (img.width as usize, img.height as usize);
+        let mut data = vec![0u8; img.data.len()];
+        for y in 0..h {
+            for x in 0..w {
+                // Source (x, y) lands at (h − 1 − y, x) in the h×w result.
+                let (dx, dy) = (h - 1 - y, x);
+                let (s, d) = (3 * (y * w + x), 3 * (dy * h + dx));
+                data[d..d + 3].copy_from_slice(&img.data[s..s + 3]);
+            }
+        }
+        img = RgbImage {
+            width: h as u32,
+            height: w as u32,
+            data,
+        };
+    }
+    img
+}
+
+/// The still upright (the rotation whose best face scores highest) and that face.
+fn upright_face(det: &mut Detector, path: &Path) -> (RgbImage, Face) {
+    let img = decode_file(path).expect("still decodes");
+    (0..4)
+        .filter_map(|q| {
+            let r = rotate(&img, q);
+            let face = det.run(&r).expect("detector").first().copied()?;
+            Some((r, face))
+        })
+        .max_by(|a, b| a.1.score.total_cmp(&b.1.score))
+        .unwrap_or_else(|| panic!("no face in any rotation of {}", path.display()))
+}
+
+#[test]
+fn minifasnet_scores_live_stills_above_attacks() {
+    let dir = shared();
+    let m = manifest();
+    let mut spoof = AntiSpoof::load(&m, &require(dir.join("models")))
+        .expect("anti-spoof models load")
+        .expect("both MiniFASNet files are in shared/models");
+    assert_eq!(spoof.model_count(), 2);
+    let mut det = detector();
+    let mut score = |file: &str| {
+        let (img, face) = upright_face(&mut det, &require(dir.join("data/stills").join(file)));
+        let s = spoof.run(&img, &face.rect).expect("anti-spoof runs");
+        eprintln!("{file}: real-face score {s:.3}");
+        s
+    };
+    let live = [score("image_T1.jpg"), score("image_T2_from_c3e2048f.jpg")];
+    let attacks = [score("image_F1.jpg"), score("image_F2.jpg")];
+    let worst_live = live.iter().copied().fold(f32::MAX, f32::min);
+    let best_attack = attacks.iter().copied().fold(f32::MIN, f32::max);
+    assert!(
+        worst_live > best_attack,
+        "live {live:?} should all score above attacks {attacks:?}"
+    );
+    assert!(
+        worst_live > 0.5 && best_attack < 0.5,
+        "live {live:?}, attacks {attacks:?}"
+    );
+}
+
+#[test]
+fn tampered_models_and_unusable_images_are_typed_errors() {
+    let m = manifest();
+    let (entry, mut bytes) = model(&m, DETECTOR_MODEL);
+    let last = bytes.len() - 1;
+    bytes[last] ^= 0x5a;
+    match Detector::new(&entry, &bytes) {
+        Err(VisionError::ModelHash {
+            name,
+            expected,
+            actual,
+        }) => {
+            assert_eq!(name, DETECTOR_MODEL);
+            assert_eq!(expected, entry.onnx_sha256);
+            assert_ne!(actual, expected);
+        }
+        other => panic!("expected ModelHash, got {other:?}"),
+    }
+    // The right bytes under another model's entry: refused by hash too, never fed to the wrong stage.
+    let (embed_entry, _) = model(&m, EMBEDDER_MODEL);
+    let (_, mesh_bytes) = model(&m, MESH_MODEL);
+    assert!(matches!(
+        Embedder::new(&embed_entry, &mesh_bytes),
+        Err(VisionError::ModelHash { .. })
+    ));
+    let v2 = m
+        .entry("minifasnet_v2")
+        .expect("manifest lists MiniFASNet V2");
+    assert!(matches!(
+        AntiSpoof::from_models(&[(v2, b"not a model".as_slice())]),
+        Err(VisionError::ModelHash { .. })
+    ));
+    // No anti-spoof files in a directory: the core runs without them.
+    let empty = std::env::temp_dir().join(format!("facepay-no-antispoof-{}", std::process::id()));
+    std::fs::create_dir_all(&empty).expect("temp dir");
+    assert!(
+        AntiSpoof::load(&m, &empty)
+            .expect("absent models are not an error")
+            .is_none()
+    );
+
+    let mut v = vision();
+    for bad in [
+        RgbImage {
+            width: 0,
+            height: 0,
+            data: vec![],
+        },
+        RgbImage {
+            width: 4,
+            height: 4,
+            data: vec![0; 10],
+        },
+    ] {
+        assert!(
+            matches!(v.analyze(&bad), Err(VisionError::InvalidFrame(_))),
+            "{bad:?}"
+        );
+    }
+    // A blank frame is valid input with no face in it.
+    let blank = RgbImage {
+        width: 64,
+        height: 48,
+        data: vec![128; 64 * 48 * 3],
+    };
+    let a = v.analyze(&blank).expect("blank frame analyses");
+    assert!(a.faces.is_empty() && a.primary.is_none() && a.detected);
+    v.set_tracking(Tracking {
+        redetect_every: 1,
+        min_presence: 0.5,
+    });
+    assert!(v.analyze(&blank).expect("blank frame").detected);
+}
