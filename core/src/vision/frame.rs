@@ -1,1 +1,534 @@
-//! frame stage (being written).
+//! Camera frames in, upright RGB out — converted once.
+//!
+//! A [`Frame`] borrows the camera's buffer as it is delivered (RGB8, BGRA8 from iOS, NV21 or YUV_420_888 planes
+//! from Android, or encoded JPEG/PNG) with its row strides, the rotation that makes it upright and a mirror flag.
+//! [`Frame::to_rgb_into`] converts it in **one pass** — pixel format, rotation and mirror together — into a reused
+//! [`RgbImage`], so a steady stream of frames of one size allocates nothing.
+//!
+//! Every size, stride and buffer length is checked with overflow-checked arithmetic before any pixel is read; a
+//! mismatch is a [`VisionError::InvalidFrame`] that says what was expected and what was given.
+//!
+//! Colour: YUV is converted with **BT.601 full range** (Y, U, V all 0..255, chroma centred on 128), which is what
+//! Android cameras deliver (JFIF-style YUV, the same matrix JPEG uses):
+//! `R = Y + 1.402 (V−128)`, `G = Y − 0.344136 (U−128) − 0.714136 (V−128)`, `B = Y + 1.772 (U−128)`,
+//! in 16.16 fixed point, clamped to 0..255.
+
+use std::io::Cursor;
+use std::path::Path;
+
+use super::VisionError;
+use super::image::{RgbImage, packed_len};
+
+/// Smallest accepted side, in pixels, of a frame (before rotation) or decoded image: anything smaller cannot hold a
+/// face the detector (128×128 input) could find, and 1×1 / 0×0 buffers are always a caller bug.
+pub const MIN_SIDE: u32 = 32;
+/// Largest accepted side, in pixels (8K): bounds memory use for both raw frames and decoded images.
+pub const MAX_SIDE: u32 = 8192;
+/// Upper bound on the decoder's allocations for an encoded image.
+pub const MAX_DECODE_BYTES: u64 = 512 * 1024 * 1024;
+
+/// Clockwise rotation that turns the buffer upright (Android's `ImageInfo.rotationDegrees`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+pub enum Rotation {
+    /// Already upright.
+    #[default]
+    R0,
+    /// Rotate 90° clockwise.
+    R90,
+    /// Rotate 180°.
+    R180,
+    /// Rotate 270° clockwise (90° counter-clockwise).
+    R270,
+}
+
+impl Rotation {
+    /// From degrees (any multiple of 90, negative allowed); anything else is an [`VisionError::InvalidFrame`].
+    pub fn from_degrees(degrees: i32) -> Result<Self, VisionError> {
+        match degrees.rem_euclid(360) {
+            0 => Ok(Self::R0),
+            90 => Ok(Self::R90),
+            180 => Ok(Self::R180),
+            270 => Ok(Self::R270),
+            _ => Err(VisionError::InvalidFrame(format!(
+                "rotation {degrees}° is not a multiple of 90"
+            ))),
+        }
+    }
+
+    /// Whether width and height swap.
+    fn is_quarter(self) -> bool {
+        matches!(self, Self::R90 | Self::R270)
+    }
+}
+
+/// The pixel buffer of a frame, borrowed as the camera delivers it. Strides are in bytes.
+#[derive(Clone, Copy, Debug)]
+pub enum Pixels<'a> {
+    /// Packed R, G, B bytes; `stride` ≥ 3·width bytes per row.
+    Rgb8 {
+        /// The buffer (the last row may omit its padding).
+        data: &'a [u8],
+        /// Bytes from one row to the next.
+        stride: usize,
+    },
+    /// Packed B, G, R, A bytes (iOS `kCVPixelFormatType_32BGRA`); alpha is ignored. `stride` ≥ 4·width.
+    Bgra8 {
+        /// The buffer (the last row may omit its padding).
+        data: &'a [u8],
+        /// Bytes from one row to the next (`CVPixelBufferGetBytesPerRow`).
+        stride: usize,
+    },
+    /// NV21 (Android camera default): a full-size Y plane and a half-size plane of interleaved V, U pairs.
+    /// See [`Pixels::nv21_contiguous`] for the usual single buffer.
+    Nv21 {
+        /// Luma plane.
+        y: &'a [u8],
+        /// Interleaved V, U plane (⌈w/2⌉ pairs per row, ⌈h/2⌉ rows).
+        vu: &'a [u8],
+        /// Bytes from one luma row to the next (≥ width).
+        y_stride: usize,
+        /// Bytes from one chroma row to the next (≥ 2·⌈w/2⌉).
+        vu_stride: usize,
+    },
+    /// Android `YUV_420_888` (Camera2 / CameraX `ImageProxy`): three planes, chroma subsampled 2×2, each chroma
+    /// sample `uv_pixel_stride` bytes from the next (1 = planar, 2 = interleaved, where the U and V buffers overlap).
+    Yuv420 {
+        /// Luma plane (pixel stride 1).
+        y: &'a [u8],
+        /// Cb plane.
+        u: &'a [u8],
+        /// Cr plane.
+        v: &'a [u8],
+        /// Bytes from one luma row to the next (≥ width).
+        y_stride: usize,
+        /// Bytes from one chroma row to the next (shared by U and V, as Android guarantees).
+        uv_stride: usize,
+        /// Bytes from one chroma sample to the next in a row: 1 or 2.
+        uv_pixel_stride: usize,
+    },
+    /// An encoded JPEG or PNG (EXIF orientation is not read: pass the rotation explicitly).
+    Encoded(&'a [u8]),
+}
+
+impl<'a> Pixels<'a> {
+    /// Splits a single NV21 buffer (Y rows then VU rows, both `stride` bytes apart, VU starting at `stride·height`).
+    pub fn nv21_contiguous(
+        data: &'a [u8],
+        height: u32,
+        stride: usize,
+    ) -> Result<Self, VisionError> {
+        let split = stride.checked_mul(height as usize).ok_or_else(|| {
+            VisionError::InvalidFrame(format!("NV21 stride {stride} × height {height} overflows"))
+        })?;
+        if split > data.len() {
+            return Err(VisionError::InvalidFrame(format!(
+                "NV21 buffer of {} bytes is shorter than its Y plane ({split} bytes = stride {stride} × height {height})",
+                data.len()
+            )));
+        }
+        let (y, vu) = data.split_at(split);
+        Ok(Self::Nv21 {
+            y,
+            vu,
+            y_stride: stride,
+            vu_stride: stride,
+        })
+    }
+}
+
+/// One camera frame: its buffer, the buffer's size (before rotation), and how to make it upright.
+#[derive(Clone, Copy, Debug)]
+pub struct Frame<'a> {
+    /// The pixels.
+    pub pixels: Pixels<'a>,
+    /// Buffer width in pixels, before rotation. For [`Pixels::Encoded`]: 0 (take it from the header) or the
+    /// expected width (a different decoded width is an error).
+    pub width: u32,
+    /// Buffer height in pixels, before rotation; same rule as `width` for encoded images.
+    pub height: u32,
+    /// Clockwise rotation to make the buffer upright.
+    pub rotation: Rotation,
+    /// Flip the upright image left–right (after rotation), e.g. to match a front camera's mirrored preview.
+    pub mirror: bool,
+}
+
+impl Frame<'_> {
+    /// Converts to a new upright RGB image.
+    pub fn to_rgb(&self) -> Result<RgbImage, VisionError> {
+        let mut out = RgbImage::default();
+        self.to_rgb_into(&mut out)?;
+        Ok(out)
+    }
+
+    /// Converts into `out`, reusing its buffer (no allocation once it has grown to the frame size; encoded images
+    /// still allocate while decoding). On error `out` is left unchanged.
+    pub fn to_rgb_into(&self, out: &mut RgbImage) -> Result<(), VisionError> {
+        let (w, h) = (self.width, self.height);
+        match self.pixels {
+            Pixels::Encoded(bytes) => {
+                let img = decode_bytes(bytes)?;
+                if (w, h) != (0, 0) && (w, h) != (img.width, img.height) {
+                    return Err(VisionError::InvalidFrame(format!(
+                        "declared {w}x{h} but the encoded image is {}x{}",
+                        img.width, img.height
+                    )));
+                }
+                if self.rotation == Rotation::R0 && !self.mirror {
+                    *out = img;
+                    return Ok(());
+                }
+                let src = Packed::<3, false> {
+                    data: &img.data,
+                    stride: 3 * img.width as usize,
+                };
+                convert(&src, img.width, img.height, self.rotation, self.mirror, out);
+            }
+            Pixels::Rgb8 { data, stride } => {
+                check_size(w, h)?;
+                check_plane("RGB8", data, (w, h), stride, (3, 3))?;
+                convert(
+                    &Packed::<3, false> { data, stride },
+                    w,
+                    h,
+                    self.rotation,
+                    self.mirror,
+                    out,
+                );
+            }
+            Pixels::Bgra8 { data, stride } => {
+                check_size(w, h)?;
+                check_plane("BGRA8", data, (w, h), stride, (4, 4))?;
+                convert(
+                    &Packed::<4, true> { data, stride },
+                    w,
+                    h,
+                    self.rotation,
+                    self.mirror,
+                    out,
+                );
+            }
+            Pixels::Nv21 {
+                y,
+                vu,
+                y_stride,
+                vu_stride,
+            } => {
+                check_size(w, h)?;
+                check_plane("NV21 Y", y, (w, h), y_stride, (1, 1))?;
+                check_plane(
+                    "NV21 VU",
+                    vu,
+                    (w.div_ceil(2), h.div_ceil(2)),
+                    vu_stride,
+                    (2, 2),
+                )?;
+                // V first, then U: a U byte sits one after its V byte.
+                let src = Yuv {
+                    y,
+                    u: &vu[1..],
+                    v: vu,
+                    y_stride,
+                    uv_stride: vu_stride,
+                    uv_pixel_stride: 2,
+                };
+                convert(&src, w, h, self.rotation, self.mirror, out);
+            }
+            Pixels::Yuv420 {
+                y,
+                u,
+                v,
+                y_stride,
+                uv_stride,
+                uv_pixel_stride,
+            } => {
+                check_size(w, h)?;
+                if !(1..=2).contains(&uv_pixel_stride) {
+                    return Err(VisionError::InvalidFrame(format!(
+                        "YUV_420_888 chroma pixel stride {uv_pixel_stride} is not 1 or 2"
+                    )));
+                }
+                check_plane("YUV_420_888 Y", y, (w, h), y_stride, (1, 1))?;
+                let (cw, ch) = (w.div_ceil(2), h.div_ceil(2));
+                check_plane(
+                    "YUV_420_888 U",
+                    u,
+                    (cw, ch),
+                    uv_stride,
+                    (uv_pixel_stride, 1),
+                )?;
+                check_plane(
+                    "YUV_420_888 V",
+                    v,
+                    (cw, ch),
+                    uv_stride,
+                    (uv_pixel_stride, 1),
+                )?;
+                convert(
+                    &Yuv {
+                        y,
+                        u,
+                        v,
+                        y_stride,
+                        uv_stride,
+                        uv_pixel_stride,
+                    },
+                    w,
+                    h,
+                    self.rotation,
+                    self.mirror,
+                    out,
+                );
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Decodes a JPEG or PNG file into RGB.
+pub fn decode_file(path: impl AsRef<Path>) -> Result<RgbImage, VisionError> {
+    let path = path.as_ref();
+    let bytes = std::fs::read(path).map_err(|e| VisionError::ImageRead {
+        path: path.to_owned(),
+        reason: e.to_string(),
+    })?;
+    decode_bytes(&bytes)
+}
+
+/// Decodes JPEG or PNG bytes into RGB, within [`MAX_SIDE`] and [`MAX_DECODE_BYTES`] (checked from the header,
+/// before the pixel buffer is allocated). A truncated or corrupt file is a [`VisionError::Decode`].
+pub fn decode_bytes(bytes: &[u8]) -> Result<RgbImage, VisionError> {
+    let mut reader = image::ImageReader::new(Cursor::new(bytes))
+        .with_guessed_format()
+        .map_err(|e| VisionError::Decode(e.to_string()))?;
+    match reader.format() {
+        Some(image::ImageFormat::Jpeg) => check_jpeg_complete(bytes)?,
+        Some(image::ImageFormat::Png) => {}
+        other => {
+            return Err(VisionError::Decode(format!(
+                "not a JPEG or PNG (detected format: {other:?})"
+            )));
+        }
+    }
+    let mut limits = image::Limits::default();
+    limits.max_image_width = Some(MAX_SIDE);
+    limits.max_image_height = Some(MAX_SIDE);
+    limits.max_alloc = Some(MAX_DECODE_BYTES);
+    reader.limits(limits);
+    let rgb = reader
+        .decode()
+        .map_err(|e| VisionError::Decode(e.to_string()))?
+        .into_rgb8();
+    let (w, h) = rgb.dimensions();
+    check_size(w, h)?;
+    RgbImage::new(w, h, rgb.into_raw())
+}
+
+/// The JPEG decoder fills a truncated scan with grey instead of failing, so check the structure ourselves: walk the
+/// marker segments and entropy-coded scans and require an end-of-image marker.
+fn check_jpeg_complete(b: &[u8]) -> Result<(), VisionError> {
+    let truncated = || VisionError::Decode("truncated JPEG: no end-of-image marker".into());
+    if b.len() < 4 || b[0] != 0xFF || b[1] != 0xD8 {
+        return Err(VisionError::Decode(
+            "not a JPEG: missing start-of-image marker".into(),
+        ));
+    }
+    let mut i = 2;
+    loop {
+        // Markers may be preceded by fill bytes 0xFF.
+        while b.get(i) == Some(&0xFF) && b.get(i + 1) == Some(&0xFF) {
+            i += 1;
+        }
+        if b.get(i) != Some(&0xFF) {
+            return Err(if i >= b.len() {
+                truncated()
+            } else {
+                VisionError::Decode(format!("corrupt JPEG: expected a marker at byte {i}"))
+            });
+        }
+        let marker = *b.get(i + 1).ok_or_else(truncated)?;
+        i += 2;
+        match marker {
+            0xD9 => return Ok(()),
+            0x01 | 0xD0..=0xD7 => continue,
+            _ => {}
+        }
+        let len = match (b.get(i), b.get(i + 1)) {
+            (Some(&hi), Some(&lo)) => usize::from(u16::from_be_bytes([hi, lo])),
+            _ => return Err(truncated()),
+        };
+        if len < 2 {
+            return Err(VisionError::Decode(format!(
+                "corrupt JPEG: segment length {len} at byte {i}"
+            )));
+        }
+        i += len;
+        if i > b.len() {
+            return Err(truncated());
+        }
+        if marker == 0xDA {
+            // Entropy-coded data runs to the next marker that is neither a stuffed 0xFF00 nor a restart.
+            loop {
+                let next = b
+                    .get(i..)
+                    .and_then(|rest| rest.iter().position(|&x| x == 0xFF))
+                    .ok_or_else(truncated)?;
+                i += next;
+                match b.get(i + 1) {
+                    None => return Err(truncated()),
+                    Some(0x00 | 0xD0..=0xD7 | 0xFF) => i += 1,
+                    Some(_) => break,
+                }
+            }
+        }
+    }
+}
+
+/// Rejects sizes outside `MIN_SIDE..=MAX_SIDE`.
+fn check_size(w: u32, h: u32) -> Result<(), VisionError> {
+    if w < MIN_SIDE || h < MIN_SIDE {
+        return Err(VisionError::InvalidFrame(format!(
+            "{w}x{h} is smaller than the minimum {MIN_SIDE}x{MIN_SIDE}"
+        )));
+    }
+    if w > MAX_SIDE || h > MAX_SIDE {
+        return Err(VisionError::InvalidFrame(format!(
+            "{w}x{h} is larger than the maximum {MAX_SIDE}x{MAX_SIDE}"
+        )));
+    }
+    Ok(())
+}
+
+/// Checks that a plane of `w`×`h` samples fits in `data`: samples `pixel_stride` bytes apart within a row, each
+/// `sample_bytes` long, rows `stride` bytes apart. The last row only needs to reach the end of its last sample
+/// (Android trims the padding after the last row).
+fn check_plane(
+    what: &str,
+    data: &[u8],
+    (w, h): (u32, u32),
+    stride: usize,
+    (pixel_stride, sample_bytes): (usize, usize),
+) -> Result<(), VisionError> {
+    let overflow =
+        || VisionError::InvalidFrame(format!("{what}: {w}x{h} with stride {stride} overflows"));
+    let row_bytes = (w as usize - 1)
+        .checked_mul(pixel_stride)
+        .and_then(|n| n.checked_add(sample_bytes))
+        .ok_or_else(overflow)?;
+    if stride < row_bytes {
+        return Err(VisionError::InvalidFrame(format!(
+            "{what}: row stride {stride} is smaller than a row of {w} pixels ({row_bytes} bytes)"
+        )));
+    }
+    let need = (h as usize - 1)
+        .checked_mul(stride)
+        .and_then(|n| n.checked_add(row_bytes))
+        .ok_or_else(overflow)?;
+    if data.len() < need {
+        return Err(VisionError::InvalidFrame(format!(
+            "{what}: {w}x{h} with stride {stride} needs at least {need} bytes, got {}",
+            data.len()
+        )));
+    }
+    Ok(())
+}
+
+/// A source of RGB pixels addressed in buffer coordinates; indices are valid once the buffer was checked.
+trait Source {
+    /// The RGB value of buffer pixel `(x, y)`.
+    fn rgb(&self, x: usize, y: usize) -> [u8; 3];
+}
+
+/// Packed pixels of `N` bytes, in RGB order or, with `BGR`, in B, G, R(, A) order.
+struct Packed<'a, const N: usize, const BGR: bool> {
+    data: &'a [u8],
+    stride: usize,
+}
+
+impl<const N: usize, const BGR: bool> Source for Packed<'_, N, BGR> {
+    #[inline(always)]
+    fn rgb(&self, x: usize, y: usize) -> [u8; 3] {
+        let i = y * self.stride + x * N;
+        let p = &self.data[i..i + 3];
+        if BGR {
+            [p[2], p[1], p[0]]
+        } else {
+            [p[0], p[1], p[2]]
+        }
+    }
+}
+
+/// 4:2:0 YUV planes.
+struct Yuv<'a> {
+    y: &'a [u8],
+    u: &'a [u8],
+    v: &'a [u8],
+    y_stride: usize,
+    uv_stride: usize,
+    uv_pixel_stride: usize,
+}
+
+impl Source for Yuv<'_> {
+    #[inline(always)]
+    fn rgb(&self, x: usize, y: usize) -> [u8; 3] {
+        let luma = self.y[y * self.y_stride + x];
+        let c = (y / 2) * self.uv_stride + (x / 2) * self.uv_pixel_stride;
+        yuv_to_rgb(luma, self.u[c], self.v[c])
+    }
+}
+
+/// BT.601 full-range YUV → RGB in 16.16 fixed point.
+#[inline(always)]
+fn yuv_to_rgb(y: u8, u: u8, v: u8) -> [u8; 3] {
+    let y = (y as i32) << 16;
+    let (u, v) = (u as i32 - 128, v as i32 - 128);
+    let r = y + 91_881 * v;
+    let g = y - 22_554 * u - 46_802 * v;
+    let b = y + 116_130 * u;
+    let clamp = |x: i32| ((x + 32_768) >> 16).clamp(0, 255) as u8;
+    [clamp(r), clamp(g), clamp(b)]
+}
+
+/// The one pass: for every upright output pixel, reads the buffer pixel it comes from. `w`, `h` are the buffer's
+/// (already validated) size.
+fn convert<S: Source>(
+    src: &S,
+    w: u32,
+    h: u32,
+    rotation: Rotation,
+    mirror: bool,
+    out: &mut RgbImage,
+) {
+    let (sw, sh) = (w as isize, h as isize);
+    let (ow, oh) = if rotation.is_quarter() {
+        (h, w)
+    } else {
+        (w, h)
+    };
+    // Buffer coordinates as affine functions of the upright ones: sx = a·ux + b·uy + c, sy = d·ux + e·uy + f.
+    let (a, b, c, d, e, f) = match rotation {
+        Rotation::R0 => (1, 0, 0, 0, 1, 0),
+        Rotation::R90 => (0, 1, 0, -1, 0, sh - 1),
+        Rotation::R180 => (-1, 0, sw - 1, 0, -1, sh - 1),
+        Rotation::R270 => (0, -1, sw - 1, 1, 0, 0),
+    };
+    // Mirror: ux = ow − 1 − ox.
+    let (ux0, dux) = if mirror {
+        (ow as isize - 1, -1)
+    } else {
+        (0, 1)
+    };
+    let len = packed_len(ow, oh).expect("validated sizes are at most 8192x8192");
+    out.width = ow;
+    out.height = oh;
+    out.data.resize(len, 0);
+    for (oy, row) in out.data.chunks_exact_mut(3 * ow as usize).enumerate() {
+        let uy = oy as isize;
+        let (mut sx, mut sy) = (a * ux0 + b * uy + c, d * ux0 + e * uy + f);
+        let (dx, dy) = (a * dux, d * dux);
+        for px in row.chunks_exact_mut(3) {
+            px.copy_from_slice(&src.rgb(sx as usize, sy as usize));
+            sx += dx;
+            sy += dy;
+        }
+    }
+}

@@ -8,9 +8,11 @@ pub mod detect;
 pub mod embed;
 pub mod error;
 pub mod frame;
+pub mod image;
 pub mod landmarks;
 pub mod model;
 pub mod pipeline;
 pub mod quality;
+mod runner;
 
 pub use error::VisionError;

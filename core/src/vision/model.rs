@@ -1,1 +1,272 @@
-//! model stage (being written).
+//! Model manifest (`models/manifest.toml`), sha256 verification and tract plan building.
+//!
+//! A model's bytes are checked against the manifest's `onnx_sha256` **before** tract parses them: a file with the
+//! wrong hash is refused with [`VisionError::ModelHash`] and never reaches the ONNX parser.
+
+use std::path::{Path, PathBuf};
+
+use tract_onnx::prelude::*;
+
+use super::VisionError;
+use super::image::{ChannelOrder, Layout, Normalize};
+
+/// A runnable, optimised tract plan, built once per model and shared.
+pub type Plan = Arc<TypedRunnableModel>;
+
+/// File name of the manifest inside the models directory.
+pub const MANIFEST_FILE: &str = "manifest.toml";
+
+/// What a model is used for.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Role {
+    /// Face boxes and keypoints.
+    Detector,
+    /// Dense face landmarks.
+    Landmarks,
+    /// Face embeddings for matching.
+    Embedder,
+    /// Passive presentation-attack detection.
+    Antispoof,
+}
+
+/// One model of the manifest: where its file comes from, its hash and how to feed it.
+#[derive(Clone, Debug, PartialEq, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ModelEntry {
+    /// Unique name, used by the stages to find it.
+    pub name: String,
+    /// What it does.
+    pub role: Role,
+    /// File name inside the models directory.
+    pub file: String,
+    /// Registry package it was taken from (committed models only).
+    pub package: Option<String>,
+    /// `pypi` or `npm` (committed models only).
+    pub registry: Option<String>,
+    /// Exact package version (committed models only).
+    pub package_version: Option<String>,
+    /// Path of the source file inside the package (committed models only).
+    pub path_in_package: Option<String>,
+    /// Licence of the model and of the package.
+    pub licence: String,
+    /// Free-text provenance: conversion steps, patches.
+    pub provenance: Option<String>,
+    /// sha256 of the source file in the package (committed models only).
+    pub source_sha256: Option<String>,
+    /// sha256 (lower-case hex) of the ONNX file: verified at load.
+    pub onnx_sha256: String,
+    /// Name of the model input the shape applies to (the first input when absent).
+    pub input_name: Option<String>,
+    /// Input shape, batch first, 4-D (`[1, h, w, 3]` or `[1, 3, h, w]` according to `layout`).
+    pub input_shape: Vec<usize>,
+    /// Input memory layout.
+    pub layout: Layout,
+    /// Input channel order.
+    pub channel_order: ChannelOrder,
+    /// Pixel normalisation.
+    pub normalisation: Normalize,
+    /// Crop scale around the face box (anti-spoof models).
+    pub crop_scale: Option<f32>,
+    /// Human-readable description of each output.
+    #[serde(default)]
+    pub outputs: Vec<String>,
+}
+
+impl ModelEntry {
+    /// Input `(height, width)` in pixels, from `input_shape` and `layout`.
+    pub fn input_hw(&self) -> (usize, usize) {
+        match self.layout {
+            Layout::Nhwc => (self.input_shape[1], self.input_shape[2]),
+            Layout::Nchw => (self.input_shape[2], self.input_shape[3]),
+        }
+    }
+
+    /// Checks everything the schema cannot: hash format, shape agreeing with layout, finite normalisation.
+    fn validate(&self) -> Result<(), String> {
+        let bad = |what: String| Err(format!("model {:?}: {what}", self.name));
+        if self.name.is_empty() || self.file.is_empty() {
+            return bad("name and file must not be empty".into());
+        }
+        if !is_sha256_hex(&self.onnx_sha256) {
+            return bad(format!(
+                "onnx_sha256 {:?} is not 64 lower-case hex digits",
+                self.onnx_sha256
+            ));
+        }
+        if let Some(s) = &self.source_sha256
+            && !is_sha256_hex(s)
+        {
+            return bad(format!(
+                "source_sha256 {s:?} is not 64 lower-case hex digits"
+            ));
+        }
+        let channels = match self.layout {
+            Layout::Nhwc => self.input_shape.get(3),
+            Layout::Nchw => self.input_shape.get(1),
+        };
+        if self.input_shape.len() != 4 || channels != Some(&3) || self.input_shape.contains(&0) {
+            return bad(format!(
+                "input_shape {:?} is not a non-empty 4-D 3-channel {:?} shape",
+                self.input_shape, self.layout
+            ));
+        }
+        let n = &self.normalisation;
+        if !n.scale.is_finite() || !n.offset.is_finite() {
+            return bad("normalisation must be finite".into());
+        }
+        if let Some(c) = self.crop_scale
+            && !(c.is_finite() && c > 0.0)
+        {
+            return bad(format!("crop_scale {c} must be positive"));
+        }
+        Ok(())
+    }
+}
+
+/// The parsed `models/manifest.toml`.
+#[derive(Clone, Debug, PartialEq, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ModelManifest {
+    /// Schema version; only 1 is understood.
+    pub manifest_version: u32,
+    /// Models committed under `models/`.
+    #[serde(rename = "model", default)]
+    pub models: Vec<ModelEntry>,
+    /// Models not committed, loaded from a configurable directory (see [`default_antispoof_dir`]).
+    #[serde(rename = "external", default)]
+    pub external: Vec<ModelEntry>,
+}
+
+impl ModelManifest {
+    /// Parses and validates manifest text (schema version, unique names, hashes, shapes).
+    pub fn parse(toml: &str) -> Result<Self, VisionError> {
+        let m: ModelManifest =
+            toml::from_str(toml).map_err(|e| VisionError::Manifest(e.to_string()))?;
+        if m.manifest_version != 1 {
+            return Err(VisionError::Manifest(format!(
+                "manifest_version {} is not supported (expected 1)",
+                m.manifest_version
+            )));
+        }
+        let mut names = std::collections::HashSet::new();
+        for e in m.models.iter().chain(&m.external) {
+            e.validate().map_err(VisionError::Manifest)?;
+            if !names.insert(e.name.as_str()) {
+                return Err(VisionError::Manifest(format!(
+                    "model name {:?} appears twice",
+                    e.name
+                )));
+            }
+        }
+        Ok(m)
+    }
+
+    /// Reads and parses `<dir>/manifest.toml`.
+    pub fn load(dir: &Path) -> Result<Self, VisionError> {
+        let path = dir.join(MANIFEST_FILE);
+        let text = std::fs::read_to_string(&path)
+            .map_err(|e| VisionError::Manifest(format!("cannot read {}: {e}", path.display())))?;
+        Self::parse(&text)
+    }
+
+    /// The committed or external model called `name`.
+    pub fn entry(&self, name: &str) -> Result<&ModelEntry, VisionError> {
+        self.models
+            .iter()
+            .chain(&self.external)
+            .find(|e| e.name == name)
+            .ok_or_else(|| VisionError::UnknownModel {
+                name: name.to_owned(),
+            })
+    }
+}
+
+/// Reads `<dir>/<entry.file>`; a missing or unreadable file is [`VisionError::ModelMissing`].
+pub fn read_model_file(dir: &Path, entry: &ModelEntry) -> Result<Vec<u8>, VisionError> {
+    let path = dir.join(&entry.file);
+    std::fs::read(&path).map_err(|_| VisionError::ModelMissing { path })
+}
+
+/// Reads the entry's file from `dir` and [`load_plan`]s it.
+pub fn load_from_dir(dir: &Path, entry: &ModelEntry) -> Result<Plan, VisionError> {
+    load_plan(entry, &read_model_file(dir, entry)?)
+}
+
+/// Lower-case hex sha256 of `bytes`.
+pub fn sha256_hex(bytes: &[u8]) -> String {
+    let digest = ring::digest::digest(&ring::digest::SHA256, bytes);
+    digest.as_ref().iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// Verifies `bytes` against the entry's `onnx_sha256`.
+pub fn verify_sha256(entry: &ModelEntry, bytes: &[u8]) -> Result<(), VisionError> {
+    let actual = sha256_hex(bytes);
+    if actual != entry.onnx_sha256 {
+        return Err(VisionError::ModelHash {
+            name: entry.name.clone(),
+            expected: entry.onnx_sha256.clone(),
+            actual,
+        });
+    }
+    Ok(())
+}
+
+/// Verifies bytes against the entry's onnx sha256, loads with tract, fixes the input fact to `input_shape`, optimises, makes runnable.
+pub fn load_plan(entry: &ModelEntry, bytes: &[u8]) -> Result<Plan, VisionError> {
+    verify_sha256(entry, bytes)?;
+    let fail = |e: TractError| VisionError::ModelLoad {
+        name: entry.name.clone(),
+        reason: format!("{e:#}"),
+    };
+    let model = tract_onnx::onnx()
+        .model_for_read(&mut std::io::Cursor::new(bytes))
+        .map_err(fail)?;
+    let index = match &entry.input_name {
+        None => 0,
+        Some(wanted) => model
+            .input_outlets()
+            .map_err(fail)?
+            .iter()
+            .position(|o| model.node(o.node).name == *wanted)
+            .ok_or_else(|| VisionError::ModelLoad {
+                name: entry.name.clone(),
+                reason: format!("the model has no input named {wanted:?}"),
+            })?,
+    };
+    model
+        .with_input_fact(index, f32::fact(&entry.input_shape).into())
+        .and_then(|m| m.into_optimized())
+        .and_then(|m| m.into_runnable())
+        .map_err(fail)
+}
+
+/// Directory of the committed models: env FACEPAY_MODELS, else `<core crate>/../models` (compile-time CARGO_MANIFEST_DIR).
+pub fn default_models_dir() -> PathBuf {
+    std::env::var_os("FACEPAY_MODELS")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| workspace_dir().join("models"))
+}
+
+/// Directory of the external MiniFASNet models: env FACEPAY_ANTISPOOF_MODELS, else FACEPAY_SHARED/models, else <workspace>/../shared/models.
+pub fn default_antispoof_dir() -> PathBuf {
+    if let Some(dir) = std::env::var_os("FACEPAY_ANTISPOOF_MODELS") {
+        return PathBuf::from(dir);
+    }
+    std::env::var_os("FACEPAY_SHARED")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| workspace_dir().join("..").join("shared"))
+        .join("models")
+}
+
+/// The workspace root as seen at compile time.
+fn workspace_dir() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
+}
+
+/// 64 lower-case hex digits.
+fn is_sha256_hex(s: &str) -> bool {
+    s.len() == 64
+        && s.bytes()
+            .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
+}
