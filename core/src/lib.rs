@@ -3,6 +3,7 @@
 //! The pipeline stages are modules named after them:
 //! - [`vision`]: frames in, faces, landmarks, pose, aligned crops, embeddings and anti-spoof scores out;
 //! - [`eval`]: pair lists and verification metrics (accuracy, ROC, TAR at FAR, EER, k-fold) for the evaluations;
+//! - [`liveness`]: the head-outline session: guidance, active challenges, passive check, verdict;
 //! - [`template`]: the enrolment template, sealed with AES-256-GCM under a key-store key, stored atomically;
 //! - [`matcher`]: probe embeddings against the template, cosine score and decision;
 //! - [`checkout`]: the canonical signed payment payload, the device signer and the HTTPS client.
@@ -11,6 +12,8 @@
 
 pub mod checkout;
 pub mod eval;
+#[cfg(feature = "vision")]
+pub mod liveness;
 pub mod matcher;
 pub mod template;
 #[cfg(feature = "vision")]

@@ -1,0 +1,209 @@
+//! What the UI shows: the head outline, one prompt (a stable message key with English text) and a progress bar.
+
+use serde::{Deserialize, Serialize};
+
+use super::policy::OvalPolicy;
+
+/// The head outline, in normalised coordinates of the upright image the session analysed (after the frame's
+/// rotation and mirror flags are applied): centre `(cx, cy)`, semi-axes `rx` (fraction of the width) and `ry`
+/// (fraction of the height). A UI draws it at any resolution as an ellipse centred at `(cx·W, cy·H)` with radii
+/// `(rx·W, ry·H)`.
+///
+/// Mirroring for the front camera: when the preview shown to the shopper is mirrored but the frames pushed to the
+/// session are not (or the other way round), draw [`Oval::mirrored`] — `cx` becomes `1 − cx`, the semi-axes are
+/// unchanged. When frames are pushed with the same mirror flag as the preview, draw the oval as it is.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct Oval {
+    /// Centre x (0 = left edge, 1 = right edge).
+    pub cx: f32,
+    /// Centre y (0 = top, 1 = bottom).
+    pub cy: f32,
+    /// Horizontal semi-axis as a fraction of the frame width.
+    pub rx: f32,
+    /// Vertical semi-axis as a fraction of the frame height.
+    pub ry: f32,
+}
+
+impl Oval {
+    /// The outline of `policy` on a `width`×`height` frame (its pixel aspect follows `policy.aspect`).
+    pub fn for_frame(policy: &OvalPolicy, width: u32, height: u32) -> Self {
+        let (w, h) = (width.max(1) as f32, height.max(1) as f32);
+        let ry = policy.semi_axis_y;
+        Self {
+            cx: policy.center_x,
+            cy: policy.center_y,
+            rx: ry * policy.aspect * h / w,
+            ry,
+        }
+    }
+
+    /// The same outline seen in a horizontally mirrored preview.
+    pub fn mirrored(&self) -> Self {
+        Self {
+            cx: 1.0 - self.cx,
+            ..*self
+        }
+    }
+
+    /// `((x − cx)/rx)² + ((y − cy)/ry)²`: below 1 inside the outline, 1 on it.
+    pub fn level(&self, x: f32, y: f32) -> f32 {
+        let dx = (x - self.cx) / self.rx.max(f32::EPSILON);
+        let dy = (y - self.cy) / self.ry.max(f32::EPSILON);
+        dx * dx + dy * dy
+    }
+}
+
+/// Why a session failed.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "code", rename_all = "snake_case")]
+pub enum FailReason {
+    /// The fused passive anti-spoof score is below the policy threshold.
+    PassiveSpoof {
+        /// The fused score.
+        score: f32,
+        /// The policy threshold.
+        threshold: f32,
+    },
+    /// The policy requires the passive models and they are not installed.
+    PassiveUnavailable,
+}
+
+impl std::fmt::Display for FailReason {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            FailReason::PassiveSpoof { score, threshold } => {
+                write!(
+                    f,
+                    "passive anti-spoof score {score:.3} is below the threshold {threshold:.3}"
+                )
+            }
+            FailReason::PassiveUnavailable => {
+                write!(
+                    f,
+                    "the policy requires passive anti-spoof and its models are not installed"
+                )
+            }
+        }
+    }
+}
+
+/// The prompt shown for a frame.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "state", rename_all = "snake_case")]
+pub enum GuidanceState {
+    /// No face in the frame.
+    NoFace,
+    /// More than one face in the frame.
+    MultipleFaces,
+    /// The face is too small: come closer.
+    MoveCloser,
+    /// The face overflows the outline: move back.
+    MoveBack,
+    /// The face is off the outline's centre.
+    CenterFace,
+    /// The head is turned or tilted.
+    LookStraight,
+    /// The face is in place: hold still (the hold is being counted).
+    HoldStill,
+    /// The face region is too dark.
+    TooDark,
+    /// The face region is over-exposed.
+    TooBright,
+    /// The face region is blurred.
+    Blurry,
+    /// Challenge: blink.
+    Blink,
+    /// Challenge: turn the head to your left.
+    TurnLeft,
+    /// Challenge: turn the head to your right.
+    TurnRight,
+    /// All challenges done; the verdict is being computed.
+    Verifying,
+    /// Verdict: live.
+    Passed,
+    /// Verdict: not live.
+    Failed {
+        /// Why.
+        reason: FailReason,
+    },
+    /// Verdict: ran out of time.
+    TimedOut,
+}
+
+impl GuidanceState {
+    /// Stable message key for localisation (UIs translate by key).
+    pub fn message_key(&self) -> &'static str {
+        match self {
+            GuidanceState::NoFace => "liveness.no_face",
+            GuidanceState::MultipleFaces => "liveness.multiple_faces",
+            GuidanceState::MoveCloser => "liveness.move_closer",
+            GuidanceState::MoveBack => "liveness.move_back",
+            GuidanceState::CenterFace => "liveness.center_face",
+            GuidanceState::LookStraight => "liveness.look_straight",
+            GuidanceState::HoldStill => "liveness.hold_still",
+            GuidanceState::TooDark => "liveness.too_dark",
+            GuidanceState::TooBright => "liveness.too_bright",
+            GuidanceState::Blurry => "liveness.blurry",
+            GuidanceState::Blink => "liveness.blink",
+            GuidanceState::TurnLeft => "liveness.turn_left",
+            GuidanceState::TurnRight => "liveness.turn_right",
+            GuidanceState::Verifying => "liveness.verifying",
+            GuidanceState::Passed => "liveness.passed",
+            GuidanceState::Failed { .. } => "liveness.failed",
+            GuidanceState::TimedOut => "liveness.timed_out",
+        }
+    }
+
+    /// English default text for the message key.
+    pub fn default_text(&self) -> &'static str {
+        match self {
+            GuidanceState::NoFace => "Place your face in the outline",
+            GuidanceState::MultipleFaces => "Only one face, please",
+            GuidanceState::MoveCloser => "Move closer",
+            GuidanceState::MoveBack => "Move back a little",
+            GuidanceState::CenterFace => "Center your face in the outline",
+            GuidanceState::LookStraight => "Look straight at the camera",
+            GuidanceState::HoldStill => "Hold still",
+            GuidanceState::TooDark => "Find more light",
+            GuidanceState::TooBright => "Too bright: avoid direct light",
+            GuidanceState::Blurry => "Hold the phone steady",
+            GuidanceState::Blink => "Blink",
+            GuidanceState::TurnLeft => "Turn your head to your left, then back",
+            GuidanceState::TurnRight => "Turn your head to your right, then back",
+            GuidanceState::Verifying => "Verifying…",
+            GuidanceState::Passed => "Done",
+            GuidanceState::Failed { .. } => "We could not verify you",
+            GuidanceState::TimedOut => "Time is up: please try again",
+        }
+    }
+
+    /// True for `Passed`, `Failed` and `TimedOut`: the session is over.
+    pub fn is_terminal(&self) -> bool {
+        matches!(
+            self,
+            GuidanceState::Passed | GuidanceState::Failed { .. } | GuidanceState::TimedOut
+        )
+    }
+
+    /// The snake_case name used in JSON (`"no_face"`, `"turn_left"`, …).
+    pub fn name(&self) -> &'static str {
+        self.message_key().trim_start_matches("liveness.")
+    }
+}
+
+/// What the session answers for each frame.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
+pub struct Guidance {
+    /// Index of the frame this answers (0-based, in push order).
+    pub frame_index: u64,
+    /// The prompt.
+    pub state: GuidanceState,
+    /// The outline to draw.
+    pub oval: Oval,
+    /// Progress of the whole session, 0..1.
+    pub progress: f32,
+    /// Stable message key (see [`GuidanceState::message_key`]).
+    pub message_key: &'static str,
+    /// English default text for the key.
+    pub message: &'static str,
+}

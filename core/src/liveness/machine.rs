@@ -1,0 +1,579 @@
+//! The pure liveness state machine: one [`Observation`] and a timestamp in, one [`Guidance`] out. No models, no
+//! pixels, no I/O, no per-frame history: its memory does not grow with the number of frames.
+//!
+//! Phases: **aligning** (face in the outline, quality gates passed, held still with eyes open for
+//! `placement.hold_s`) ▸ **challenges** (in the order given, each with its own timeout) ▸ **verifying** (enough
+//! passive samples, when the models are present) ▸ verdict. Losing the face for longer than
+//! `timing.max_face_gap_s` during the challenges sends the session back to aligning with the challenges reset, so
+//! the face that did the challenges is the one that was aligned.
+//!
+//! Timestamps are seconds in any origin; a timestamp that is not finite or goes backwards counts as the previous
+//! one. At most 0.5 s of a gap between two frames counts towards a hold.
+
+use super::challenge::{Challenge, Detector, challenge_name};
+use super::gates::{Gates, Placement, frame_is_good};
+use super::guidance::{FailReason, Guidance, GuidanceState, Oval};
+use super::observation::{FaceObservation, Observation};
+use super::policy::LivenessPolicy;
+use super::verdict::{ChallengeRecord, Outcome, PassiveMode, Verdict, to_hex};
+
+/// Longest frame gap that counts towards a hold, in seconds.
+const MAX_HOLD_STEP_S: f64 = 0.5;
+/// Open-eye samples kept for the baseline (a fixed ring: bounded memory).
+const BASELINE_SAMPLES: usize = 16;
+/// Floor of the open-eye baseline (guards against a degenerate measure).
+const MIN_BASELINE: f32 = 0.15;
+
+/// Where the session is.
+#[derive(Debug, Clone, PartialEq)]
+enum Phase {
+    /// Bringing the face into the outline; `held_s` of still, in-place time so far.
+    Aligning { since: f64, held_s: f64 },
+    /// Doing challenge `index`, started at `since`.
+    Challenge {
+        index: usize,
+        since: f64,
+        detector: Detector,
+    },
+    /// Gathering the last passive samples.
+    Verifying { since: f64 },
+    /// The verdict is out.
+    Done,
+}
+
+/// Shows a prompt only once it has been asked for `min_prompt_s` in a row.
+#[derive(Debug, Clone, Copy)]
+struct Debounce {
+    shown: GuidanceState,
+    candidate: GuidanceState,
+    candidate_since: f64,
+}
+
+impl Debounce {
+    fn update(&mut self, wanted: GuidanceState, t: f64, min_s: f64) -> GuidanceState {
+        if wanted == self.shown {
+            self.candidate = wanted;
+        } else if wanted != self.candidate {
+            self.candidate = wanted;
+            self.candidate_since = t;
+        }
+        if self.candidate != self.shown && t - self.candidate_since >= min_s {
+            self.shown = self.candidate;
+        }
+        self.shown
+    }
+}
+
+/// Running mean of the passive anti-spoof scores.
+#[derive(Debug, Clone, Copy, Default)]
+struct PassiveAcc {
+    sum: f64,
+    count: u32,
+    last_frame: Option<u64>,
+}
+
+impl PassiveAcc {
+    fn mean(&self) -> Option<f32> {
+        (self.count > 0).then(|| (self.sum / f64::from(self.count)) as f32)
+    }
+}
+
+/// The liveness state machine.
+#[derive(Debug, Clone)]
+pub struct LivenessMachine {
+    policy: LivenessPolicy,
+    nonce: [u8; 32],
+    challenges: Vec<Challenge>,
+    records: Vec<ChallengeRecord>,
+    passive_available: bool,
+    phase: Phase,
+    gates: Gates,
+    display: Option<Debounce>,
+    frames: u64,
+    start_t: Option<f64>,
+    last_t: f64,
+    last_face_t: f64,
+    prev_center: Option<(f32, f32)>,
+    baseline: [f32; BASELINE_SAMPLES],
+    baseline_len: usize,
+    baseline_next: usize,
+    passive: PassiveAcc,
+    progress: f32,
+    verdict: Option<Verdict>,
+    last_guidance: Option<Guidance>,
+}
+
+impl LivenessMachine {
+    /// A session for `nonce` asking `challenges` in that order (normally [`super::challenges_for_nonce`]);
+    /// `passive_available` says whether passive anti-spoof scores will be supplied.
+    pub fn new(
+        policy: LivenessPolicy,
+        nonce: [u8; 32],
+        challenges: Vec<Challenge>,
+        passive_available: bool,
+    ) -> Self {
+        let records = challenges
+            .iter()
+            .map(|&challenge| ChallengeRecord {
+                challenge,
+                satisfied_frame: None,
+                satisfied_at_s: None,
+            })
+            .collect();
+        Self {
+            policy,
+            nonce,
+            challenges,
+            records,
+            passive_available,
+            phase: Phase::Aligning {
+                since: 0.0,
+                held_s: 0.0,
+            },
+            gates: Gates::default(),
+            display: None,
+            frames: 0,
+            start_t: None,
+            last_t: 0.0,
+            last_face_t: 0.0,
+            prev_center: None,
+            baseline: [0.0; BASELINE_SAMPLES],
+            baseline_len: 0,
+            baseline_next: 0,
+            passive: PassiveAcc::default(),
+            progress: 0.0,
+            verdict: None,
+            last_guidance: None,
+        }
+    }
+
+    /// The policy in force.
+    pub fn policy(&self) -> &LivenessPolicy {
+        &self.policy
+    }
+
+    /// The challenges asked, in order.
+    pub fn challenges(&self) -> &[Challenge] {
+        &self.challenges
+    }
+
+    /// The verdict, once the session has ended.
+    pub fn verdict(&self) -> Option<&Verdict> {
+        self.verdict.as_ref()
+    }
+
+    /// Number of frames pushed so far.
+    pub fn frames(&self) -> u64 {
+        self.frames
+    }
+
+    /// The guidance of the last frame pushed.
+    pub fn last_guidance(&self) -> Option<&Guidance> {
+        self.last_guidance.as_ref()
+    }
+
+    /// Whether the next frame, seen as `obs`, should get a passive anti-spoof score: the models are present, the
+    /// session is running, there is exactly one good face (lit, sharp, large, frontal), fewer than
+    /// `passive.max_samples` were taken and the last one is at least `passive.every_n_frames` frames back.
+    pub fn wants_passive_sample(&self, obs: &Observation) -> bool {
+        let p = &self.policy.passive;
+        self.passive_available
+            && self.verdict.is_none()
+            && self.passive.count < p.max_samples
+            && self
+                .passive
+                .last_frame
+                .is_none_or(|last| self.frames - last >= p.every_n_frames)
+            && obs.face_count == 1
+            && obs
+                .face
+                .as_ref()
+                .is_some_and(|f| frame_is_good(f, &self.policy))
+    }
+
+    /// Whether `face` is good enough to be the best frame for matching (lit, sharp, large, frontal, eyes open).
+    pub fn is_good_face(&self, face: &FaceObservation) -> bool {
+        frame_is_good(face, &self.policy)
+            && face.mean_eye_openness() >= self.policy.quality.min_eye_openness
+    }
+
+    /// Feeds one frame observed at `timestamp_s` and returns what to show. After the verdict every frame gets the
+    /// verdict's guidance again.
+    pub fn push(&mut self, obs: &Observation, timestamp_s: f64) -> Guidance {
+        let index = self.frames;
+        self.frames += 1;
+        let t = match self.start_t {
+            None => {
+                let t = if timestamp_s.is_finite() {
+                    timestamp_s
+                } else {
+                    0.0
+                };
+                self.start_t = Some(t);
+                self.phase = Phase::Aligning {
+                    since: t,
+                    held_s: 0.0,
+                };
+                self.last_face_t = t;
+                t
+            }
+            Some(_) if timestamp_s.is_finite() && timestamp_s > self.last_t => timestamp_s,
+            Some(_) => self.last_t,
+        };
+        let dt = (t - self.last_t).clamp(0.0, MAX_HOLD_STEP_S);
+        self.last_t = t;
+        let oval = Oval::for_frame(&self.policy.oval, obs.frame_width, obs.frame_height);
+
+        if self.verdict.is_none() {
+            self.step(obs, index, t, dt, &oval);
+        }
+        let state = self.display.map_or(GuidanceState::NoFace, |d| d.shown);
+        let g = Guidance {
+            frame_index: index,
+            state,
+            oval,
+            progress: self.progress.clamp(0.0, 1.0),
+            message_key: state.message_key(),
+            message: state.default_text(),
+        };
+        self.last_guidance = Some(g);
+        g
+    }
+
+    /// One step of the state machine (the session is still running).
+    fn step(&mut self, obs: &Observation, index: u64, t: f64, dt: f64, oval: &Oval) {
+        let single = if obs.face_count == 1 {
+            obs.face.as_ref()
+        } else {
+            None
+        };
+        if let Some(face) = single {
+            self.last_face_t = t;
+            if let Some(score) = face.passive_score.filter(|s| s.is_finite())
+                && self.passive.count < self.policy.passive.max_samples
+            {
+                self.passive.sum += f64::from(score.clamp(0.0, 1.0));
+                self.passive.count += 1;
+                self.passive.last_frame = Some(index);
+            }
+        }
+        let absent = match (obs.face_count, single) {
+            (1, Some(_)) => None,
+            (n, _) if n > 1 => Some(GuidanceState::MultipleFaces),
+            _ => Some(GuidanceState::NoFace),
+        };
+        if absent.is_some() {
+            self.gates.clear();
+            self.prev_center = None;
+        }
+
+        // A clear spoof needs no more frames.
+        let pp = &self.policy.passive;
+        if self.passive.count >= pp.max_samples
+            && let Some(score) = self.passive.mean()
+            && score < pp.threshold
+        {
+            return self.finish_failed(
+                FailReason::PassiveSpoof {
+                    score,
+                    threshold: pp.threshold,
+                },
+                index,
+                t,
+            );
+        }
+        let start = self.start_t.unwrap_or(t);
+        if t - start > self.policy.timing.session_timeout_s {
+            let reason = format!(
+                "the session took longer than {} s",
+                self.policy.timing.session_timeout_s
+            );
+            return self.finish_timed_out(reason, index, t);
+        }
+
+        match self.phase.clone() {
+            Phase::Aligning { since, held_s } => {
+                if t - since > self.policy.timing.align_timeout_s {
+                    let reason = format!(
+                        "the face was not held in the outline within {} s",
+                        self.policy.timing.align_timeout_s
+                    );
+                    return self.finish_timed_out(reason, index, t);
+                }
+                let (wanted, held_s) = match (absent, single) {
+                    (None, Some(face)) => self.align_frame(face, oval, held_s, dt),
+                    _ => (state_or_no_face(absent), 0.0),
+                };
+                self.progress =
+                    0.25 * (held_s / self.policy.placement.hold_s.max(1e-9)).min(1.0) as f32;
+                if held_s >= self.policy.placement.hold_s {
+                    self.prev_center = None;
+                    self.start_challenge(0, index, t);
+                } else {
+                    self.phase = Phase::Aligning { since, held_s };
+                    self.show(wanted, t);
+                }
+            }
+            Phase::Challenge {
+                index: ci,
+                since,
+                mut detector,
+            } => {
+                if t - since > self.policy.timing.challenge_timeout_s {
+                    let reason = format!(
+                        "challenge {} was not done within {} s",
+                        challenge_name(self.challenges[ci]),
+                        self.policy.timing.challenge_timeout_s
+                    );
+                    return self.finish_timed_out(reason, index, t);
+                }
+                match single {
+                    Some(face) => {
+                        let baseline = self.baseline();
+                        let done = detector.update(
+                            face,
+                            t,
+                            baseline,
+                            &self.policy.blink,
+                            &self.policy.turn,
+                        );
+                        if done {
+                            self.records[ci].satisfied_frame = Some(index);
+                            self.records[ci].satisfied_at_s = Some(t - start);
+                            return self.start_challenge(ci + 1, index, t);
+                        }
+                        self.set_challenge_progress(ci, detector.partial());
+                        self.phase = Phase::Challenge {
+                            index: ci,
+                            since,
+                            detector,
+                        };
+                        self.show(prompt(self.challenges[ci]), t);
+                    }
+                    None => {
+                        if t - self.last_face_t > self.policy.timing.max_face_gap_s {
+                            // Someone else may be in front of the camera now: start again from the outline.
+                            for r in &mut self.records {
+                                r.satisfied_frame = None;
+                                r.satisfied_at_s = None;
+                            }
+                            self.phase = Phase::Aligning {
+                                since: t,
+                                held_s: 0.0,
+                            };
+                            self.progress = 0.0;
+                        } else {
+                            detector.reset();
+                            self.phase = Phase::Challenge {
+                                index: ci,
+                                since,
+                                detector,
+                            };
+                        }
+                        self.show(state_or_no_face(absent), t);
+                    }
+                }
+            }
+            Phase::Verifying { since } => self.verify(since, index, t),
+            Phase::Done => {}
+        }
+    }
+
+    /// Gates, stillness and eye checks of one aligning frame: the prompt wanted and the new hold time.
+    fn align_frame(
+        &mut self,
+        face: &FaceObservation,
+        oval: &Oval,
+        held_s: f64,
+        dt: f64,
+    ) -> (GuidanceState, f64) {
+        let placement = Placement::measure(face, oval);
+        let wanted = self.gates.evaluate(face, &placement, &self.policy);
+        let moved = self.prev_center.is_some_and(|(x, y)| {
+            let d = ((placement.center.0 - x).powi(2) + (placement.center.1 - y).powi(2)).sqrt();
+            !(d <= self.policy.placement.max_motion * placement.height.max(f32::EPSILON))
+        });
+        self.prev_center = Some(placement.center);
+        if wanted != GuidanceState::HoldStill || moved {
+            return (wanted, 0.0);
+        }
+        let eye = face.mean_eye_openness();
+        if !(eye >= self.policy.quality.min_eye_openness) {
+            // Eyes closed (a blink): the hold pauses rather than restarting.
+            return (wanted, held_s);
+        }
+        self.add_baseline(eye);
+        (wanted, held_s + dt)
+    }
+
+    /// Starts challenge `ci` (or verifying when all are done) at frame `index`, time `t`.
+    fn start_challenge(&mut self, ci: usize, index: u64, t: f64) {
+        if ci < self.challenges.len() {
+            self.phase = Phase::Challenge {
+                index: ci,
+                since: t,
+                detector: Detector::new(self.challenges[ci]),
+            };
+            self.set_challenge_progress(ci, 0.0);
+            self.force(prompt(self.challenges[ci]), t);
+        } else {
+            self.phase = Phase::Verifying { since: t };
+            self.progress = 0.9;
+            self.verify(t, index, t);
+        }
+    }
+
+    /// Verifying: decide once enough passive samples are in (or at once, active-only).
+    fn verify(&mut self, since: f64, index: u64, t: f64) {
+        let pp = self.policy.passive.clone();
+        if !self.passive_available {
+            if pp.required {
+                return self.finish_failed(FailReason::PassiveUnavailable, index, t);
+            }
+            return self.finish(Outcome::Passed, None, None, index, t);
+        }
+        if self.passive.count >= pp.min_samples
+            && let Some(score) = self.passive.mean()
+        {
+            if score >= pp.threshold {
+                return self.finish(Outcome::Passed, None, None, index, t);
+            }
+            return self.finish_failed(
+                FailReason::PassiveSpoof {
+                    score,
+                    threshold: pp.threshold,
+                },
+                index,
+                t,
+            );
+        }
+        if t - since > self.policy.timing.verify_timeout_s {
+            let reason = format!(
+                "only {} of {} passive samples within {} s",
+                self.passive.count, pp.min_samples, self.policy.timing.verify_timeout_s
+            );
+            return self.finish_timed_out(reason, index, t);
+        }
+        self.progress = 0.9 + 0.1 * self.passive.count as f32 / pp.min_samples as f32;
+        self.phase = Phase::Verifying { since };
+        self.force(GuidanceState::Verifying, t);
+    }
+
+    fn set_challenge_progress(&mut self, ci: usize, partial: f32) {
+        let n = self.challenges.len().max(1) as f32;
+        self.progress = 0.25 + 0.65 * (ci as f32 + partial) / n;
+    }
+
+    /// Ends in `TimedOut` — unless the passive evidence already says spoof, which takes precedence.
+    fn finish_timed_out(&mut self, reason: String, index: u64, t: f64) {
+        let pp = &self.policy.passive;
+        if self.passive.count >= pp.min_samples
+            && let Some(score) = self.passive.mean()
+            && score < pp.threshold
+        {
+            return self.finish_failed(
+                FailReason::PassiveSpoof {
+                    score,
+                    threshold: pp.threshold,
+                },
+                index,
+                t,
+            );
+        }
+        self.finish(Outcome::TimedOut, Some(reason), None, index, t)
+    }
+
+    fn finish_failed(&mut self, reason: FailReason, index: u64, t: f64) {
+        self.finish(
+            Outcome::Failed,
+            Some(reason.to_string()),
+            Some(reason),
+            index,
+            t,
+        )
+    }
+
+    fn finish(
+        &mut self,
+        outcome: Outcome,
+        reason: Option<String>,
+        fail: Option<FailReason>,
+        index: u64,
+        t: f64,
+    ) {
+        let state = match (outcome, fail) {
+            (Outcome::Passed, _) => GuidanceState::Passed,
+            (Outcome::Failed, Some(reason)) => GuidanceState::Failed { reason },
+            (Outcome::Failed, None) | (Outcome::TimedOut, _) => GuidanceState::TimedOut,
+        };
+        if outcome == Outcome::Passed {
+            self.progress = 1.0;
+        }
+        self.verdict = Some(Verdict {
+            outcome,
+            reason,
+            fail_reason: fail,
+            nonce: to_hex(&self.nonce),
+            challenges: self.records.clone(),
+            passive_mode: if self.passive_available {
+                PassiveMode::FusedMinifasnet
+            } else {
+                PassiveMode::ActiveOnly
+            },
+            passive_score: self.passive.mean(),
+            passive_samples: self.passive.count,
+            frames: index + 1,
+            time_to_verdict_s: t - self.start_t.unwrap_or(t),
+        });
+        self.phase = Phase::Done;
+        self.force(state, t);
+    }
+
+    fn show(&mut self, wanted: GuidanceState, t: f64) {
+        let min_s = self.policy.timing.min_prompt_s;
+        match &mut self.display {
+            Some(d) => {
+                d.update(wanted, t, min_s);
+            }
+            None => self.force(wanted, t),
+        }
+    }
+
+    fn force(&mut self, state: GuidanceState, t: f64) {
+        self.display = Some(Debounce {
+            shown: state,
+            candidate: state,
+            candidate_since: t,
+        });
+    }
+
+    fn add_baseline(&mut self, eye: f32) {
+        self.baseline[self.baseline_next] = eye;
+        self.baseline_next = (self.baseline_next + 1) % BASELINE_SAMPLES;
+        self.baseline_len = (self.baseline_len + 1).min(BASELINE_SAMPLES);
+    }
+
+    /// Median of the open-eye samples seen while holding still.
+    fn baseline(&self) -> f32 {
+        let mut v = self.baseline;
+        let s = &mut v[..self.baseline_len];
+        if s.is_empty() {
+            return 1.0;
+        }
+        s.sort_by(f32::total_cmp);
+        s[s.len() / 2].max(MIN_BASELINE)
+    }
+}
+
+/// The prompt of a challenge.
+fn prompt(c: Challenge) -> GuidanceState {
+    match c {
+        Challenge::Blink => GuidanceState::Blink,
+        Challenge::TurnLeft => GuidanceState::TurnLeft,
+        Challenge::TurnRight => GuidanceState::TurnRight,
+    }
+}
+
+fn state_or_no_face(absent: Option<GuidanceState>) -> GuidanceState {
+    absent.unwrap_or(GuidanceState::NoFace)
+}

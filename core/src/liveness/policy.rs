@@ -1,0 +1,360 @@
+//! The liveness policy: every threshold, tolerance and timeout of the session in one typed, documented config.
+//!
+//! The same TOML file drives the app, the CLI (`facepay replay --policy FILE`) and the tests;
+//! `docs/liveness-policy.toml` holds the defaults and a test checks it equals [`LivenessPolicy::default()`].
+//! Every field has a default, so a file may set only what it changes.
+
+use serde::{Deserialize, Serialize};
+
+use super::LivenessError;
+
+/// Thresholds, tolerances and timeouts of a liveness session.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct LivenessPolicy {
+    /// The head outline the face must fill.
+    pub oval: OvalPolicy,
+    /// When the face counts as sitting in the outline.
+    pub placement: PlacementPolicy,
+    /// Frame-quality gates on the face region.
+    pub quality: QualityPolicy,
+    /// Blink detection from eye openness.
+    pub blink: BlinkPolicy,
+    /// Head-turn detection from yaw.
+    pub turn: TurnPolicy,
+    /// Passive anti-spoof sampling and decision.
+    pub passive: PassivePolicy,
+    /// Timeouts and anti-flicker timing.
+    pub timing: TimingPolicy,
+}
+
+/// The head outline, in normalised frame coordinates (x: 0 = left edge, 1 = right edge; y: 0 = top, 1 = bottom).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct OvalPolicy {
+    /// Centre, x (fraction of the frame width).
+    pub center_x: f32,
+    /// Centre, y (fraction of the frame height).
+    pub center_y: f32,
+    /// Vertical semi-axis as a fraction of the frame height.
+    pub semi_axis_y: f32,
+    /// Width / height of the outline in pixels (a face is about 0.75 as wide as it is tall).
+    pub aspect: f32,
+}
+
+/// Tolerances for the face sitting inside the outline.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct PlacementPolicy {
+    /// Smallest face height (landmark contour) as a fraction of the outline height; below: `MoveCloser`.
+    pub min_fill: f32,
+    /// Largest face height as a fraction of the outline height; above: `MoveBack`.
+    pub max_fill: f32,
+    /// Largest distance of the face centre from the outline centre, in units of the outline's semi-axes.
+    pub max_center_offset: f32,
+    /// Largest |yaw| in degrees while aligning; above: `LookStraight`.
+    pub max_yaw_deg: f32,
+    /// Largest |pitch| in degrees while aligning.
+    pub max_pitch_deg: f32,
+    /// Largest |roll| in degrees while aligning.
+    pub max_roll_deg: f32,
+    /// Largest frame-to-frame move of the face centre, as a fraction of the face height, for a frame to count as still.
+    pub max_motion: f32,
+    /// How long the face must be held in the outline (still, eyes open) before the challenges start, in seconds.
+    pub hold_s: f64,
+    /// Hysteresis: a gate that has tripped only clears once the value is back inside by this fraction of its limit.
+    pub hysteresis: f32,
+}
+
+/// Frame-quality gates, measured on the face region.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct QualityPolicy {
+    /// Smallest mean luma (0..255) of the face region; below: `TooDark`.
+    pub min_brightness: f32,
+    /// Largest mean luma (0..255) of the face region; above: `TooBright`.
+    pub max_brightness: f32,
+    /// Smallest variance of the Laplacian of the face region's luma; below: `Blurry`.
+    pub min_sharpness: f32,
+    /// Smallest face size in pixels (max of box width and height); below: `MoveCloser`.
+    pub min_face_px: f32,
+    /// Smallest mean eye openness (0 closed .. ~1 open) for a frame to count towards the hold and the best frame.
+    pub min_eye_openness: f32,
+}
+
+/// Blink = both eyes closed, then open again, within a short time.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct BlinkPolicy {
+    /// Eyes count as closed when the mean openness falls below this fraction of the shopper's open-eye baseline.
+    pub closed_ratio: f32,
+    /// Eyes count as open again when the mean openness rises above this fraction of the baseline.
+    pub open_ratio: f32,
+    /// Longest closed phase in seconds (longer is not a blink: eyes shut or face lost).
+    pub max_closed_s: f64,
+}
+
+/// Turn = yaw crosses a threshold towards the asked side, then comes back near frontal.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct TurnPolicy {
+    /// |yaw| in degrees the head must reach towards the asked side.
+    pub threshold_deg: f32,
+    /// |yaw| in degrees under which the head counts as back to frontal.
+    pub return_deg: f32,
+}
+
+/// Passive anti-spoof (fused MiniFASNet) sampling and decision.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct PassivePolicy {
+    /// Smallest fused score (mean over sampled frames, 1 = real) that passes.
+    pub threshold: f32,
+    /// Samples needed before a verdict.
+    pub min_samples: u32,
+    /// Most samples taken in a session (bounds the cost).
+    pub max_samples: u32,
+    /// Frames between two samples (spreads them over the session).
+    pub every_n_frames: u64,
+    /// Fail when the models are missing instead of running active-only.
+    pub required: bool,
+}
+
+/// Timeouts and anti-flicker timing, in seconds of frame timestamps.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct TimingPolicy {
+    /// Time allowed to bring the face into the outline and hold it there.
+    pub align_timeout_s: f64,
+    /// Time allowed for each challenge.
+    pub challenge_timeout_s: f64,
+    /// Time allowed to gather the passive samples after the last challenge.
+    pub verify_timeout_s: f64,
+    /// Time allowed for the whole session.
+    pub session_timeout_s: f64,
+    /// A prompt is shown only once its condition has held this long (no flicker on noisy input).
+    pub min_prompt_s: f64,
+    /// Face missing longer than this during the challenges sends the session back to aligning.
+    pub max_face_gap_s: f64,
+}
+
+impl Default for LivenessPolicy {
+    fn default() -> Self {
+        Self {
+            oval: OvalPolicy::default(),
+            placement: PlacementPolicy::default(),
+            quality: QualityPolicy::default(),
+            blink: BlinkPolicy::default(),
+            turn: TurnPolicy::default(),
+            passive: PassivePolicy::default(),
+            timing: TimingPolicy::default(),
+        }
+    }
+}
+
+impl Default for OvalPolicy {
+    fn default() -> Self {
+        Self {
+            center_x: 0.5,
+            center_y: 0.45,
+            semi_axis_y: 0.36,
+            aspect: 0.75,
+        }
+    }
+}
+
+impl Default for PlacementPolicy {
+    fn default() -> Self {
+        Self {
+            min_fill: 0.45,
+            max_fill: 1.15,
+            max_center_offset: 0.45,
+            max_yaw_deg: 15.0,
+            max_pitch_deg: 20.0,
+            max_roll_deg: 15.0,
+            max_motion: 0.08,
+            hold_s: 0.6,
+            hysteresis: 0.1,
+        }
+    }
+}
+
+impl Default for QualityPolicy {
+    fn default() -> Self {
+        Self {
+            min_brightness: 50.0,
+            max_brightness: 225.0,
+            min_sharpness: 5.0,
+            min_face_px: 80.0,
+            min_eye_openness: 0.3,
+        }
+    }
+}
+
+impl Default for BlinkPolicy {
+    fn default() -> Self {
+        Self {
+            closed_ratio: 0.6,
+            open_ratio: 0.85,
+            max_closed_s: 1.0,
+        }
+    }
+}
+
+impl Default for TurnPolicy {
+    fn default() -> Self {
+        Self {
+            threshold_deg: 18.0,
+            return_deg: 10.0,
+        }
+    }
+}
+
+impl Default for PassivePolicy {
+    fn default() -> Self {
+        Self {
+            threshold: 0.5,
+            min_samples: 3,
+            max_samples: 8,
+            every_n_frames: 3,
+            required: false,
+        }
+    }
+}
+
+impl Default for TimingPolicy {
+    fn default() -> Self {
+        Self {
+            align_timeout_s: 8.0,
+            challenge_timeout_s: 6.0,
+            verify_timeout_s: 3.0,
+            session_timeout_s: 20.0,
+            min_prompt_s: 0.25,
+            max_face_gap_s: 1.0,
+        }
+    }
+}
+
+impl LivenessPolicy {
+    /// Parses a policy from TOML (missing fields take their defaults) and checks it.
+    pub fn from_toml(text: &str) -> Result<Self, LivenessError> {
+        let policy: Self =
+            toml::from_str(text).map_err(|e| LivenessError::Policy(e.to_string()))?;
+        policy.validate()?;
+        Ok(policy)
+    }
+
+    /// The policy as TOML (the format of `docs/liveness-policy.toml`).
+    pub fn to_toml(&self) -> Result<String, LivenessError> {
+        toml::to_string(self).map_err(|e| LivenessError::Policy(e.to_string()))
+    }
+
+    /// Rejects values that would make the session meaningless (non-finite, negative, inverted ranges).
+    pub fn validate(&self) -> Result<(), LivenessError> {
+        let bad = |what: &str| Err(LivenessError::Policy(format!("invalid value: {what}")));
+        let floats = [
+            self.oval.center_x,
+            self.oval.center_y,
+            self.oval.semi_axis_y,
+            self.oval.aspect,
+            self.placement.min_fill,
+            self.placement.max_fill,
+            self.placement.max_center_offset,
+            self.placement.max_yaw_deg,
+            self.placement.max_pitch_deg,
+            self.placement.max_roll_deg,
+            self.placement.max_motion,
+            self.placement.hysteresis,
+            self.quality.min_brightness,
+            self.quality.max_brightness,
+            self.quality.min_sharpness,
+            self.quality.min_face_px,
+            self.quality.min_eye_openness,
+            self.blink.closed_ratio,
+            self.blink.open_ratio,
+            self.turn.threshold_deg,
+            self.turn.return_deg,
+            self.passive.threshold,
+        ];
+        if floats.iter().any(|v| !v.is_finite() || *v < 0.0) {
+            return bad("every number must be finite and non-negative");
+        }
+        let times = [
+            self.placement.hold_s,
+            self.blink.max_closed_s,
+            self.timing.align_timeout_s,
+            self.timing.challenge_timeout_s,
+            self.timing.verify_timeout_s,
+            self.timing.session_timeout_s,
+            self.timing.min_prompt_s,
+            self.timing.max_face_gap_s,
+        ];
+        if times.iter().any(|v| !v.is_finite() || *v < 0.0) {
+            return bad("every time must be finite and non-negative");
+        }
+        if self.oval.semi_axis_y <= 0.0 || self.oval.aspect <= 0.0 {
+            return bad("oval semi_axis_y and aspect must be positive");
+        }
+        if self.placement.min_fill >= self.placement.max_fill {
+            return bad("placement.min_fill must be below max_fill");
+        }
+        if self.quality.min_brightness >= self.quality.max_brightness {
+            return bad("quality.min_brightness must be below max_brightness");
+        }
+        if self.blink.closed_ratio >= self.blink.open_ratio {
+            return bad("blink.closed_ratio must be below open_ratio");
+        }
+        if self.turn.return_deg >= self.turn.threshold_deg {
+            return bad("turn.return_deg must be below threshold_deg");
+        }
+        if self.passive.min_samples == 0 || self.passive.min_samples > self.passive.max_samples {
+            return bad("passive: need 1 <= min_samples <= max_samples");
+        }
+        if self.passive.every_n_frames == 0 {
+            return bad("passive.every_n_frames must be at least 1");
+        }
+        if self.passive.threshold > 1.0 {
+            return bad("passive.threshold is a probability (0..1)");
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn defaults_round_trip_through_toml() {
+        let p = LivenessPolicy::default();
+        let text = p.to_toml().unwrap();
+        assert_eq!(LivenessPolicy::from_toml(&text).unwrap(), p);
+    }
+
+    #[test]
+    fn partial_file_keeps_other_defaults() {
+        let p = LivenessPolicy::from_toml("[turn]\nthreshold_deg = 25.0\n").unwrap();
+        assert_eq!(p.turn.threshold_deg, 25.0);
+        assert_eq!(p.blink, BlinkPolicy::default());
+    }
+
+    #[test]
+    fn rejects_unknown_fields_and_bad_values() {
+        assert!(matches!(
+            LivenessPolicy::from_toml("[turn]\nthreshhold = 1.0\n"),
+            Err(LivenessError::Policy(_))
+        ));
+        assert!(matches!(
+            LivenessPolicy::from_toml("[turn]\nthreshold_deg = 5.0\nreturn_deg = 10.0\n"),
+            Err(LivenessError::Policy(_))
+        ));
+        assert!(matches!(
+            LivenessPolicy::from_toml("[passive]\nmin_samples = 0\n"),
+            Err(LivenessError::Policy(_))
+        ));
+        assert!(matches!(
+            LivenessPolicy::from_toml("[quality]\nmin_brightness = -1.0\n"),
+            Err(LivenessError::Policy(_))
+        ));
+    }
+}
