@@ -38,14 +38,17 @@ pub async fn merchant(app: &App, headers: &HeaderMap) -> Result<String, ApiError
         .ok_or_else(unauthorized)
 }
 
+/// The error for a missing, wrong or expired client token.
+pub fn unauthorized_client() -> ApiError {
+    ApiError::new(
+        ErrorCode::Unauthorized,
+        "missing, wrong or expired client token",
+    )
+}
+
 /// The order for the request's `Authorization: Bearer <client token>` (unexpired).
 pub async fn client_order(app: &App, headers: &HeaderMap) -> Result<OrderRow, ApiError> {
-    let unauthorized = || {
-        ApiError::new(
-            ErrorCode::Unauthorized,
-            "missing, wrong or expired client token",
-        )
-    };
+    let unauthorized = unauthorized_client;
     let token = bearer(headers).ok_or_else(unauthorized)?;
     let order = app
         .store

@@ -96,7 +96,11 @@ struct ServeArgs {
     nonce_ttl_secs: u64,
     /// The challenge set each nonce's challenges are drawn from (server policy), e.g. `blink` where head turns are
     /// impractical or for replaying recorded clips.
-    #[arg(long, value_delimiter = ',', default_value = "blink,turn_left,turn_right")]
+    #[arg(
+        long,
+        value_delimiter = ',',
+        default_value = "blink,turn_left,turn_right"
+    )]
     challenge_set: Vec<String>,
     /// Client token time to live, seconds.
     #[arg(long, default_value_t = 3600)]

@@ -15,11 +15,11 @@ use facepay_core::checkout::wire::{
     valid_idempotency_key,
 };
 
-use crate::api::{client_order, locked, order_ref};
+use crate::api::{client_order, locked, order_ref, unauthorized_client};
 use crate::app::{App, millis, now_ms};
 use crate::error::{ApiError, json_response};
-use crate::http::JsonBody;
-use crate::store::{DeviceRow, IdempotencyRow, NewPayment, OrderRow};
+use crate::http::{JsonBody, bearer};
+use crate::store::{DeviceRow, IdempotencyRow, NewPayment, PayContext};
 use crate::tokens;
 
 /// `POST /v1/checkout/pay`.
@@ -55,10 +55,7 @@ fn counts_as_failure(code: ErrorCode) -> bool {
 
 fn replay(app: &App, row: IdempotencyRow) -> Response {
     app.metrics.idempotent_replay();
-    json_response(
-        StatusCode::from_u16(row.status).unwrap_or(StatusCode::OK),
-        row.response,
-    )
+    json_response(StatusCode::CREATED, row.receipt)
 }
 
 fn idempotency_conflict() -> ApiError {
@@ -68,13 +65,20 @@ fn idempotency_conflict() -> ApiError {
     )
 }
 
-async fn verify_and_record(
-    app: &App,
+/// The parts of a well-formed pay request.
+struct Parsed {
+    key: String,
+    request_hash: [u8; 32],
+    payload_bytes: Vec<u8>,
+    signature: Vec<u8>,
+    payload: PaymentPayload,
+}
+
+/// Step 1 without the database: idempotency key, JSON, base64url, canonical decoding.
+fn parse(
     headers: &HeaderMap,
     body: Result<JsonBody<PayRequest>, ApiError>,
-) -> Result<Response, ApiError> {
-    // 1. Credentials and request shape.
-    let order = client_order(app, headers).await?;
+) -> Result<Parsed, ApiError> {
     let key = headers
         .get(IDEMPOTENCY_KEY_HEADER)
         .and_then(|v| v.to_str().ok())
@@ -86,51 +90,87 @@ async fn verify_and_record(
         ));
     }
     let body = body?;
-    let request_hash = sha256(&body.raw);
     let malformed = |e: facepay_core::checkout::error::ProtocolError| {
         ApiError::new(ErrorCode::MalformedPayload, e.to_string())
     };
     let payload_bytes = b64_decode("payload", &body.value.payload).map_err(malformed)?;
     let signature = b64_decode("signature", &body.value.signature).map_err(malformed)?;
     let payload = PaymentPayload::from_canonical_bytes(&payload_bytes).map_err(malformed)?;
+    Ok(Parsed {
+        key: key.to_owned(),
+        request_hash: sha256(&body.raw),
+        payload_bytes,
+        signature,
+        payload,
+    })
+}
 
+async fn verify_and_record(
+    app: &App,
+    headers: &HeaderMap,
+    body: Result<JsonBody<PayRequest>, ApiError>,
+) -> Result<Response, ApiError> {
+    // 1. Credentials first, then the request's shape.
+    let parsed = match parse(headers, body) {
+        Ok(parsed) => parsed,
+        Err(e) => {
+            client_order(app, headers).await?;
+            return Err(e);
+        }
+    };
+    let Parsed {
+        key,
+        request_hash,
+        payload_bytes,
+        signature,
+        payload,
+    } = &parsed;
+    let token = bearer(headers).ok_or_else(unauthorized_client)?;
+    let now = now_ms();
+    let ctx = app
+        .store
+        .pay_context(
+            &tokens::token_hash(token),
+            &payload.device_id,
+            &payload.nonce,
+            key,
+            now,
+        )
+        .await?
+        .ok_or_else(unauthorized_client)?;
+    if ctx.order.token_expires_at_ms <= now {
+        return Err(unauthorized_client());
+    }
     // 2. Lock-out.
     let device_id = payload.device_id.as_str();
     if let Some(wait) = app.lockout.locked_for(device_id, Instant::now()) {
         return Err(locked(wait));
     }
     // 3. Device registration.
-    let device = app.store.device(device_id).await?;
-    let Some(device) = device.filter(|d| d.merchant_id == order.merchant_id) else {
+    let Some(device) = ctx
+        .device
+        .as_ref()
+        .filter(|d| d.merchant_id == ctx.order.merchant_id)
+    else {
         return Err(ApiError::new(
             ErrorCode::UnknownDevice,
             "device is not registered with this merchant",
         ));
     };
-
     let checked = verify(
         app,
-        &order,
-        &payload,
-        &payload_bytes,
-        &signature,
-        &device,
-        key,
-        &request_hash,
-    )
-    .await;
+        &ctx,
+        payload,
+        payload_bytes,
+        signature,
+        device,
+        request_hash,
+        now,
+    );
     let result = match checked {
         Ok(Verified::Replay(row)) => return Ok(replay(app, row)),
         Ok(Verified::Fresh) => {
-            record(
-                app,
-                &payload,
-                &payload_bytes,
-                &signature,
-                key,
-                &request_hash,
-            )
-            .await
+            record(app, payload, payload_bytes, signature, key, request_hash).await
         }
         Err(e) => Err(e),
     };
@@ -158,16 +198,17 @@ enum Verified {
 
 /// Steps 4–9 of the protocol's verification order.
 #[allow(clippy::too_many_arguments)] // the verified parts of one request, each used once
-async fn verify(
+fn verify(
     app: &App,
-    order: &OrderRow,
+    ctx: &PayContext,
     payload: &PaymentPayload,
     payload_bytes: &[u8],
     signature: &[u8],
     device: &DeviceRow,
-    key: &str,
     request_hash: &[u8; 32],
+    now: i64,
 ) -> Result<Verified, ApiError> {
+    let order = &ctx.order;
     // 4. Signature, with the key registered for the payload's device.
     verify_signature(&device.public_key, payload_bytes, signature).map_err(|_| {
         ApiError::new(
@@ -176,10 +217,9 @@ async fn verify(
         )
     })?;
     // 5. Idempotency.
-    let now = now_ms();
-    if let Some(row) = app.store.idempotency(&order.merchant_id, key, now).await? {
+    if let Some(row) = &ctx.idempotency {
         return if row.request_hash == request_hash {
-            Ok(Verified::Replay(row))
+            Ok(Verified::Replay(row.clone()))
         } else {
             Err(idempotency_conflict())
         };
@@ -192,8 +232,7 @@ async fn verify(
         ));
     }
     // 7. Nonce.
-    let nonce = app.store.nonce(&payload.nonce).await?;
-    let Some(nonce) = nonce else {
+    let Some(nonce) = &ctx.nonce else {
         return Err(ApiError::new(
             ErrorCode::NonceUnknown,
             "this nonce was never issued",
@@ -289,8 +328,7 @@ async fn record(
         recorded_at_ms,
         idempotency_key: key,
         request_hash,
-        response_status: StatusCode::CREATED.as_u16(),
-        response: &response,
+        receipt: &response,
         idempotency_expires_at_ms: recorded_at_ms
             .saturating_add(millis(app.config.idempotency_ttl)),
     };

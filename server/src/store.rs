@@ -5,6 +5,7 @@ use std::str::FromStr;
 
 use sqlx::any::{AnyConnectOptions, AnyPoolOptions};
 use sqlx::{AnyPool, Row};
+use tokio::sync::{mpsc, oneshot};
 
 use crate::config::{DatabaseTarget, SqliteSync};
 use crate::error::ApiError;
@@ -91,15 +92,27 @@ pub struct NonceRow {
     pub used: bool,
 }
 
-/// A remembered idempotent response.
+/// A remembered idempotent response (only accepted payments are remembered; their status is 201).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct IdempotencyRow {
     /// SHA-256 of the original request body.
     pub request_hash: Vec<u8>,
-    /// HTTP status of the original response.
-    pub status: u16,
-    /// Body bytes of the original response.
-    pub response: Vec<u8>,
+    /// The receipt bytes sent back the first time.
+    pub receipt: Vec<u8>,
+}
+
+/// Everything the pay check needs, read in one query: the client token's order, and the payload's device,
+/// nonce and idempotency record (each absent when not found).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PayContext {
+    /// The order of the client token.
+    pub order: OrderRow,
+    /// The payload's device.
+    pub device: Option<DeviceRow>,
+    /// The payload's nonce.
+    pub nonce: Option<NonceRow>,
+    /// The unexpired idempotency record for the order's merchant and the request's key.
+    pub idempotency: Option<IdempotencyRow>,
 }
 
 /// Everything written for one accepted payment.
@@ -119,10 +132,8 @@ pub struct NewPayment<'a> {
     pub idempotency_key: &'a str,
     /// SHA-256 of the request body.
     pub request_hash: &'a [u8],
-    /// Status of the response to remember.
-    pub response_status: u16,
-    /// Body of the response to remember.
-    pub response: &'a [u8],
+    /// The receipt (response body) to remember.
+    pub receipt: &'a [u8],
     /// When the idempotency record expires (Unix ms).
     pub idempotency_expires_at_ms: i64,
 }
@@ -130,16 +141,16 @@ pub struct NewPayment<'a> {
 /// Row counts, for tests and operators checking that nothing half-written stayed behind.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct TableCounts {
-    /// Rows in `payments`.
+    /// Rows in `payments` (each carries its evidence).
     pub payments: i64,
-    /// Rows in `payment_evidence`.
-    pub evidence: i64,
     /// Used nonces.
     pub used_nonces: i64,
     /// Rows in `idempotency_keys`.
     pub idempotency_keys: i64,
     /// Orders marked paid.
     pub paid_orders: i64,
+    /// Sum of the devices' last accepted counters (+1 each, so untouched devices add 0).
+    pub counter_sum: i64,
 }
 
 /// The database.
@@ -150,7 +161,21 @@ pub struct Store {
     writer: AnyPool,
     /// Pool for reads (SQLite: several WAL readers; PostgreSQL: the same pool as `writer`).
     reader: AnyPool,
+    /// SQLite only: the group-commit task that owns the writer connection for payments.
+    batcher: Option<mpsc::Sender<WriteJob>>,
 }
+
+/// A prepared payment insert with all values bound (owned, so it can move to the group-commit task).
+type PaymentInsert = sqlx::query::Query<'static, sqlx::Any, sqlx::any::AnyArguments>;
+
+/// One payment for the group-commit task, and where to send its outcome.
+struct WriteJob {
+    insert: PaymentInsert,
+    reply: oneshot::Sender<Result<(), ApiError>>,
+}
+
+/// Most payments committed in one SQLite transaction.
+const MAX_BATCH: usize = 256;
 
 impl Store {
     /// Opens (creating an SQLite file if needed) and migrates the database.
@@ -189,6 +214,7 @@ impl Store {
                     backend,
                     writer: writer.clone(),
                     reader: writer,
+                    batcher: None,
                 };
                 store.migrate().await?;
                 let reader = AnyPoolOptions::new()
@@ -204,7 +230,13 @@ impl Store {
                     .connect_with(options)
                     .await
                     .map_err(connect)?;
-                Store { reader, ..store }
+                let (batcher, jobs) = mpsc::channel(4 * MAX_BATCH);
+                tokio::spawn(group_commit(store.writer.clone(), jobs));
+                Store {
+                    reader,
+                    batcher: Some(batcher),
+                    ..store
+                }
             }
             DatabaseTarget::Postgres(url) => {
                 let options = AnyConnectOptions::from_str(url).map_err(connect)?;
@@ -217,6 +249,7 @@ impl Store {
                     backend,
                     writer: pool.clone(),
                     reader: pool,
+                    batcher: None,
                 };
                 store.migrate().await?;
                 store
@@ -473,29 +506,6 @@ impl Store {
         Ok(())
     }
 
-    /// An issued nonce.
-    pub async fn nonce(&self, nonce: &[u8; 32]) -> Result<Option<NonceRow>, sqlx::Error> {
-        let row = sqlx::query(
-            "SELECT merchant_id, order_id, amount_minor, currency, device_id, expires_at_ms, used \
-             FROM nonces WHERE nonce = $1",
-        )
-        .bind(nonce.to_vec())
-        .fetch_optional(&self.reader)
-        .await?;
-        row.map(|r| {
-            Ok(NonceRow {
-                merchant_id: r.try_get(0)?,
-                order_id: r.try_get(1)?,
-                amount_minor: r.try_get(2)?,
-                currency: r.try_get(3)?,
-                device_id: r.try_get(4)?,
-                expires_at_ms: r.try_get(5)?,
-                used: r.try_get::<i64, _>(6)? != 0,
-            })
-        })
-        .transpose()
-    }
-
     /// The unexpired idempotency record for this merchant and key.
     pub async fn idempotency(
         &self,
@@ -504,8 +514,9 @@ impl Store {
         now_ms: i64,
     ) -> Result<Option<IdempotencyRow>, sqlx::Error> {
         let row = sqlx::query(
-            "SELECT request_hash, status, response FROM idempotency_keys \
-             WHERE merchant_id = $1 AND idem_key = $2 AND expires_at_ms > $3",
+            "SELECT i.request_hash, p.receipt FROM idempotency_keys i \
+             JOIN payments p ON p.payment_id = i.payment_id \
+             WHERE i.merchant_id = $1 AND i.idem_key = $2 AND i.expires_at_ms > $3",
         )
         .bind(merchant_id)
         .bind(key)
@@ -515,107 +526,117 @@ impl Store {
         row.map(|r| {
             Ok(IdempotencyRow {
                 request_hash: r.try_get(0)?,
-                status: u16::try_from(r.try_get::<i64, _>(1)?).unwrap_or(500),
-                response: r.try_get(2)?,
+                receipt: r.try_get(1)?,
             })
         })
         .transpose()
     }
 
-    /// Records an accepted payment in ONE transaction: nonce consumed, device counter raised, order marked paid,
-    /// payment and evidence rows, idempotency record. Each update is conditional, so a concurrent request that
-    /// got there first makes this one fail with the matching code and roll back entirely.
+    /// Reads, in one query, the order of a client token and the device, nonce and idempotency record a pay
+    /// request refers to. `None` when no order has this client token.
+    pub async fn pay_context(
+        &self,
+        client_token_hash: &[u8],
+        device_id: &str,
+        nonce: &[u8; 32],
+        idempotency_key: &str,
+        now_ms: i64,
+    ) -> Result<Option<PayContext>, sqlx::Error> {
+        let row = sqlx::query(
+            "SELECT o.merchant_id, o.order_id, o.amount_minor, o.currency, o.items_digest, o.token_expires_at_ms, \
+             o.paid, d.merchant_id, d.account_id, d.public_key, d.last_counter, n.merchant_id, n.order_id, \
+             n.amount_minor, n.currency, n.device_id, n.expires_at_ms, n.used, i.request_hash, p.receipt \
+             FROM orders o \
+             LEFT JOIN devices d ON d.device_id = $2 \
+             LEFT JOIN nonces n ON n.nonce = $3 \
+             LEFT JOIN idempotency_keys i \
+               ON i.merchant_id = o.merchant_id AND i.idem_key = $4 AND i.expires_at_ms > $5 \
+             LEFT JOIN payments p ON p.payment_id = i.payment_id \
+             WHERE o.client_token_hash = $1",
+        )
+        .bind(client_token_hash.to_vec())
+        .bind(device_id)
+        .bind(nonce.to_vec())
+        .bind(idempotency_key)
+        .bind(now_ms)
+        .fetch_optional(&self.reader)
+        .await?;
+        let Some(r) = row else { return Ok(None) };
+        let order = OrderRow {
+            merchant_id: r.try_get(0)?,
+            order_id: r.try_get(1)?,
+            amount_minor: r.try_get(2)?,
+            currency: r.try_get(3)?,
+            items_digest: r.try_get(4)?,
+            token_expires_at_ms: r.try_get(5)?,
+            paid: r.try_get::<i64, _>(6)? != 0,
+        };
+        let device = match r.try_get::<Option<String>, _>(7)? {
+            None => None,
+            Some(merchant_id) => Some(DeviceRow {
+                merchant_id,
+                account_id: r.try_get(8)?,
+                public_key: r.try_get(9)?,
+                last_counter: r.try_get(10)?,
+            }),
+        };
+        let nonce = match r.try_get::<Option<String>, _>(11)? {
+            None => None,
+            Some(merchant_id) => Some(NonceRow {
+                merchant_id,
+                order_id: r.try_get(12)?,
+                amount_minor: r.try_get(13)?,
+                currency: r.try_get(14)?,
+                device_id: r.try_get(15)?,
+                expires_at_ms: r.try_get(16)?,
+                used: r.try_get::<i64, _>(17)? != 0,
+            }),
+        };
+        let idempotency = match (
+            r.try_get::<Option<Vec<u8>>, _>(18)?,
+            r.try_get::<Option<Vec<u8>>, _>(19)?,
+        ) {
+            (Some(request_hash), Some(receipt)) => Some(IdempotencyRow {
+                request_hash,
+                receipt,
+            }),
+            _ => None,
+        };
+        Ok(Some(PayContext {
+            order,
+            device,
+            nonce,
+            idempotency,
+        }))
+    }
+
+    /// Records an accepted payment with ONE statement, so atomically: the `payments` row (payload, signature,
+    /// evidence, receipt) whose insert triggers (see the migrations) check and apply the nonce consumption, the
+    /// device counter, the order's paid flag and the idempotency record. A concurrent request that got there first
+    /// makes this one fail with the matching code, and nothing of it is written.
+    ///
+    /// SQLite: the insert goes to the group-commit task, which runs the inserts waiting at that moment in one
+    /// transaction (a failed insert is undone alone; the others stay) and answers each after the COMMIT, so one
+    /// fsync covers the batch. PostgreSQL: the insert commits on its own (PostgreSQL groups WAL flushes itself).
     pub async fn record_payment(&self, p: &NewPayment<'_>) -> Result<(), ApiError> {
-        let payload = p.payload;
-        let order = &payload.order;
-        let counter = i64::try_from(payload.counter)
-            .map_err(|_| ApiError::new(ErrorCode::InvalidRequest, "counter exceeds 2^63-1"))?;
-        let amount = i64::try_from(order.amount_minor)
-            .map_err(|_| ApiError::new(ErrorCode::InvalidRequest, "amount_minor exceeds 2^63-1"))?;
-        let mut tx = self.writer.begin().await?;
-        let nonce = sqlx::query("UPDATE nonces SET used = 1 WHERE nonce = $1 AND used = 0")
-            .bind(payload.nonce.to_vec())
-            .execute(&mut *tx)
-            .await?;
-        if nonce.rows_affected() != 1 {
-            return Err(ApiError::new(
-                ErrorCode::NonceReused,
-                "this nonce has already been used",
-            ));
+        let insert = payment_insert(p)?;
+        match &self.batcher {
+            None => insert
+                .execute(&self.writer)
+                .await
+                .map(|_| ())
+                .map_err(insert_error),
+            Some(batcher) => {
+                let (reply, outcome) = oneshot::channel();
+                let gone =
+                    || ApiError::new(ErrorCode::Unavailable, "the database writer has stopped");
+                batcher
+                    .send(WriteJob { insert, reply })
+                    .await
+                    .map_err(|_| gone())?;
+                outcome.await.map_err(|_| gone())?
+            }
         }
-        let device = sqlx::query(
-            "UPDATE devices SET last_counter = $1 WHERE device_id = $2 AND last_counter < $1",
-        )
-        .bind(counter)
-        .bind(&payload.device_id)
-        .execute(&mut *tx)
-        .await?;
-        if device.rows_affected() != 1 {
-            return Err(counter_error());
-        }
-        let paid = sqlx::query(
-            "UPDATE orders SET paid = 1 WHERE merchant_id = $1 AND order_id = $2 AND paid = 0",
-        )
-        .bind(&order.merchant_id)
-        .bind(&order.order_id)
-        .execute(&mut *tx)
-        .await?;
-        if paid.rows_affected() != 1 {
-            return Err(ApiError::new(
-                ErrorCode::OrderAlreadyPaid,
-                "this order has already been paid",
-            ));
-        }
-        sqlx::query("INSERT INTO payments (payment_id, merchant_id, order_id, device_id, amount_minor, currency, items_digest, \
-             nonce, counter, payload, signature, recorded_at_ms) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)")
-        .bind(p.payment_id)
-        .bind(&order.merchant_id)
-        .bind(&order.order_id)
-        .bind(&payload.device_id)
-        .bind(amount)
-        .bind(&order.currency)
-        .bind(order.items_digest.to_vec())
-        .bind(payload.nonce.to_vec())
-        .bind(counter)
-        .bind(p.payload_bytes.to_vec())
-        .bind(p.signature.to_vec())
-        .bind(p.recorded_at_ms)
-        .execute(&mut *tx)
-        .await?;
-        let ev = &payload.evidence;
-        sqlx::query("INSERT INTO payment_evidence (payment_id, liveness, challenges, antispoof_score, match_score, \
-             model_versions, started_at_ms, finished_at_ms) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)")
-        .bind(p.payment_id)
-        .bind(to_json(&ev.liveness).trim_matches('"').to_owned())
-        .bind(to_json(&ev.challenges))
-        .bind(ev.antispoof_score.map(f64::from))
-        .bind(f64::from(ev.match_score))
-        .bind(to_json(&ev.model_versions))
-        .bind(i64::try_from(ev.started_at_ms).unwrap_or(i64::MAX))
-        .bind(i64::try_from(ev.finished_at_ms).unwrap_or(i64::MAX))
-        .execute(&mut *tx)
-        .await?;
-        let idem = sqlx::query("INSERT INTO idempotency_keys (merchant_id, idem_key, request_hash, status, response, expires_at_ms) \
-             VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (merchant_id, idem_key) DO UPDATE SET \
-             request_hash = excluded.request_hash, status = excluded.status, response = excluded.response, \
-             expires_at_ms = excluded.expires_at_ms WHERE idempotency_keys.expires_at_ms <= $7")
-        .bind(&order.merchant_id)
-        .bind(p.idempotency_key)
-        .bind(p.request_hash.to_vec())
-        .bind(i64::from(p.response_status))
-        .bind(p.response.to_vec())
-        .bind(p.idempotency_expires_at_ms)
-        .bind(p.recorded_at_ms)
-        .execute(&mut *tx)
-        .await?;
-        if idem.rows_affected() != 1 {
-            return Err(ApiError::new(
-                ErrorCode::IdempotencyConflict,
-                "this idempotency key is already in use",
-            ));
-        }
-        tx.commit().await?;
-        Ok(())
     }
 
     /// Deletes expired idempotency records and nonces; returns how many rows went.
@@ -640,19 +661,119 @@ impl Store {
         };
         Ok(TableCounts {
             payments: count("SELECT COUNT(*) FROM payments").await?,
-            evidence: count("SELECT COUNT(*) FROM payment_evidence").await?,
             used_nonces: count("SELECT COUNT(*) FROM nonces WHERE used = 1").await?,
             idempotency_keys: count("SELECT COUNT(*) FROM idempotency_keys").await?,
             paid_orders: count("SELECT COUNT(*) FROM orders WHERE paid = 1").await?,
+            counter_sum: count(
+                "SELECT CAST(COALESCE(SUM(last_counter + 1), 0) AS BIGINT) FROM devices",
+            )
+            .await?,
         })
     }
 }
 
-fn counter_error() -> ApiError {
-    ApiError::new(
-        ErrorCode::CounterNotIncreasing,
-        "counter is not greater than the device's last accepted counter",
+/// Binds every column of a payment insert.
+fn payment_insert(p: &NewPayment<'_>) -> Result<PaymentInsert, ApiError> {
+    let payload = p.payload;
+    let order = &payload.order;
+    let ev = &payload.evidence;
+    let too_big =
+        |field: &str| ApiError::new(ErrorCode::InvalidRequest, format!("{field} exceeds 2^63-1"));
+    let counter = i64::try_from(payload.counter).map_err(|_| too_big("counter"))?;
+    let amount = i64::try_from(order.amount_minor).map_err(|_| too_big("amount_minor"))?;
+    let started = i64::try_from(ev.started_at_ms).map_err(|_| too_big("started_at_ms"))?;
+    let finished = i64::try_from(ev.finished_at_ms).map_err(|_| too_big("finished_at_ms"))?;
+    Ok(sqlx::query(
+        "INSERT INTO payments (payment_id, merchant_id, order_id, device_id, amount_minor, currency, \
+         items_digest, nonce, counter, payload, signature, liveness, challenges, antispoof_score, match_score, \
+         model_versions, started_at_ms, finished_at_ms, idem_key, request_hash, idem_expires_at_ms, receipt, \
+         recorded_at_ms) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, \
+         $18, $19, $20, $21, $22, $23)",
     )
+    .bind(p.payment_id.to_owned())
+    .bind(order.merchant_id.clone())
+    .bind(order.order_id.clone())
+    .bind(payload.device_id.clone())
+    .bind(amount)
+    .bind(order.currency.clone())
+    .bind(order.items_digest.to_vec())
+    .bind(payload.nonce.to_vec())
+    .bind(counter)
+    .bind(p.payload_bytes.to_vec())
+    .bind(p.signature.to_vec())
+    .bind(to_json(&ev.liveness).trim_matches('"').to_owned())
+    .bind(to_json(&ev.challenges))
+    .bind(ev.antispoof_score.map(f64::from))
+    .bind(f64::from(ev.match_score))
+    .bind(to_json(&ev.model_versions))
+    .bind(started)
+    .bind(finished)
+    .bind(p.idempotency_key.to_owned())
+    .bind(p.request_hash.to_vec())
+    .bind(p.idempotency_expires_at_ms)
+    .bind(p.receipt.to_vec())
+    .bind(p.recorded_at_ms))
+}
+
+/// The group-commit loop (SQLite): takes every payment waiting, inserts them in one transaction, commits once,
+/// then answers each. Ends when the store is dropped.
+async fn group_commit(writer: AnyPool, mut jobs: mpsc::Receiver<WriteJob>) {
+    let mut batch = Vec::with_capacity(MAX_BATCH);
+    while jobs.recv_many(&mut batch, MAX_BATCH).await > 0 {
+        let outcomes = commit_batch(&writer, &mut batch).await;
+        for (job, outcome) in batch.drain(..).zip(outcomes) {
+            let _ = job.reply.send(outcome);
+        }
+    }
+}
+
+/// Runs one batch; every job gets an outcome, and none is `Ok` unless the COMMIT succeeded.
+async fn commit_batch(writer: &AnyPool, batch: &mut [WriteJob]) -> Vec<Result<(), ApiError>> {
+    let mut tx = match writer.begin().await {
+        Ok(tx) => tx,
+        Err(e) => return vec![Err(ApiError::from(e)); batch.len()],
+    };
+    let mut outcomes = Vec::with_capacity(batch.len());
+    for job in batch.iter_mut() {
+        // Take the bound query out of the job (a placeholder stays behind; the job only keeps its reply).
+        let insert = std::mem::replace(&mut job.insert, sqlx::query("SELECT 1"));
+        outcomes.push(
+            insert
+                .execute(&mut *tx)
+                .await
+                .map(|_| ())
+                .map_err(insert_error),
+        );
+    }
+    if let Err(e) = tx.commit().await {
+        let failed = ApiError::from(e);
+        return vec![Err(failed); batch.len()];
+    }
+    outcomes
+}
+
+/// Maps a payment insert failure: a trigger's protocol code, or a database failure.
+fn insert_error(e: sqlx::Error) -> ApiError {
+    match &e {
+        sqlx::Error::Database(db) => trigger_error(db.message()).unwrap_or_else(|| e.into()),
+        _ => e.into(),
+    }
+}
+
+/// The protocol error a payment trigger raised (its message is the error code), if it was one.
+fn trigger_error(message: &str) -> Option<ApiError> {
+    let text = match message {
+        "nonce_reused" => "this nonce has already been used",
+        "counter_not_increasing" => {
+            "counter is not greater than the device's last accepted counter"
+        }
+        "order_already_paid" => "this order has already been paid",
+        "idempotency_conflict" => "this idempotency key is already in use",
+        _ => return None,
+    };
+    let code: ErrorCode =
+        serde_json::from_value(serde_json::Value::String(message.to_owned())).ok()?;
+    Some(ApiError::new(code, text))
 }
 
 /// JSON text of an evidence column (these types always serialise).

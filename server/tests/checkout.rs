@@ -37,11 +37,11 @@ async fn happy_path_records_exactly_one_payment() {
         assert_eq!(
             (
                 counts.payments,
-                counts.evidence,
                 counts.used_nonces,
-                counts.paid_orders
+                counts.paid_orders,
+                counts.counter_sum
             ),
-            (1, 1, 1, 1)
+            (1, 1, 1, 2)
         );
         assert_eq!(counts.idempotency_keys, 1);
         // The order is paid: no new challenge for it.
@@ -822,4 +822,54 @@ async fn postgres_is_tested_in_ci() {
         assert_eq!(env.get("/healthz").await.json()["backend"], "postgres");
         env.server.shutdown().await;
     }
+}
+
+#[tokio::test]
+async fn concurrent_payments_commit_independently() {
+    on_each_backend(|db| async move {
+        let env = Env::start(db, |_| {}).await;
+        let mut requests = Vec::new();
+        for i in 0..12 {
+            let dev = env.device(&format!("dev-{i}")).await;
+            let order = env.order(&format!("o-{i}"), 100 + i, "EUR").await;
+            let ch = env.challenge(&order.client_token, &dev.id).await;
+            let (bytes, sig) = signed(&payload_for(&ch, &dev.id, 1), &dev);
+            // Every third payment is also sent under a second key: one of the two must lose on the nonce.
+            if i % 3 == 0 {
+                requests.push((
+                    order.client_token.clone(),
+                    format!("dup-{i}"),
+                    bytes.clone(),
+                    sig.clone(),
+                ));
+            }
+            requests.push((order.client_token, format!("k-{i}"), bytes, sig));
+        }
+        let answers = join_all(
+            requests
+                .iter()
+                .map(|(token, key, bytes, sig)| env.pay(token, key, bytes, sig))
+                .collect(),
+        )
+        .await;
+        let created = answers.iter().filter(|a| a.status == 201).count();
+        let lost: Vec<_> = answers.iter().filter(|a| a.status != 201).collect();
+        assert_eq!(created, 12, "{lost:?}");
+        assert_eq!(lost.len(), 4);
+        for a in lost {
+            a.assert_error(409, ErrorCode::NonceReused);
+        }
+        let counts = env.counts().await;
+        assert_eq!(
+            (
+                counts.payments,
+                counts.used_nonces,
+                counts.paid_orders,
+                counts.idempotency_keys
+            ),
+            (12, 12, 12, 12)
+        );
+        env.server.shutdown().await;
+    })
+    .await;
 }
