@@ -234,14 +234,16 @@ fn normalised(mut embeddings: Vec<Vec<f32>>) -> Result<Vec<Vec<f32>>, TemplateEr
             return Err(TemplateError::NonFinite { index });
         }
         let norm = l2_norm(embedding);
-        if !((norm - 1.0).abs() <= UNIT_NORM_TOLERANCE) {
+        if (norm - 1.0).abs() > f64::from(UNIT_NORM_TOLERANCE) {
             return Err(TemplateError::NotUnitNorm {
                 index,
-                norm,
+                norm: norm as f32,
                 tolerance: UNIT_NORM_TOLERANCE,
             });
         }
-        embedding.iter_mut().for_each(|v| *v /= norm);
+        embedding
+            .iter_mut()
+            .for_each(|v| *v = (f64::from(*v) / norm) as f32);
     }
     Ok(embeddings)
 }
@@ -250,7 +252,7 @@ fn check_agreement(embeddings: &[Vec<f32>]) -> Result<(), TemplateError> {
     let mut worst: Option<(usize, usize, f32)> = None;
     for i in 0..embeddings.len() {
         for j in i + 1..embeddings.len() {
-            let similarity = dot(&embeddings[i], &embeddings[j]);
+            let similarity = dot(&embeddings[i], &embeddings[j]) as f32;
             if worst.is_none_or(|(_, _, s)| similarity < s) {
                 worst = Some((i, j, similarity));
             }
@@ -269,18 +271,18 @@ fn check_agreement(embeddings: &[Vec<f32>]) -> Result<(), TemplateError> {
     }
 }
 
-/// Euclidean norm, accumulated in f64.
-pub(crate) fn l2_norm(v: &[f32]) -> f32 {
+/// Euclidean norm in f64 (finite for any finite f32 input, however large).
+pub(crate) fn l2_norm(v: &[f32]) -> f64 {
     v.iter()
         .map(|&x| f64::from(x) * f64::from(x))
         .sum::<f64>()
-        .sqrt() as f32
+        .sqrt()
 }
 
-/// Dot product, accumulated in f64.
-pub(crate) fn dot(a: &[f32], b: &[f32]) -> f32 {
+/// Dot product in f64.
+pub(crate) fn dot(a: &[f32], b: &[f32]) -> f64 {
     a.iter()
         .zip(b)
         .map(|(&x, &y)| f64::from(x) * f64::from(y))
-        .sum::<f64>() as f32
+        .sum::<f64>()
 }

@@ -58,7 +58,7 @@ impl Rng {
 }
 
 fn normalise(mut v: Vec<f32>) -> Vec<f32> {
-    let n = l2_norm(&v);
+    let n = l2_norm(&v) as f32;
     v.iter_mut().for_each(|x| *x /= n);
     v
 }
@@ -169,6 +169,12 @@ fn enrol_requires_unit_norm_and_renormalises_drift() {
     assert!(
         matches!(enrol(e, MODEL), Err(TemplateError::NotUnitNorm { index: 1, norm, .. }) if (norm - 2.0).abs() < 1e-4)
     );
+    let mut e = person(9, 3);
+    e[0] = vec![f32::MAX; DIM]; // squares overflow f32: still a typed error, not a NaN slipping through
+    assert!(matches!(
+        enrol(e, MODEL),
+        Err(TemplateError::NotUnitNorm { index: 0, .. })
+    ));
     let mut e = person(9, 3);
     e[2] = vec![0.0; DIM];
     assert!(matches!(
