@@ -114,21 +114,20 @@ impl ServerCertVerifier for PinnedCertVerifier {
     }
 }
 
-/// Finds a TLS failure in an error's source chain (reqwest wraps rustls errors in hyper and io errors).
+/// Finds a TLS failure in an error's source chain (reqwest wraps rustls errors in hyper errors and, possibly
+/// nested, `io::Error`s, whose `source()` skips the wrapped error: so those are unwrapped with `get_ref`).
 pub(super) fn tls_failure(error: &(dyn std::error::Error + 'static)) -> Option<String> {
     let mut current = Some(error);
     while let Some(e) = current {
         if let Some(tls) = e.downcast_ref::<rustls::Error>() {
             return Some(tls.to_string());
         }
-        if let Some(io) = e.downcast_ref::<std::io::Error>()
-            && let Some(tls) = io
+        current = match e.downcast_ref::<std::io::Error>() {
+            Some(io) => io
                 .get_ref()
-                .and_then(|inner| inner.downcast_ref::<rustls::Error>())
-        {
-            return Some(tls.to_string());
-        }
-        current = e.source();
+                .map(|inner| inner as &(dyn std::error::Error + 'static)),
+            None => e.source(),
+        };
     }
     None
 }
@@ -141,6 +140,21 @@ mod tests {
     fn pem_without_certificates_is_a_config_error() {
         let err = client_config(&TrustRoots::PinnedCertPem(b"not a pem".to_vec())).unwrap_err();
         assert!(matches!(err, CheckoutError::Config(_)), "{err:?}");
+    }
+
+    #[test]
+    fn tls_failures_are_found_inside_nested_io_errors() {
+        let rustls_error =
+            rustls::Error::InvalidCertificate(CertificateError::ApplicationVerificationFailure);
+        let nested = std::io::Error::other(std::io::Error::new(
+            std::io::ErrorKind::InvalidData,
+            rustls_error,
+        ));
+        assert!(tls_failure(&nested).is_some_and(|m| m.contains("ApplicationVerificationFailure")));
+        assert_eq!(
+            tls_failure(&std::io::Error::other("connection reset")),
+            None
+        );
     }
 
     #[test]
