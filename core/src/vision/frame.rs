@@ -532,3 +532,475 @@ fn convert<S: Source>(
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use ::image::{ExtendedColorType, ImageEncoder};
+
+    /// A w×h RGB image made of 2×2 blocks of distinct colours (so 4:2:0 chroma loses nothing).
+    fn blocks(w: u32, h: u32) -> Vec<u8> {
+        let mut data = Vec::with_capacity(packed_len(w, h).unwrap());
+        for y in 0..h {
+            for x in 0..w {
+                let (bx, by) = (x / 2, y / 2);
+                data.extend([
+                    (bx * 37 + by * 11) as u8,
+                    (bx * 13 + by * 29 + 60) as u8,
+                    (bx * 5 + by * 53 + 120) as u8,
+                ]);
+            }
+        }
+        data
+    }
+
+    fn frame(pixels: Pixels<'_>, width: u32, height: u32) -> Frame<'_> {
+        Frame {
+            pixels,
+            width,
+            height,
+            rotation: Rotation::R0,
+            mirror: false,
+        }
+    }
+
+    /// BT.601 full-range RGB → YUV, the inverse of the conversion under test.
+    fn yuv(p: &[u8]) -> (u8, u8, u8) {
+        let (r, g, b) = (p[0] as f32, p[1] as f32, p[2] as f32);
+        let y = 0.299 * r + 0.587 * g + 0.114 * b;
+        let u = 128.0 + (b - y) / 1.772;
+        let v = 128.0 + (r - y) / 1.402;
+        let q = |x: f32| x.round().clamp(0.0, 255.0) as u8;
+        (q(y), q(u), q(v))
+    }
+
+    fn max_diff(a: &[u8], b: &[u8]) -> u8 {
+        assert_eq!(a.len(), b.len());
+        a.iter().zip(b).map(|(x, y)| x.abs_diff(*y)).max().unwrap()
+    }
+
+    fn invalid(r: Result<RgbImage, VisionError>) -> String {
+        match r {
+            Err(VisionError::InvalidFrame(m)) => m,
+            other => panic!("expected InvalidFrame, got {other:?}"),
+        }
+    }
+
+    /// Reference: rotate packed RGB clockwise by `quarters` quarter turns, then mirror.
+    fn reference(
+        data: &[u8],
+        w: usize,
+        h: usize,
+        quarters: usize,
+        mirror: bool,
+    ) -> (usize, usize, Vec<u8>) {
+        let (mut w, mut h, mut d) = (w, h, data.to_vec());
+        for _ in 0..quarters {
+            let mut r = vec![0; d.len()];
+            for y in 0..h {
+                for x in 0..w {
+                    // Clockwise: (x, y) → (h − 1 − y, x) in an h-wide image.
+                    let o = 3 * (x * h + (h - 1 - y));
+                    r[o..o + 3].copy_from_slice(&d[3 * (y * w + x)..3 * (y * w + x) + 3]);
+                }
+            }
+            (w, h, d) = (h, w, r);
+        }
+        if mirror {
+            for row in d.chunks_exact_mut(3 * w) {
+                let px: Vec<[u8; 3]> = row
+                    .chunks_exact(3)
+                    .rev()
+                    .map(|p| [p[0], p[1], p[2]])
+                    .collect();
+                row.copy_from_slice(&px.concat());
+            }
+        }
+        (w, h, d)
+    }
+
+    #[test]
+    fn rotation_and_mirror_on_a_two_by_three_image() {
+        // 2 wide, 3 high: a b / c d / e f.
+        let src: Vec<u8> = (1..=6u8).flat_map(|v| [v, v * 10, v * 20]).collect();
+        let cases = [
+            (Rotation::R0, false, 2, vec![1, 2, 3, 4, 5, 6]),
+            (Rotation::R0, true, 2, vec![2, 1, 4, 3, 6, 5]),
+            (Rotation::R90, false, 3, vec![5, 3, 1, 6, 4, 2]),
+            (Rotation::R90, true, 3, vec![1, 3, 5, 2, 4, 6]),
+            (Rotation::R180, false, 2, vec![6, 5, 4, 3, 2, 1]),
+            (Rotation::R180, true, 2, vec![5, 6, 3, 4, 1, 2]),
+            (Rotation::R270, false, 3, vec![2, 4, 6, 1, 3, 5]),
+            (Rotation::R270, true, 3, vec![6, 4, 2, 5, 3, 1]),
+        ];
+        for (rotation, mirror, ow, want) in cases {
+            let mut out = RgbImage::default();
+            convert(
+                &Packed::<3, false> {
+                    data: &src,
+                    stride: 6,
+                },
+                2,
+                3,
+                rotation,
+                mirror,
+                &mut out,
+            );
+            let got: Vec<u8> = out.data.chunks_exact(3).map(|p| p[0]).collect();
+            assert_eq!((out.width, got), (ow, want), "{rotation:?} mirror={mirror}");
+        }
+    }
+
+    #[test]
+    fn rgb8_with_padded_stride_and_every_orientation_matches_the_reference() {
+        let (w, h) = (34u32, 48u32);
+        let rgb = blocks(w, h);
+        let stride = 3 * w as usize + 7;
+        let mut padded = vec![0xEE; stride * (h as usize - 1) + 3 * w as usize]; // last row unpadded
+        for y in 0..h as usize {
+            padded[y * stride..y * stride + 3 * w as usize]
+                .copy_from_slice(&rgb[3 * y * w as usize..3 * (y + 1) * w as usize]);
+        }
+        for (q, rotation) in [Rotation::R0, Rotation::R90, Rotation::R180, Rotation::R270]
+            .into_iter()
+            .enumerate()
+        {
+            for mirror in [false, true] {
+                let f = Frame {
+                    rotation,
+                    mirror,
+                    ..frame(
+                        Pixels::Rgb8 {
+                            data: &padded,
+                            stride,
+                        },
+                        w,
+                        h,
+                    )
+                };
+                let out = f.to_rgb().unwrap();
+                let (rw, rh, want) = reference(&rgb, w as usize, h as usize, q, mirror);
+                assert_eq!((out.width as usize, out.height as usize), (rw, rh));
+                assert!(out.data == want, "{rotation:?} mirror={mirror}");
+            }
+        }
+    }
+
+    #[test]
+    fn bgra8_round_trip_ignores_alpha_and_padding() {
+        let (w, h) = (40u32, 32u32);
+        let rgb = blocks(w, h);
+        let stride = 4 * w as usize + 16;
+        let mut bgra = vec![0u8; stride * h as usize];
+        for (i, p) in rgb.chunks_exact(3).enumerate() {
+            let (x, y) = (i % w as usize, i / w as usize);
+            bgra[y * stride + 4 * x..y * stride + 4 * x + 4].copy_from_slice(&[
+                p[2],
+                p[1],
+                p[0],
+                (i * 7) as u8,
+            ]);
+        }
+        let out = frame(
+            Pixels::Bgra8 {
+                data: &bgra,
+                stride,
+            },
+            w,
+            h,
+        )
+        .to_rgb()
+        .unwrap();
+        assert_eq!(out.data, rgb);
+    }
+
+    #[test]
+    fn nv21_round_trip_within_rounding() {
+        let (w, h) = (36u32, 34u32);
+        let rgb = blocks(w, h);
+        let stride = w as usize + 4;
+        let mut buf = vec![0u8; stride * h as usize * 3 / 2];
+        for y in 0..h as usize {
+            for x in 0..w as usize {
+                let (yy, u, v) = yuv(&rgb[3 * (y * w as usize + x)..]);
+                buf[y * stride + x] = yy;
+                let c = stride * h as usize + (y / 2) * stride + (x / 2) * 2;
+                buf[c] = v;
+                buf[c + 1] = u;
+            }
+        }
+        let pixels = Pixels::nv21_contiguous(&buf, h, stride).unwrap();
+        let out = frame(pixels, w, h).to_rgb().unwrap();
+        let d = max_diff(&out.data, &rgb);
+        assert!(d <= 3, "NV21 max channel error {d}");
+    }
+
+    /// Builds YUV_420_888 planes the way Android lays them out (pixel stride 2: U and V views of one interleaved
+    /// buffer, each trimmed after its last sample) and checks the round trip.
+    #[test]
+    fn yuv_420_888_planar_and_interleaved_round_trip() {
+        let (w, h) = (38u32, 32u32);
+        let (wu, hu) = (w as usize, h as usize);
+        let rgb = blocks(w, h);
+        let y_stride = wu + 10;
+        let mut yp = vec![0u8; y_stride * (hu - 1) + wu];
+        for y in 0..hu {
+            for x in 0..wu {
+                yp[y * y_stride + x] = yuv(&rgb[3 * (y * wu + x)..]).0;
+            }
+        }
+        let chroma = |x: usize, y: usize| {
+            let (_, u, v) = yuv(&rgb[3 * (2 * y * wu + 2 * x)..]);
+            (u, v)
+        };
+        let (cw, ch) = (wu / 2, hu / 2);
+        // Planar (I420-like, pixel stride 1).
+        let uv_stride = cw + 3;
+        let (mut up, mut vp) = (vec![0u8; uv_stride * ch], vec![0u8; uv_stride * ch]);
+        for y in 0..ch {
+            for x in 0..cw {
+                (up[y * uv_stride + x], vp[y * uv_stride + x]) = chroma(x, y);
+            }
+        }
+        let planar = Pixels::Yuv420 {
+            y: &yp,
+            u: &up,
+            v: &vp,
+            y_stride,
+            uv_stride,
+            uv_pixel_stride: 1,
+        };
+        let d = max_diff(&frame(planar, w, h).to_rgb().unwrap().data, &rgb);
+        assert!(d <= 3, "planar max channel error {d}");
+        // Interleaved (NV12 memory, pixel stride 2): u = buf[0..], v = buf[1..], both trimmed.
+        let uv_stride = 2 * cw + 8;
+        let mut inter = vec![0u8; uv_stride * (ch - 1) + 2 * cw];
+        for y in 0..ch {
+            for x in 0..cw {
+                (
+                    inter[y * uv_stride + 2 * x],
+                    inter[y * uv_stride + 2 * x + 1],
+                ) = chroma(x, y);
+            }
+        }
+        let (u, v) = (&inter[..inter.len() - 1], &inter[1..]);
+        let semi = Pixels::Yuv420 {
+            y: &yp,
+            u,
+            v,
+            y_stride,
+            uv_stride,
+            uv_pixel_stride: 2,
+        };
+        let f = Frame {
+            rotation: Rotation::R90,
+            mirror: true,
+            ..frame(semi, w, h)
+        };
+        let (_, _, want) = reference(&rgb, wu, hu, 1, true);
+        let d = max_diff(&f.to_rgb().unwrap().data, &want);
+        assert!(d <= 3, "interleaved max channel error {d}");
+    }
+
+    #[test]
+    fn yuv_conversion_is_bt601_full_range() {
+        assert_eq!(yuv_to_rgb(0, 128, 128), [0, 0, 0]);
+        assert_eq!(yuv_to_rgb(255, 128, 128), [255, 255, 255]);
+        // Pure red in full-range BT.601: Y 76, U 85, V 255.
+        let red = yuv_to_rgb(76, 85, 255);
+        assert!(red[0] >= 253 && red[1] <= 2 && red[2] <= 2, "{red:?}");
+    }
+
+    #[test]
+    fn to_rgb_into_reuses_the_buffer() {
+        let (w, h) = (32u32, 32u32);
+        let rgb = blocks(w, h);
+        let mut out = RgbImage::default();
+        let f = frame(
+            Pixels::Rgb8 {
+                data: &rgb,
+                stride: 96,
+            },
+            w,
+            h,
+        );
+        f.to_rgb_into(&mut out).unwrap();
+        let ptr = out.data.as_ptr();
+        Frame {
+            rotation: Rotation::R270,
+            ..f
+        }
+        .to_rgb_into(&mut out)
+        .unwrap();
+        assert_eq!(out.data.as_ptr(), ptr, "the second conversion reallocated");
+        // A failed conversion leaves the previous image alone.
+        assert!(
+            frame(
+                Pixels::Rgb8 {
+                    data: &rgb[..10],
+                    stride: 96
+                },
+                w,
+                h
+            )
+            .to_rgb_into(&mut out)
+            .is_err()
+        );
+        assert_eq!((out.width, out.height, out.data.len()), (32, 32, 3072));
+    }
+
+    #[test]
+    fn bad_sizes_strides_and_lengths_are_typed_errors() {
+        let buf = vec![0u8; 4096];
+        let rgb = |w, h, stride| frame(Pixels::Rgb8 { data: &buf, stride }, w, h).to_rgb();
+        assert!(invalid(rgb(0, 0, 0)).contains("0x0"));
+        assert!(invalid(rgb(1, 1, 3)).contains("minimum"));
+        assert!(invalid(rgb(31, 40, 93)).contains("minimum"));
+        assert!(invalid(rgb(9000, 40, 27000)).contains("maximum"));
+        let m = invalid(rgb(40, 40, 120));
+        assert!(
+            m.contains("4800") && m.contains("4096"),
+            "expected vs actual in: {m}"
+        );
+        assert!(invalid(rgb(40, 32, 100)).contains("stride 100 is smaller"));
+        assert!(invalid(rgb(8192, 8192, usize::MAX)).contains("overflow"));
+        let bgra = frame(
+            Pixels::Bgra8 {
+                data: &buf,
+                stride: 4 * 40,
+            },
+            40,
+            40,
+        )
+        .to_rgb();
+        assert!(invalid(bgra).contains("6400"));
+        let yuv = |ps, u: &'static [u8]| {
+            let y = vec![0u8; 32 * 32];
+            frame(
+                Pixels::Yuv420 {
+                    y: &y,
+                    u,
+                    v: &[0; 256],
+                    y_stride: 32,
+                    uv_stride: 16,
+                    uv_pixel_stride: ps,
+                },
+                32,
+                32,
+            )
+            .to_rgb()
+        };
+        assert!(invalid(yuv(3, &[0; 256])).contains("pixel stride 3"));
+        assert!(invalid(yuv(1, &[0; 255])).contains("YUV_420_888 U"));
+        assert!(invalid(yuv(2, &[0; 256])).contains("smaller than a row"));
+        let nv21 = vec![0u8; 32 * 32 + 100];
+        assert!(
+            invalid(frame(Pixels::nv21_contiguous(&nv21, 32, 32).unwrap(), 32, 32).to_rgb())
+                .contains("NV21 VU")
+        );
+        assert!(matches!(
+            Pixels::nv21_contiguous(&nv21, 64, 32),
+            Err(VisionError::InvalidFrame(_))
+        ));
+        assert!(matches!(
+            Pixels::nv21_contiguous(&nv21, u32::MAX, usize::MAX),
+            Err(VisionError::InvalidFrame(_))
+        ));
+        assert!(Rotation::from_degrees(45).is_err());
+        assert_eq!(Rotation::from_degrees(-90).unwrap(), Rotation::R270);
+    }
+
+    fn encode_jpeg(data: &[u8], w: u32, h: u32) -> Vec<u8> {
+        let mut out = Vec::new();
+        ::image::codecs::jpeg::JpegEncoder::new_with_quality(&mut out, 95)
+            .write_image(data, w, h, ExtendedColorType::Rgb8)
+            .unwrap();
+        out
+    }
+
+    fn encode_png(data: &[u8], w: u32, h: u32) -> Vec<u8> {
+        let mut out = Vec::new();
+        ::image::codecs::png::PngEncoder::new(&mut out)
+            .write_image(data, w, h, ExtendedColorType::Rgb8)
+            .unwrap();
+        out
+    }
+
+    #[test]
+    fn encoded_jpeg_and_png_decode_and_orient() {
+        let (w, h) = (48u32, 40u32);
+        let rgb = blocks(w, h);
+        let png = encode_png(&rgb, w, h);
+        assert_eq!(decode_bytes(&png).unwrap().data, rgb);
+        let f = Frame {
+            rotation: Rotation::R180,
+            mirror: true,
+            ..frame(Pixels::Encoded(&png), 0, 0)
+        };
+        let (_, _, want) = reference(&rgb, w as usize, h as usize, 2, true);
+        assert_eq!(f.to_rgb().unwrap().data, want);
+        let jpeg = encode_jpeg(&rgb, w, h);
+        let img = frame(Pixels::Encoded(&jpeg), w, h).to_rgb().unwrap();
+        let mean_err = img
+            .data
+            .iter()
+            .zip(&rgb)
+            .map(|(a, b)| a.abs_diff(*b) as f64)
+            .sum::<f64>()
+            / rgb.len() as f64;
+        assert!(mean_err < 6.0, "JPEG mean error {mean_err}");
+        let m = invalid(frame(Pixels::Encoded(&jpeg), 40, 48).to_rgb());
+        assert!(m.contains("declared 40x48"), "{m}");
+    }
+
+    #[test]
+    fn truncated_corrupt_tiny_and_huge_encoded_images_are_typed_errors() {
+        let (w, h) = (64u32, 64u32);
+        let rgb = blocks(w, h);
+        let jpeg = encode_jpeg(&rgb, w, h);
+        for cut in [jpeg.len() / 2, jpeg.len() - 2, 3] {
+            match decode_bytes(&jpeg[..cut]) {
+                Err(VisionError::Decode(_)) => {}
+                other => panic!("JPEG cut at {cut}/{}: {other:?}", jpeg.len()),
+            }
+        }
+        let png = encode_png(&rgb, w, h);
+        assert!(matches!(
+            decode_bytes(&png[..png.len() / 2]),
+            Err(VisionError::Decode(_))
+        ));
+        assert!(matches!(
+            decode_bytes(b"definitely not an image"),
+            Err(VisionError::Decode(_))
+        ));
+        assert!(matches!(decode_bytes(&[]), Err(VisionError::Decode(_))));
+        // A valid but 1×1 image is refused as a frame.
+        assert!(invalid(decode_bytes(&encode_png(&[1, 2, 3], 1, 1))).contains("minimum"));
+        // A PNG whose header claims 100000×100000: refused from the header, nothing allocated for it.
+        let mut huge = png.clone();
+        huge[16..24].copy_from_slice(&[0, 1, 0x86, 0xA0, 0, 1, 0x86, 0xA0]);
+        let crc = crc32(&huge[12..29]);
+        huge[29..33].copy_from_slice(&crc.to_be_bytes());
+        assert!(matches!(decode_bytes(&huge), Err(VisionError::Decode(_))));
+        match decode_file("/nonexistent/facepay/frame.jpg") {
+            Err(VisionError::ImageRead { path, .. }) => assert!(path.ends_with("frame.jpg")),
+            other => panic!("{other:?}"),
+        }
+    }
+
+    /// PNG's CRC-32 (to forge a header in a test).
+    fn crc32(bytes: &[u8]) -> u32 {
+        let mut crc = !0u32;
+        for &b in bytes {
+            crc ^= b as u32;
+            for _ in 0..8 {
+                crc = if crc & 1 != 0 {
+                    (crc >> 1) ^ 0xEDB8_8320
+                } else {
+                    crc >> 1
+                };
+            }
+        }
+        !crc
+    }
+}

@@ -351,3 +351,139 @@ fn sample_bilinear<F: FnMut(usize, [f32; 3])>(
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A w×h image whose pixel (x, y) is (x·7+y, y·5+x, x+y·3) mod 256: every pixel is distinct enough to locate.
+    fn pattern(w: u32, h: u32) -> RgbImage {
+        let mut data = Vec::new();
+        for y in 0..h {
+            for x in 0..w {
+                data.extend([(x * 7 + y) as u8, (y * 5 + x) as u8, (x + y * 3) as u8]);
+            }
+        }
+        RgbImage::new(w, h, data).unwrap()
+    }
+
+    fn close(a: (f32, f32), b: (f32, f32)) -> bool {
+        (a.0 - b.0).abs() < 1e-4 && (a.1 - b.1).abs() < 1e-4
+    }
+
+    #[test]
+    fn new_rejects_wrong_length() {
+        let err = RgbImage::new(4, 4, vec![0; 47]).unwrap_err();
+        assert!(matches!(err, VisionError::InvalidFrame(ref m) if m.contains("48") && m.contains("47")), "{err}");
+    }
+
+    #[test]
+    fn affine_inverse_round_trips_and_rejects_singular() {
+        let a = Affine { m: [1.5, 0.3, 10.0, -0.2, 0.8, -4.0] };
+        let inv = a.inverse().unwrap();
+        let (x, y) = a.apply(3.0, 7.0);
+        assert!(close(inv.apply(x, y), (3.0, 7.0)));
+        assert!(Affine { m: [1.0, 2.0, 0.0, 2.0, 4.0, 0.0] }.inverse().is_none());
+        assert!(Affine { m: [f32::NAN, 0.0, 0.0, 0.0, 1.0, 0.0] }.inverse().is_none());
+        assert_eq!(Affine::identity().apply(2.5, -1.0), (2.5, -1.0));
+    }
+
+    #[test]
+    fn similarity_maps_centres_scales_and_turns_clockwise() {
+        // Source centre (50, 40) lands at destination centre (10, 10); scale 2 and +90°.
+        let a = Affine::similarity(50.0, 40.0, 2.0, std::f32::consts::FRAC_PI_2, 10.0, 10.0);
+        assert!(close(a.apply(10.0, 10.0), (50.0, 40.0)));
+        // Forward: a source point 1 px to the right of the centre goes 2 px *down* (clockwise on screen).
+        let fwd = a.inverse().unwrap();
+        assert!(close(fwd.apply(51.0, 40.0), (10.0, 12.0)));
+        assert!(close(fwd.apply(50.0, 39.0), (12.0, 10.0)));
+    }
+
+    #[test]
+    fn crop_maps_pixel_edges_onto_rect_edges() {
+        let a = Affine::crop(Rect { x: 10.0, y: 20.0, w: 40.0, h: 20.0 }, 4, 2);
+        // Destination pixel centre 0 covers source [10, 20): its centre 15 is source pixel coordinate 14.5.
+        assert!(close(a.apply(0.0, 0.0), (14.5, 24.5)));
+        assert!(close(a.apply(3.0, 1.0), (44.5, 34.5)));
+    }
+
+    #[test]
+    fn identity_warp_reproduces_the_image_in_every_layout() {
+        let img = pattern(9, 6);
+        let n = Normalize { scale: 1.0 / 127.5, offset: -1.0 };
+        let mut nhwc = vec![0.0; 3 * 9 * 6];
+        warp_to_tensor(&img, &Affine::identity(), 9, 6, Layout::Nhwc, ChannelOrder::Rgb, n, &mut nhwc);
+        let mut nchw_bgr = vec![0.0; 3 * 9 * 6];
+        let raw = Normalize { scale: 1.0, offset: 0.0 };
+        warp_to_tensor(&img, &Affine::identity(), 9, 6, Layout::Nchw, ChannelOrder::Bgr, raw, &mut nchw_bgr);
+        for y in 0..6 {
+            for x in 0..9 {
+                let p = img.pixel(x, y).unwrap();
+                let i = (y * 9 + x) as usize;
+                for c in 0..3 {
+                    let want = p[c] as f32 / 127.5 - 1.0;
+                    assert!((nhwc[3 * i + c] - want).abs() < 1e-5, "nhwc ({x},{y}) c{c}");
+                    assert_eq!(nchw_bgr[(2 - c) * 54 + i], p[c] as f32, "nchw bgr ({x},{y}) c{c}");
+                }
+            }
+        }
+        assert_eq!(warp_to_rgb(&img, &Affine::identity(), 9, 6), img);
+    }
+
+    #[test]
+    fn similarity_warp_rotates_a_quarter_turn_exactly() {
+        let img = pattern(7, 7);
+        // +90° about the centre: destination (x, y) samples source (y, 6 − x).
+        let a = Affine::similarity(3.0, 3.0, 1.0, std::f32::consts::FRAC_PI_2, 3.0, 3.0);
+        let out = warp_to_rgb(&img, &a, 7, 7);
+        for y in 0..7 {
+            for x in 0..7 {
+                assert_eq!(out.pixel(x, y), img.pixel(y, 6 - x), "({x},{y})");
+            }
+        }
+    }
+
+    #[test]
+    fn bilinear_interpolates_and_outside_is_black() {
+        let img = RgbImage::new(2, 1, vec![0, 100, 200, 100, 200, 0]).unwrap();
+        let half = Affine { m: [1.0, 0.0, 0.5, 0.0, 1.0, 0.0] };
+        let out = warp_to_rgb(&img, &half, 2, 1);
+        // Between the two pixels: their mean; past the right edge: half of the last pixel blended with black.
+        assert_eq!(out.data, vec![50, 150, 100, 50, 100, 0]);
+        let far = Affine { m: [1.0, 0.0, 1e9, 0.0, 1.0, 0.0] };
+        assert_eq!(warp_to_rgb(&img, &far, 2, 1).data, vec![0; 6]);
+        let nan = Affine { m: [f32::NAN; 6] };
+        assert_eq!(warp_to_rgb(&img, &nan, 2, 1).data, vec![0; 6]);
+    }
+
+    #[test]
+    fn crop_warp_halves_by_averaging_two_by_two_blocks() {
+        let img = pattern(8, 4);
+        let a = Affine::crop(Rect { x: 0.0, y: 0.0, w: 8.0, h: 4.0 }, 4, 2);
+        let mut t = vec![0.0; 3 * 4 * 2];
+        let raw = Normalize { scale: 1.0, offset: 0.0 };
+        warp_to_tensor(&img, &a, 4, 2, Layout::Nhwc, ChannelOrder::Rgb, raw, &mut t);
+        for y in 0..2u32 {
+            for x in 0..4u32 {
+                for c in 0..3 {
+                    let block: f32 = [(0, 0), (1, 0), (0, 1), (1, 1)]
+                        .iter()
+                        .map(|&(dx, dy)| img.pixel(2 * x + dx, 2 * y + dy).unwrap()[c] as f32)
+                        .sum();
+                    assert!((t[3 * (y * 4 + x) as usize + c] - block / 4.0).abs() < 1e-3);
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn short_buffer_and_empty_images_warp_without_panicking() {
+        let mut img = pattern(4, 4);
+        img.data.truncate(20); // fewer bytes than the fields claim: missing rows read as black
+        let out = warp_to_rgb(&img, &Affine::identity(), 4, 4);
+        assert_eq!(&out.data[..12], &img.data[..12]);
+        assert!(out.data[12..].iter().all(|&v| v == 0));
+        let empty = RgbImage::default();
+        assert_eq!(warp_to_rgb(&empty, &Affine::identity(), 3, 2).data, vec![0; 18]);
+    }
+}
