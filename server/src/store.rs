@@ -165,16 +165,16 @@ pub struct Store {
     batcher: Option<mpsc::Sender<WriteJob>>,
 }
 
-/// A prepared payment insert with all values bound (owned, so it can move to the group-commit task).
-type PaymentInsert = sqlx::query::Query<'static, sqlx::Any, sqlx::any::AnyArguments>;
+/// A write statement with all values bound (owned, so it can move to the group-commit task).
+type WriteStatement = sqlx::query::Query<'static, sqlx::Any, sqlx::any::AnyArguments>;
 
-/// One payment for the group-commit task, and where to send its outcome.
+/// One write for the group-commit task, and where to send its outcome (rows affected).
 struct WriteJob {
-    insert: PaymentInsert,
-    reply: oneshot::Sender<Result<(), ApiError>>,
+    statement: WriteStatement,
+    reply: oneshot::Sender<Result<u64, ApiError>>,
 }
 
-/// Most payments committed in one SQLite transaction.
+/// Most writes committed in one SQLite transaction.
 const MAX_BATCH: usize = 256;
 
 impl Store {
@@ -352,17 +352,15 @@ impl Store {
         let result = sqlx::query("INSERT INTO orders (merchant_id, order_id, amount_minor, currency, items_digest, client_token_hash, \
              token_expires_at_ms, paid, created_at_ms) VALUES ($1, $2, $3, $4, $5, $6, $7, 0, $8) \
              ON CONFLICT (merchant_id, order_id) DO NOTHING")
-        .bind(&order.merchant_id)
-        .bind(&order.order_id)
+        .bind(order.merchant_id.clone())
+        .bind(order.order_id.clone())
         .bind(order.amount_minor)
-        .bind(&order.currency)
+        .bind(order.currency.clone())
         .bind(order.items_digest.clone())
         .bind(client_token_hash.to_vec())
         .bind(order.token_expires_at_ms)
-        .bind(now_ms)
-        .execute(&self.writer)
-        .await?;
-        if result.rows_affected() == 1 {
+        .bind(now_ms);
+        if self.write(result).await? == 1 {
             Ok(())
         } else {
             Err(ApiError::new(
@@ -403,18 +401,16 @@ impl Store {
         merchant_id: &str,
         account_id: &str,
         expires_at_ms: i64,
-    ) -> Result<(), sqlx::Error> {
-        sqlx::query(
+    ) -> Result<(), ApiError> {
+        let insert = sqlx::query(
             "INSERT INTO enrollments (token_hash, merchant_id, account_id, expires_at_ms, used) \
              VALUES ($1, $2, $3, $4, 0)",
         )
         .bind(token_hash.to_vec())
-        .bind(merchant_id)
-        .bind(account_id)
-        .bind(expires_at_ms)
-        .execute(&self.writer)
-        .await?;
-        Ok(())
+        .bind(merchant_id.to_owned())
+        .bind(account_id.to_owned())
+        .bind(expires_at_ms);
+        self.write(insert).await.map(|_| ())
     }
 
     /// Consumes an enrolment token and registers the device in one transaction. Returns the account id.
@@ -491,19 +487,17 @@ impl Store {
     }
 
     /// Stores a fresh nonce.
-    pub async fn insert_nonce(&self, nonce: &[u8; 32], row: &NonceRow) -> Result<(), sqlx::Error> {
-        sqlx::query("INSERT INTO nonces (nonce, merchant_id, order_id, amount_minor, currency, device_id, expires_at_ms, used) \
+    pub async fn insert_nonce(&self, nonce: &[u8; 32], row: &NonceRow) -> Result<(), ApiError> {
+        let insert = sqlx::query("INSERT INTO nonces (nonce, merchant_id, order_id, amount_minor, currency, device_id, expires_at_ms, used) \
              VALUES ($1, $2, $3, $4, $5, $6, $7, 0)")
         .bind(nonce.to_vec())
-        .bind(&row.merchant_id)
-        .bind(&row.order_id)
+        .bind(row.merchant_id.clone())
+        .bind(row.order_id.clone())
         .bind(row.amount_minor)
-        .bind(&row.currency)
-        .bind(&row.device_id)
-        .bind(row.expires_at_ms)
-        .execute(&self.writer)
-        .await?;
-        Ok(())
+        .bind(row.currency.clone())
+        .bind(row.device_id.clone())
+        .bind(row.expires_at_ms);
+        self.write(insert).await.map(|_| ())
     }
 
     /// The unexpired idempotency record for this merchant and key.
@@ -619,19 +613,24 @@ impl Store {
     /// transaction (a failed insert is undone alone; the others stay) and answers each after the COMMIT, so one
     /// fsync covers the batch. PostgreSQL: the insert commits on its own (PostgreSQL groups WAL flushes itself).
     pub async fn record_payment(&self, p: &NewPayment<'_>) -> Result<(), ApiError> {
-        let insert = payment_insert(p)?;
+        self.write(payment_insert(p)?).await.map(|_| ())
+    }
+
+    /// Runs one write statement and returns the rows it affected. SQLite: through the group-commit task (one
+    /// fsync per batch); PostgreSQL: committed on its own.
+    async fn write(&self, statement: WriteStatement) -> Result<u64, ApiError> {
         match &self.batcher {
-            None => insert
+            None => statement
                 .execute(&self.writer)
                 .await
-                .map(|_| ())
+                .map(|r| r.rows_affected())
                 .map_err(insert_error),
             Some(batcher) => {
                 let (reply, outcome) = oneshot::channel();
                 let gone =
                     || ApiError::new(ErrorCode::Unavailable, "the database writer has stopped");
                 batcher
-                    .send(WriteJob { insert, reply })
+                    .send(WriteJob { statement, reply })
                     .await
                     .map_err(|_| gone())?;
                 outcome.await.map_err(|_| gone())?
@@ -673,7 +672,7 @@ impl Store {
 }
 
 /// Binds every column of a payment insert.
-fn payment_insert(p: &NewPayment<'_>) -> Result<PaymentInsert, ApiError> {
+fn payment_insert(p: &NewPayment<'_>) -> Result<WriteStatement, ApiError> {
     let payload = p.payload;
     let order = &payload.order;
     let ev = &payload.evidence;
@@ -715,8 +714,9 @@ fn payment_insert(p: &NewPayment<'_>) -> Result<PaymentInsert, ApiError> {
     .bind(p.recorded_at_ms))
 }
 
-/// The group-commit loop (SQLite): takes every payment waiting, inserts them in one transaction, commits once,
-/// then answers each. Ends when the store is dropped.
+/// The group-commit loop (SQLite): takes every write waiting (payments, orders, nonces, enrolments), runs them in
+/// one transaction (a failed statement is undone alone), commits once, then answers each. Ends when the store is
+/// dropped.
 async fn group_commit(writer: AnyPool, mut jobs: mpsc::Receiver<WriteJob>) {
     let mut batch = Vec::with_capacity(MAX_BATCH);
     while jobs.recv_many(&mut batch, MAX_BATCH).await > 0 {
@@ -728,7 +728,7 @@ async fn group_commit(writer: AnyPool, mut jobs: mpsc::Receiver<WriteJob>) {
 }
 
 /// Runs one batch; every job gets an outcome, and none is `Ok` unless the COMMIT succeeded.
-async fn commit_batch(writer: &AnyPool, batch: &mut [WriteJob]) -> Vec<Result<(), ApiError>> {
+async fn commit_batch(writer: &AnyPool, batch: &mut [WriteJob]) -> Vec<Result<u64, ApiError>> {
     let mut tx = match writer.begin().await {
         Ok(tx) => tx,
         Err(e) => return vec![Err(ApiError::from(e)); batch.len()],
@@ -736,14 +736,9 @@ async fn commit_batch(writer: &AnyPool, batch: &mut [WriteJob]) -> Vec<Result<()
     let mut outcomes = Vec::with_capacity(batch.len());
     for job in batch.iter_mut() {
         // Take the bound query out of the job (a placeholder stays behind; the job only keeps its reply).
-        let insert = std::mem::replace(&mut job.insert, sqlx::query("SELECT 1"));
-        outcomes.push(
-            insert
-                .execute(&mut *tx)
-                .await
-                .map(|_| ())
-                .map_err(insert_error),
-        );
+        let statement = std::mem::replace(&mut job.statement, sqlx::query("SELECT 1"));
+        let outcome = statement.execute(&mut *tx).await;
+        outcomes.push(outcome.map(|r| r.rows_affected()).map_err(insert_error));
     }
     if let Err(e) = tx.commit().await {
         let failed = ApiError::from(e);
@@ -752,7 +747,7 @@ async fn commit_batch(writer: &AnyPool, batch: &mut [WriteJob]) -> Vec<Result<()
     outcomes
 }
 
-/// Maps a payment insert failure: a trigger's protocol code, or a database failure.
+/// Maps a write failure: a payment trigger's protocol code, or a database failure.
 fn insert_error(e: sqlx::Error) -> ApiError {
     match &e {
         sqlx::Error::Database(db) => trigger_error(db.message()).unwrap_or_else(|| e.into()),
