@@ -894,7 +894,7 @@ async fn garbage_requests_get_the_error_shape_and_write_nothing() {
         let (mut p, mut s) = (bytes.clone(), sig.clone());
         for _ in 0..1 + next() % 3 {
             let r = next() as usize;
-            if r % 2 == 0 {
+            if r.is_multiple_of(2) {
                 let i = r / 2 % p.len();
                 p[i] ^= 1 + (next() % 255) as u8;
             } else {
