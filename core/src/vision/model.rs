@@ -270,3 +270,196 @@ fn is_sha256_hex(s: &str) -> bool {
         && s.bytes()
             .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
 }
+
+/// `FACEPAY_SHARED` or `<workspace>/../shared`, asserting the development data is there.
+#[cfg(test)]
+pub(crate) fn test_shared_dir() -> PathBuf {
+    let dir = std::env::var_os("FACEPAY_SHARED")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| workspace_dir().join("..").join("shared"));
+    assert!(
+        dir.join("models").is_dir() && dir.join("data").is_dir(),
+        "development data missing: expected models/ and data/ in {} (set FACEPAY_SHARED to the shared directory)",
+        dir.display()
+    );
+    dir
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn committed_manifest() -> ModelManifest {
+        ModelManifest::load(&workspace_dir().join("models")).expect("models/manifest.toml parses")
+    }
+
+    fn manifest_error(text: &str) -> String {
+        match ModelManifest::parse(text) {
+            Err(VisionError::Manifest(m)) => m,
+            other => panic!("expected a manifest error, got {other:?}"),
+        }
+    }
+
+    const ONE: &str = r#"
+manifest_version = 1
+[[external]]
+name = "x"
+role = "antispoof"
+file = "x.onnx"
+onnx_sha256 = "f62b7b86556cd0b4caaaf6b83f6ab89a136ac2b745206ea37a427a3e36e58970"
+licence = "test"
+input_shape = [1, 3, 80, 80]
+layout = "NCHW"
+channel_order = "BGR"
+normalisation = { scale = 1.0, offset = 0.0 }
+crop_scale = 2.7
+"#;
+
+    #[test]
+    fn sha256_matches_the_fips_vector() {
+        assert_eq!(
+            sha256_hex(b"abc"),
+            "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad"
+        );
+    }
+
+    #[test]
+    fn committed_manifest_parses_with_every_role() {
+        let m = committed_manifest();
+        let roles: Vec<Role> = m.models.iter().chain(&m.external).map(|e| e.role).collect();
+        for role in [
+            Role::Detector,
+            Role::Landmarks,
+            Role::Embedder,
+            Role::Antispoof,
+        ] {
+            assert!(roles.contains(&role), "no {role:?} model in the manifest");
+        }
+        let det = m.entry("face_detection_short_range").unwrap();
+        assert_eq!(
+            (det.input_hw(), det.layout, det.channel_order),
+            ((128, 128), Layout::Nhwc, ChannelOrder::Rgb)
+        );
+        let v2 = m.entry("minifasnet_v2").unwrap();
+        assert_eq!(
+            (v2.input_hw(), v2.channel_order, v2.crop_scale),
+            ((80, 80), ChannelOrder::Bgr, Some(2.7))
+        );
+        assert!(
+            matches!(m.entry("nope"), Err(VisionError::UnknownModel { name }) if name == "nope")
+        );
+    }
+
+    #[test]
+    fn manifest_schema_violations_are_typed_errors() {
+        assert_eq!(ModelManifest::parse(ONE).unwrap().external.len(), 1);
+        // Not TOML at all: still a typed manifest error (manifest_error panics otherwise).
+        manifest_error("manifest_version = ");
+        assert!(
+            manifest_error(&ONE.replace("manifest_version = 1", "manifest_version = 2"))
+                .contains("manifest_version 2")
+        );
+        assert!(manifest_error(&ONE.replace("f62b7b", "F62B7B")).contains("hex"));
+        assert!(
+            manifest_error(&ONE.replace("[1, 3, 80, 80]", "[1, 80, 80, 3]"))
+                .contains("input_shape")
+        );
+        assert!(manifest_error(&ONE.replace("\"antispoof\"", "\"oracle\"")).contains("oracle"));
+        assert!(manifest_error(&ONE.replace("\"NCHW\"", "\"CHW\"")).contains("CHW"));
+        assert!(manifest_error(&ONE.replace("licence = \"test\"", "")).contains("licence"));
+        assert!(manifest_error(&ONE.replace("licence", "license")).contains("license"));
+        assert!(
+            manifest_error(&ONE.replace("crop_scale = 2.7", "crop_scale = -1.0"))
+                .contains("crop_scale")
+        );
+        let twice = format!("{ONE}{}", &ONE[ONE.find("[[external]]").unwrap()..]);
+        assert!(manifest_error(&twice).contains("twice"));
+        assert!(matches!(
+            ModelManifest::load(Path::new("/nonexistent/facepay")),
+            Err(VisionError::Manifest(_))
+        ));
+    }
+
+    #[test]
+    fn wrong_hash_is_refused_before_parsing() {
+        let m = committed_manifest();
+        let entry = m.entry("mobilefacenet").unwrap();
+        match load_plan(entry, b"not the model") {
+            Err(VisionError::ModelHash {
+                name,
+                expected,
+                actual,
+            }) => {
+                assert_eq!(
+                    (name.as_str(), expected.as_str()),
+                    ("mobilefacenet", entry.onnx_sha256.as_str())
+                );
+                assert_eq!(actual, sha256_hex(b"not the model"));
+            }
+            other => panic!("expected ModelHash, got {:?}", other.map(|_| ())),
+        }
+        // A real ONNX file under another model's name: still refused by hash.
+        let v1se = test_shared_dir()
+            .join("models")
+            .join("minifasnet_v1se_4.0_80x80.onnx");
+        let bytes = std::fs::read(&v1se).unwrap();
+        let v2 = m.entry("minifasnet_v2").unwrap();
+        assert!(matches!(
+            load_plan(v2, &bytes),
+            Err(VisionError::ModelHash { .. })
+        ));
+    }
+
+    #[test]
+    fn unparsable_model_with_matching_hash_is_a_load_error() {
+        let garbage = b"\x08\x07garbage that is not protobuf\xff\xff\xff";
+        let mut entry = ModelManifest::parse(ONE).unwrap().external.remove(0);
+        entry.onnx_sha256 = sha256_hex(garbage);
+        assert!(
+            matches!(load_plan(&entry, garbage), Err(VisionError::ModelLoad { name, .. }) if name == "x")
+        );
+    }
+
+    #[test]
+    fn missing_file_is_model_missing() {
+        let entry = ModelManifest::parse(ONE).unwrap().external.remove(0);
+        match load_from_dir(Path::new("/nonexistent/facepay"), &entry) {
+            Err(VisionError::ModelMissing { path }) => assert!(path.ends_with("x.onnx")),
+            other => panic!("expected ModelMissing, got {:?}", other.map(|_| ())),
+        }
+    }
+
+    #[test]
+    fn minifasnet_loads_and_runs_from_the_shared_dir() {
+        let m = committed_manifest();
+        let dir = test_shared_dir().join("models");
+        for name in ["minifasnet_v2", "minifasnet_v1se"] {
+            let entry = m.entry(name).unwrap();
+            let plan = load_from_dir(&dir, entry).unwrap();
+            let input = Tensor::from_shape(&entry.input_shape, &vec![100f32; 3 * 80 * 80]).unwrap();
+            let out = plan.run(tvec!(input.into())).unwrap();
+            let probs = out[0].to_plain_array_view::<f32>().unwrap();
+            assert_eq!(probs.shape(), &[1, 3], "{name}");
+            let sum: f32 = probs.iter().sum();
+            assert!(
+                (sum - 1.0).abs() < 1e-3 && probs.iter().all(|p| (0.0..=1.0).contains(p)),
+                "{name}: {probs:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn committed_detector_loads_by_input_name_and_wrong_name_fails() {
+        let m = committed_manifest();
+        let mut entry = m.entry("face_detection_short_range").unwrap().clone();
+        let plan = load_from_dir(&default_models_dir(), &entry).unwrap();
+        let input = Tensor::zero::<f32>(&entry.input_shape).unwrap();
+        let out = plan.run(tvec!(input.into())).unwrap();
+        assert_eq!(out.len(), 2);
+        entry.input_name = Some("no_such_input".into());
+        match load_from_dir(&default_models_dir(), &entry) {
+            Err(VisionError::ModelLoad { reason, .. }) => assert!(reason.contains("no_such_input")),
+            other => panic!("expected ModelLoad, got {:?}", other.map(|_| ())),
+        }
+    }
+}

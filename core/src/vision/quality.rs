@@ -99,3 +99,151 @@ pub fn assess(img: &RgbImage, region: Rect) -> QualityReport {
         face_size_px,
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Deterministic noisy texture (an LCG), `gain` scaling its amplitude around mid-grey `base`.
+    fn texture(w: u32, h: u32, base: f32, gain: f32) -> RgbImage {
+        let mut s = 12345u32;
+        let mut data = Vec::new();
+        for _ in 0..w * h {
+            s = s.wrapping_mul(1_664_525).wrapping_add(1_013_904_223);
+            let v = (base + gain * ((s >> 24) as f32 - 128.0)).clamp(0.0, 255.0) as u8;
+            data.extend([v, v, v]);
+        }
+        RgbImage::new(w, h, data).unwrap()
+    }
+
+    /// 5×5 box blur (edges clamped).
+    fn blur(img: &RgbImage) -> RgbImage {
+        let (w, h) = (img.width as i32, img.height as i32);
+        let mut out = img.clone();
+        for y in 0..h {
+            for x in 0..w {
+                for c in 0..3 {
+                    let mut s = 0u32;
+                    for dy in -2..=2 {
+                        for dx in -2..=2 {
+                            let (sx, sy) = ((x + dx).clamp(0, w - 1), (y + dy).clamp(0, h - 1));
+                            s += img.data[3 * (sy * w + sx) as usize + c] as u32;
+                        }
+                    }
+                    out.data[3 * (y * w + x) as usize + c] = (s / 25) as u8;
+                }
+            }
+        }
+        out
+    }
+
+    fn full(img: &RgbImage) -> Rect {
+        Rect {
+            x: 0.0,
+            y: 0.0,
+            w: img.width as f32,
+            h: img.height as f32,
+        }
+    }
+
+    #[test]
+    fn metrics_move_the_right_way() {
+        for side in [64u32, 600] {
+            // 600 px exercises the subsampled grid (step 5).
+            let sharp = texture(side, side, 128.0, 0.8);
+            let q = assess(&sharp, full(&sharp));
+            let blurred = assess(&blur(&sharp), full(&sharp));
+            assert!(
+                blurred.sharpness < q.sharpness / 4.0,
+                "{side}: blur {blurred:?} vs {q:?}"
+            );
+            let dark = assess(&texture(side, side, 60.0, 0.8), full(&sharp));
+            assert!(
+                dark.brightness < q.brightness - 50.0,
+                "{side}: {dark:?} vs {q:?}"
+            );
+            let flat = assess(&texture(side, side, 128.0, 0.2), full(&sharp));
+            assert!(
+                flat.contrast < q.contrast / 2.0,
+                "{side}: {flat:?} vs {q:?}"
+            );
+            assert!((q.brightness - 128.0).abs() < 5.0 && q.contrast > 20.0);
+        }
+    }
+
+    #[test]
+    fn uniform_image_has_exact_figures() {
+        let img = RgbImage::new(40, 40, [200u8, 100, 50].repeat(1600)).unwrap();
+        let q = assess(
+            &img,
+            Rect {
+                x: 5.0,
+                y: 5.0,
+                w: 20.0,
+                h: 30.0,
+            },
+        );
+        let luma = ((77 * 200 + 150 * 100 + 29 * 50) >> 8) as f32;
+        assert_eq!(
+            q,
+            QualityReport {
+                brightness: luma,
+                contrast: 0.0,
+                sharpness: 0.0,
+                face_size_px: 30.0
+            }
+        );
+    }
+
+    #[test]
+    fn region_is_clamped_and_degenerate_regions_do_not_panic() {
+        let img = texture(50, 40, 128.0, 0.8);
+        let inside = assess(
+            &img,
+            Rect {
+                x: 30.0,
+                y: 20.0,
+                w: 20.0,
+                h: 20.0,
+            },
+        );
+        let overhang = assess(
+            &img,
+            Rect {
+                x: 30.0,
+                y: 20.0,
+                w: 80.0,
+                h: 80.0,
+            },
+        );
+        assert_eq!(
+            (inside.brightness, inside.contrast, inside.sharpness),
+            (overhang.brightness, overhang.contrast, overhang.sharpness)
+        );
+        assert_eq!(overhang.face_size_px, 80.0);
+        let off = assess(
+            &img,
+            Rect {
+                x: 100.0,
+                y: 100.0,
+                w: 10.0,
+                h: 10.0,
+            },
+        );
+        assert_eq!(
+            (off.brightness, off.sharpness, off.face_size_px),
+            (0.0, 0.0, 10.0)
+        );
+        let nan = assess(
+            &img,
+            Rect {
+                x: f32::NAN,
+                y: 0.0,
+                w: f32::NAN,
+                h: 5.0,
+            },
+        );
+        assert_eq!(nan.brightness, 0.0);
+        assert_eq!(assess(&RgbImage::default(), full(&img)).brightness, 0.0);
+    }
+}
