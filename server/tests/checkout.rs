@@ -936,3 +936,39 @@ async fn garbage_requests_get_the_error_shape_and_write_nothing() {
     );
     env.server.shutdown().await;
 }
+
+#[tokio::test]
+async fn idempotency_keys_expire() {
+    on_each_backend(|db| async move {
+        let env = Env::start(db, |c| c.idempotency_ttl = Duration::from_millis(300)).await;
+        let dev = env.device("dev-1").await;
+        let a = env.order("o-a", 100, "EUR").await;
+        let ch = env.challenge(&a.client_token, &dev.id).await;
+        let (bytes, sig) = signed(&payload_for(&ch, &dev.id, 1), &dev);
+        assert_eq!(
+            env.pay(&a.client_token, "reused-key", &bytes, &sig)
+                .await
+                .status,
+            201
+        );
+        let b = env.order("o-b", 200, "EUR").await;
+        let ch = env.challenge(&b.client_token, &dev.id).await;
+        let (bytes_b, sig_b) = signed(&payload_for(&ch, &dev.id, 2), &dev);
+        let c = &b.client_token;
+        env.pay_rejected(
+            c,
+            "reused-key",
+            &bytes_b,
+            &sig_b,
+            409,
+            ErrorCode::IdempotencyConflict,
+        )
+        .await;
+        tokio::time::sleep(Duration::from_millis(400)).await;
+        // Expired: the key is free again.
+        assert_eq!(env.pay(c, "reused-key", &bytes_b, &sig_b).await.status, 201);
+        assert_eq!(env.counts().await.payments, 2);
+        env.server.shutdown().await;
+    })
+    .await;
+}
