@@ -1,10 +1,400 @@
-//! (being written)
+//! `facepay bench vision`: per-stage latency, model load time and peak memory of the vision pipeline.
+//!
+//! Everything runs on the calling thread (tract's default executor is single-threaded; the bench checks that
+//! the process has one thread and says so). The stage frame is a clip frame brought to 640×480: scaled to cover
+//! 640×480 and centre-cropped (the clips are 640×427 or 640×360), which is a 4:3 camera frame.
+//!
+//! - `detect_ms`, `landmarks_ms`, `embed_ms`, `antispoof_ms`: each stage alone on that frame, repeated `--runs`
+//!   times after a warm-up (the stage's full `run`: input warp + inference + decoding);
+//! - `frame_ms`: [`Vision::analyze`] (detect or track ▸ face mesh ▸ pose ▸ eye openness ▸ quality) over the clip's
+//!   frames in order, so the tracker skips the detector as it does in a session; `--runs` frames are timed,
+//!   wrapping around the clip (tracking is reset at the wrap);
+//! - `load_ms`: reading, hash-checking and optimising every model into a [`Vision`] (median of 3 loads);
+//! - `peak_rss_mb`: the process's peak resident set (`VmHWM`, MiB) at the end.
 
-/// Arguments.
+mod ort;
+mod stats;
+
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+use anyhow::Context;
+use facepay_core::vision::antispoof::AntiSpoof;
+use facepay_core::vision::detect::Detector;
+use facepay_core::vision::embed::Embedder;
+use facepay_core::vision::frame::decode_file;
+use facepay_core::vision::image::{Affine, RgbImage, warp_to_rgb};
+use facepay_core::vision::landmarks::{FaceMesh, Roi};
+use facepay_core::vision::model::{
+    ModelManifest, default_antispoof_dir, default_models_dir, read_model_file,
+};
+use facepay_core::vision::pipeline::{DETECTOR_MODEL, EMBEDDER_MODEL, MESH_MODEL, Vision};
+use serde::Serialize;
+use stats::Timings;
+
+/// Width and height of the benchmark frame.
+const FRAME_SIZE: (u32, u32) = (640, 480);
+/// Untimed runs before each measurement.
+const WARMUP: usize = 10;
+
+/// Arguments of `facepay bench vision`.
 #[derive(clap::Args)]
-pub struct Args {}
+pub struct Args {
+    /// Print one JSON object (medians) on stdout instead of the table.
+    #[arg(long)]
+    pub json: bool,
+    /// Timed runs per stage, and timed frames for `frame_ms` (at least 100).
+    #[arg(long, default_value_t = 200, value_parser = clap::value_parser!(u32).range(100..))]
+    pub runs: u32,
+    /// Still frame for the per-stage timings (default: the first frame of the clip).
+    #[arg(long)]
+    pub frame: Option<PathBuf>,
+    /// Clip folder (`NNNNN.jpg` frames) for `frame_ms` (default: `$FACEPAY_SHARED/data/clips/live-blink-7`).
+    #[arg(long)]
+    pub clip: Option<PathBuf>,
+    /// Folder of the committed models (default: env FACEPAY_MODELS, else the repo's `models/`).
+    #[arg(long)]
+    pub models: Option<PathBuf>,
+    /// Folder of the MiniFASNet models (default: env FACEPAY_ANTISPOOF_MODELS, else `$FACEPAY_SHARED/models`).
+    #[arg(long)]
+    pub antispoof_dir: Option<PathBuf>,
+    /// Also run `cli/scripts/ort_bench.py` (onnxruntime, same models) and show its figures beside tract's.
+    #[arg(long)]
+    pub ort: bool,
+    /// Embed with flip-averaging (two inferences per embedding) for `embed_ms`.
+    #[arg(long)]
+    pub flip: bool,
+}
 
-/// Runs the command.
-pub fn run(_args: Args) -> anyhow::Result<()> {
-    anyhow::bail!("this command is not implemented yet")
+/// The figures `--json` prints: medians in milliseconds, memory in MiB.
+#[derive(Debug, Serialize)]
+pub struct Report {
+    /// BlazeFace on the frame.
+    pub detect_ms: f64,
+    /// Face mesh on the detected face.
+    pub landmarks_ms: f64,
+    /// Alignment + MobileFaceNet.
+    pub embed_ms: f64,
+    /// Both MiniFASNet models, `null` when they are absent.
+    pub antispoof_ms: Option<f64>,
+    /// Everything the liveness session needs per frame, over a clip (tracking on).
+    pub frame_ms: f64,
+    /// Building the whole pipeline from the model files.
+    pub load_ms: f64,
+    /// Peak resident set size.
+    pub peak_rss_mb: f64,
+}
+
+/// Timings beyond the JSON figures, for the table.
+struct Details {
+    detect: Timings,
+    landmarks: Timings,
+    embed: Timings,
+    antispoof: Option<Timings>,
+    frame: Timings,
+    frame_detected: Timings,
+    frame_tracked: Timings,
+    threads: Option<u64>,
+    clip: PathBuf,
+    frame_source: PathBuf,
+}
+
+/// Runs the benchmark and prints the report.
+pub fn run(args: Args) -> anyhow::Result<()> {
+    let models_dir = args.models.clone().unwrap_or_else(default_models_dir);
+    let antispoof_dir = args
+        .antispoof_dir
+        .clone()
+        .unwrap_or_else(default_antispoof_dir);
+    let clip = match &args.clip {
+        Some(c) => c.clone(),
+        None => shared_dir().join("data").join("clips").join("live-blink-7"),
+    };
+    let clip_frames = clip_frames(&clip)?;
+    let frame_source = args.frame.clone().unwrap_or_else(|| clip_frames[0].clone());
+    let frame = to_bench_frame(&decode_file(&frame_source)?);
+    let runs = args.runs as usize;
+
+    let load = time_loads(&models_dir, &antispoof_dir)?;
+    let manifest = ModelManifest::load(&models_dir)?;
+    let model = |name: &str| -> anyhow::Result<_> {
+        let entry = manifest.entry(name)?;
+        Ok((entry, read_model_file(&models_dir, entry)?))
+    };
+    let (entry, bytes) = model(DETECTOR_MODEL)?;
+    let mut detector = Detector::new(entry, &bytes)?;
+    let (entry, bytes) = model(MESH_MODEL)?;
+    let mut mesh = FaceMesh::new(entry, &bytes)?;
+    let (entry, bytes) = model(EMBEDDER_MODEL)?;
+    let mut embedder = Embedder::new(entry, &bytes)?;
+    embedder.set_flip_average(args.flip);
+    let mut antispoof = AntiSpoof::load(&manifest, &antispoof_dir)?;
+
+    let faces = detector.run(&frame)?;
+    let face = *faces
+        .first()
+        .with_context(|| format!("no face detected in {}", frame_source.display()))?;
+    let roi = Roi::from_face(&face);
+    let landmarks = mesh.run(&frame, &roi)?;
+
+    let detect = measure(runs, || detector.run(&frame).map(drop))?;
+    let landmarks_t = measure(runs, || mesh.run(&frame, &roi).map(drop))?;
+    let embed = measure(runs, || embedder.run(&frame, &landmarks).map(drop))?;
+    let antispoof_t = match antispoof.as_mut() {
+        Some(a) => Some(measure(runs, || a.run(&frame, &face.rect).map(drop))?),
+        None => None,
+    };
+
+    let mut vision = Vision::load(&models_dir, None)?;
+    let (frame_all, frame_detected, frame_tracked) = time_clip(&mut vision, &clip_frames, runs)?;
+
+    let details = Details {
+        detect,
+        landmarks: landmarks_t,
+        embed,
+        antispoof: antispoof_t,
+        frame: frame_all,
+        frame_detected,
+        frame_tracked,
+        threads: proc_status_field("Threads:"),
+        clip,
+        frame_source,
+    };
+    let report = Report {
+        detect_ms: details.detect.median,
+        landmarks_ms: details.landmarks.median,
+        embed_ms: details.embed.median,
+        antispoof_ms: details.antispoof.as_ref().map(|t| t.median),
+        frame_ms: details.frame.median,
+        load_ms: load,
+        peak_rss_mb: proc_status_field("VmHWM:").context("reading VmHWM from /proc/self/status")?
+            as f64
+            / 1024.0,
+    };
+    if args.json {
+        println!("{}", serde_json::to_string(&report)?);
+        return Ok(());
+    }
+    let ort_figures = if args.ort {
+        Some(ort::run(
+            &models_dir,
+            &antispoof_dir,
+            &details.frame_source,
+            runs,
+        ))
+    } else {
+        None
+    };
+    print_table(&report, &details, runs, args.flip, ort_figures);
+    Ok(())
+}
+
+/// `FACEPAY_SHARED`, else `<workspace>/../shared`.
+fn shared_dir() -> PathBuf {
+    std::env::var_os("FACEPAY_SHARED")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| {
+            Path::new(env!("CARGO_MANIFEST_DIR"))
+                .join("..")
+                .join("..")
+                .join("shared")
+        })
+}
+
+/// The clip's `*.jpg` frames in name order.
+fn clip_frames(dir: &Path) -> anyhow::Result<Vec<PathBuf>> {
+    let entries = std::fs::read_dir(dir).with_context(|| {
+        format!(
+            "clip folder {} not found (set --clip, or FACEPAY_SHARED to the shared data folder)",
+            dir.display()
+        )
+    })?;
+    let mut frames: Vec<PathBuf> = entries
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| p.extension().is_some_and(|e| e.eq_ignore_ascii_case("jpg")))
+        .collect();
+    frames.sort();
+    if frames.is_empty() {
+        anyhow::bail!("clip folder {} has no .jpg frames", dir.display());
+    }
+    Ok(frames)
+}
+
+/// Scales `image` to cover 640×480 (keeping its aspect) and crops the centre: a 4:3 camera frame.
+fn to_bench_frame(image: &RgbImage) -> RgbImage {
+    let (w, h) = (FRAME_SIZE.0 as f32, FRAME_SIZE.1 as f32);
+    if (image.width, image.height) == FRAME_SIZE {
+        return image.clone();
+    }
+    let scale = (w / image.width as f32).max(h / image.height as f32);
+    // dst pixel centre x ↦ src centre: (x + 0.5) / scale − 0.5 + offset, offset centring the crop.
+    let ox = (image.width as f32 - w / scale) * 0.5;
+    let oy = (image.height as f32 - h / scale) * 0.5;
+    let inv = 1.0 / scale;
+    let map = Affine {
+        m: [
+            inv,
+            0.0,
+            0.5 * inv - 0.5 + ox,
+            0.0,
+            inv,
+            0.5 * inv - 0.5 + oy,
+        ],
+    };
+    warp_to_rgb(image, &map, FRAME_SIZE.0, FRAME_SIZE.1)
+}
+
+/// Median over 3 loads of the whole pipeline (models read from disk, hash-checked, optimised).
+fn time_loads(models_dir: &Path, antispoof_dir: &Path) -> anyhow::Result<f64> {
+    let mut ms = Vec::with_capacity(3);
+    for _ in 0..3 {
+        let start = Instant::now();
+        let vision = Vision::load(models_dir, Some(antispoof_dir))?;
+        ms.push(start.elapsed().as_secs_f64() * 1000.0);
+        drop(vision);
+    }
+    Ok(Timings::from_ms(ms).median)
+}
+
+/// Runs `f` [`WARMUP`] times untimed, then `runs` times timed.
+fn measure<E>(runs: usize, mut f: impl FnMut() -> Result<(), E>) -> anyhow::Result<Timings>
+where
+    E: std::error::Error + Send + Sync + 'static,
+{
+    for _ in 0..WARMUP {
+        f()?;
+    }
+    let mut ms = Vec::with_capacity(runs);
+    for _ in 0..runs {
+        let start = Instant::now();
+        f()?;
+        ms.push(start.elapsed().as_secs_f64() * 1000.0);
+    }
+    Ok(Timings::from_ms(ms))
+}
+
+/// Times [`Vision::analyze`] on `runs` consecutive clip frames (decoding and resizing untimed), after one
+/// untimed pass over the first frames. Returns all frames, detector frames and tracked frames.
+fn time_clip(
+    vision: &mut Vision,
+    frames: &[PathBuf],
+    runs: usize,
+) -> anyhow::Result<(Timings, Timings, Timings)> {
+    let (mut all, mut detected, mut tracked) = (Vec::new(), Vec::new(), Vec::new());
+    for (i, path) in frames.iter().cycle().enumerate().take(runs + WARMUP) {
+        if i % frames.len() == 0 {
+            vision.reset();
+        }
+        let image = to_bench_frame(
+            &decode_file(path).with_context(|| format!("decoding {}", path.display()))?,
+        );
+        let start = Instant::now();
+        let analysis = vision.analyze(&image)?;
+        let ms = start.elapsed().as_secs_f64() * 1000.0;
+        if i < WARMUP {
+            continue;
+        }
+        all.push(ms);
+        if analysis.detected {
+            detected.push(ms)
+        } else {
+            tracked.push(ms)
+        }
+    }
+    Ok((
+        Timings::from_ms(all),
+        Timings::from_ms(detected),
+        Timings::from_ms(tracked),
+    ))
+}
+
+/// A numeric field of `/proc/self/status` (e.g. `VmHWM:` in kB), `None` where there is no procfs.
+fn proc_status_field(field: &str) -> Option<u64> {
+    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    let line = status.lines().find(|l| l.starts_with(field))?;
+    line[field.len()..].split_whitespace().next()?.parse().ok()
+}
+
+fn print_table(
+    r: &Report,
+    d: &Details,
+    runs: usize,
+    flip: bool,
+    ort: Option<anyhow::Result<ort::OrtFigures>>,
+) {
+    println!(
+        "facepay bench vision: {runs} timed runs per stage, one thread (process threads: {})",
+        d.threads.map_or("unknown".to_string(), |t| t.to_string())
+    );
+    println!(
+        "  stage frame: {} → 640×480; clip for frame_ms: {}",
+        d.frame_source.display(),
+        d.clip.display()
+    );
+    let ort_ok = ort.as_ref().and_then(|o| o.as_ref().ok());
+    let ort_col = |v: Option<f64>| match (ort_ok, v) {
+        (Some(_), Some(v)) => format!("{v:>10.2}"),
+        (Some(_), None) => format!("{:>10}", "-"),
+        (None, _) => String::new(),
+    };
+    let header_ort = if ort_ok.is_some() {
+        format!("{:>10}", "ORT ms")
+    } else {
+        String::new()
+    };
+    println!(
+        "  {:<34}{:>10}{:>10}{header_ort}",
+        "stage", "median ms", "p95 ms"
+    );
+    let row = |name: &str, t: &Timings, o: Option<f64>| {
+        println!(
+            "  {name:<34}{:>10.2}{:>10.2}{}",
+            t.median,
+            t.p95,
+            ort_col(o)
+        );
+    };
+    row(
+        "detect (BlazeFace)",
+        &d.detect,
+        ort_ok.and_then(|o| o.detect_ms),
+    );
+    row(
+        "landmarks (face mesh 468)",
+        &d.landmarks,
+        ort_ok.and_then(|o| o.landmarks_ms),
+    );
+    let embed_name = if flip {
+        "embed (MobileFaceNet, flip-avg)"
+    } else {
+        "embed (MobileFaceNet)"
+    };
+    row(embed_name, &d.embed, ort_ok.and_then(|o| o.embed_ms));
+    match &d.antispoof {
+        Some(t) => row(
+            "antispoof (MiniFASNet V2 + V1SE)",
+            t,
+            ort_ok.and_then(|o| o.antispoof_ms),
+        ),
+        None => println!("  {:<34}{:>10}", "antispoof", "absent"),
+    }
+    row("frame (detect-or-track + mesh + …)", &d.frame, None);
+    println!(
+        "    of which detector frames: {}, tracked frames: {}",
+        d.frame_detected, d.frame_tracked
+    );
+    println!(
+        "  load (all models)                 {:>10.1} ms{}",
+        r.load_ms,
+        ort_ok.map_or(String::new(), |o| format!("   (ORT {:.1} ms)", o.load_ms))
+    );
+    println!(
+        "  peak RSS                          {:>10.1} MiB",
+        r.peak_rss_mb
+    );
+    match ort {
+        Some(Err(e)) => println!("  onnxruntime figures unavailable: {e:#}"),
+        None => println!("  (add --ort for the same models under onnxruntime)"),
+        Some(Ok(_)) => {}
+    }
 }
