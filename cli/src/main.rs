@@ -4,9 +4,12 @@ use clap::{Parser, Subcommand};
 
 mod bench_server;
 mod bench_vision;
+mod clip_frames;
 mod demo;
+mod enroll;
 mod eval_lfw;
 mod eval_liveness;
+mod pay;
 mod replay;
 
 /// FacePay: pay with a selfie, verified on the device and signed end to end.
@@ -21,6 +24,10 @@ struct Cli {
 enum Command {
     /// Full demo on built-in defaults: embedded server, enrol from a clip, pay, print the receipt.
     Demo(demo::Args),
+    /// Enrol the shopper from a clip and register this device with a running checkout server.
+    Enroll(enroll::Args),
+    /// Pay an order against a running checkout server with a clip.
+    Pay(pay::Args),
     /// Accuracy evaluations.
     #[command(subcommand)]
     Eval(EvalCommand),
@@ -50,6 +57,8 @@ enum BenchCommand {
 fn main() -> anyhow::Result<()> {
     match Cli::parse().command {
         Command::Demo(args) => demo::run(args),
+        Command::Enroll(args) => enroll::run(args),
+        Command::Pay(args) => pay::run(args),
         Command::Eval(EvalCommand::Lfw(args)) => eval_lfw::run(args),
         Command::Eval(EvalCommand::Liveness(args)) => eval_liveness::run(args),
         Command::Bench(BenchCommand::Vision(args)) => bench_vision::run(args),

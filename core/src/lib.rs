@@ -6,12 +6,17 @@
 //! - [`liveness`]: the head-outline session: guidance, active challenges, passive check, verdict;
 //! - [`template`]: the enrolment template, sealed with AES-256-GCM under a key-store key, stored atomically;
 //! - [`matcher`]: probe embeddings against the template, cosine score and decision;
-//! - [`checkout`]: the canonical signed payment payload, the device signer and the HTTPS client.
+//! - [`checkout`]: the canonical signed payment payload, the device signer and the HTTPS client;
+//! - [`enrolment`] and [`flow`]: enrol from a liveness-passed capture; Buy ▸ selfie ▸ signed payment ▸ receipt.
 //!
 //! Every module has its own error type; nothing here panics on bad input.
 
 pub mod checkout;
+#[cfg(all(feature = "vision", feature = "client"))]
+pub mod enrolment;
 pub mod eval;
+#[cfg(all(feature = "vision", feature = "client"))]
+pub mod flow;
 #[cfg(feature = "vision")]
 pub mod liveness;
 pub mod matcher;

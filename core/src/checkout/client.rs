@@ -23,7 +23,7 @@ pub use error::CheckoutError;
 pub use retry::RetryPolicy;
 pub use tls::TrustRoots;
 
-use super::protocol::{Evidence, PaymentPayload, challenges_for_nonce, check_id};
+use super::protocol::{Evidence, PaymentPayload, check_id, is_nonce_challenge_list};
 use super::signer::{DeviceSigner, SignerError};
 use super::wire::{
     ChallengeRequest, ChallengeResponse, CreateEnrollmentRequest, CreateEnrollmentResponse,
@@ -130,7 +130,7 @@ impl CheckoutClient {
 
     /// `POST /v1/checkout/challenge`: a fresh single-use nonce for the client token's order and this device, and
     /// the liveness challenges to perform. Fails with [`CheckoutError::Protocol`] if the server's challenge list is
-    /// not the one derived from its nonce.
+    /// not one derived from its nonce (for some challenge set, see `challenges_for_nonce_in`).
     pub async fn challenge(
         &self,
         client_token: &str,
@@ -149,7 +149,7 @@ impl CheckoutClient {
                 &body,
             )?)
             .await?;
-        if answer.challenges != challenges_for_nonce(&answer.nonce) {
+        if !is_nonce_challenge_list(&answer.nonce, &answer.challenges) {
             return Err(CheckoutError::Protocol(
                 "challenge list does not match the nonce's derivation".into(),
             ));
@@ -317,7 +317,7 @@ fn post<'a>(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::checkout::protocol::{LivenessVerdict, OrderRef, verify_signature};
+    use crate::checkout::protocol::{LivenessVerdict, OrderRef, challenges_for_nonce, verify_signature};
     use crate::checkout::signer::SoftwareSigner;
     use crate::checkout::wire::b64_decode;
 

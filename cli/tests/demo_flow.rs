@@ -1,0 +1,110 @@
+//! `facepay demo` end to end, running the real binary: the shopper pays and gets a receipt; the impostor is
+//! refused with a typed "not matched" error and the server records no payment; cancellation stops the payment;
+//! a missing clips folder and `--camera` give clear messages.
+//!
+//! Needs the shared development data (`FACEPAY_SHARED`, default `<workspace>/../shared`).
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+fn clips() -> PathBuf {
+    let shared = std::env::var_os("FACEPAY_SHARED")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("../../shared"));
+    let clips = shared.join("data/clips");
+    assert!(
+        clips.join("live-blink-7").is_dir() && clips.join("live-turning").is_dir(),
+        "missing {}/live-blink-7 or live-turning: set FACEPAY_SHARED to the shared data folder",
+        clips.display()
+    );
+    clips
+}
+
+fn demo(extra: &[&str]) -> (Output, serde_json::Value) {
+    let out = Command::new(env!("CARGO_BIN_EXE_facepay"))
+        .args(["demo", "--json", "--clips"])
+        .arg(clips())
+        .args(extra)
+        .output()
+        .expect("running facepay");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    eprintln!("{}", String::from_utf8_lossy(&out.stderr));
+    let json = serde_json::from_str(stdout.trim())
+        .unwrap_or_else(|e| panic!("stdout is not one JSON object ({e}): {stdout}"));
+    (out, json)
+}
+
+#[test]
+fn demo_pays_and_prints_a_receipt() {
+    let (out, json) = demo(&[]);
+    assert!(out.status.success(), "{json}");
+    assert_eq!(json["outcome"], "paid");
+    let r = &json["receipt"];
+    assert!(
+        r["payment_id"].as_str().is_some_and(|s| !s.is_empty()),
+        "{r}"
+    );
+    assert_eq!(r["order_id"], "demo-order-0001");
+    assert_eq!(r["amount_minor"], 1250);
+    assert_eq!(r["liveness"], "passed");
+    let (score, threshold) = (
+        r["match_score"].as_f64().unwrap(),
+        r["match_threshold"].as_f64().unwrap(),
+    );
+    assert!(score >= threshold, "{r}");
+    assert!(
+        r["challenges"]
+            .as_array()
+            .is_some_and(|c| c.len() >= 2 && c.iter().all(|c| c == "blink")),
+        "{r}"
+    );
+    assert_eq!(json["server_payments"], 1);
+    assert!((3..=5).contains(&json["enrolment"]["embeddings"].as_u64().unwrap()));
+}
+
+#[test]
+fn demo_impostor_is_refused_and_nothing_is_paid() {
+    let (out, json) = demo(&["--impostor"]);
+    assert!(!out.status.success(), "{json}");
+    assert_eq!(json["outcome"], "refused");
+    assert_eq!(json["error"]["kind"], "not_matched", "{json}");
+    assert!(
+        json["error"]["score"].as_f64().unwrap() < json["error"]["threshold"].as_f64().unwrap()
+    );
+    assert_eq!(json["server_payments"], 0);
+    assert!(String::from_utf8_lossy(&out.stderr).contains("not matched"));
+}
+
+#[test]
+fn demo_cancelled_payment_records_nothing() {
+    let (out, json) = demo(&["--cancel-after", "10"]);
+    assert!(!out.status.success(), "{json}");
+    assert_eq!(json["error"]["kind"], "cancelled", "{json}");
+    assert_eq!(json["server_payments"], 0);
+}
+
+#[test]
+fn demo_without_clips_says_what_to_pass() {
+    let missing = std::env::temp_dir().join("facepay-no-such-clips-folder");
+    let out = Command::new(env!("CARGO_BIN_EXE_facepay"))
+        .args(["demo", "--clips"])
+        .arg(&missing)
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("--clips DIR") && err.contains(&*missing.to_string_lossy()),
+        "{err}"
+    );
+}
+
+#[test]
+fn demo_camera_without_support_is_a_clear_error() {
+    let out = Command::new(env!("CARGO_BIN_EXE_facepay"))
+        .args(["demo", "--camera"])
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("--camera needs webcam support"));
+}

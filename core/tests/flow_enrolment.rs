@@ -1,0 +1,182 @@
+//! The flow's offline parts on a real clip and the real models: enrolment from `live-blink-7` seals a template;
+//! cancellation, the busy pipeline, "not enrolled" and an unreachable server give their typed errors; the challenge
+//! derivation within a configured challenge set.
+//!
+//! Needs the shared development data (`FACEPAY_SHARED`, default `<workspace>/../shared`).
+
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+
+use facepay_core::checkout::client::{ClientConfig, TrustRoots};
+use facepay_core::checkout::protocol::{
+    ALL_CHALLENGES, Challenge, challenges_for_nonce, challenges_for_nonce_in,
+    is_nonce_challenge_list,
+};
+use facepay_core::checkout::signer::SoftwareSigner;
+use facepay_core::enrolment::EnrolmentCapture;
+use facepay_core::flow::{EnrolmentStep, FacePay, FacePayConfig, FlowError, FlowEvent, NoListener};
+use facepay_core::liveness::LivenessPolicy;
+use facepay_core::template::MemoryKeyStore;
+use facepay_core::vision::frame::decode_file;
+use facepay_core::vision::model::default_models_dir;
+use facepay_core::vision::pipeline::Vision;
+
+fn clip_dir(name: &str) -> PathBuf {
+    let shared = std::env::var_os("FACEPAY_SHARED")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("../../shared"));
+    let dir = shared.join("data/clips").join(name);
+    assert!(
+        dir.is_dir(),
+        "missing clip folder {}: set FACEPAY_SHARED to the shared data folder (holding data/clips/{name})",
+        dir.display()
+    );
+    dir
+}
+
+fn frames(name: &str) -> Vec<PathBuf> {
+    let mut files: Vec<PathBuf> = std::fs::read_dir(clip_dir(name))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|x| x == "jpg"))
+        .collect();
+    files.sort();
+    files
+}
+
+/// A device whose server is a closed loopback port (nothing here touches the network).
+fn device(state: &Path) -> FacePay {
+    let config = FacePayConfig {
+        server: ClientConfig::new("http://127.0.0.1:9/", TrustRoots::System),
+        device_id: "test-device".into(),
+        state_dir: state.to_owned(),
+        models_dir: default_models_dir(),
+        policy: LivenessPolicy::default(),
+        enrolment_challenges: Some(vec![Challenge::Blink]),
+    };
+    let vision = Vision::load_default().expect("loading the committed models");
+    FacePay::new(
+        config,
+        vision,
+        Arc::new(SoftwareSigner::generate().unwrap()),
+        Arc::new(MemoryKeyStore::new()),
+    )
+    .expect("building the device")
+}
+
+/// Pushes `live-blink-7` until the capture answers something other than guidance.
+fn run_clip(capture: &EnrolmentCapture) -> Result<EnrolmentStep, FlowError> {
+    for (i, path) in frames("live-blink-7").iter().enumerate() {
+        let image = decode_file(path).unwrap();
+        match capture.push_image(&image, i as f64 / 15.0)? {
+            EnrolmentStep::Capturing(_) => continue,
+            done => return Ok(done),
+        }
+    }
+    panic!("the clip ended before the enrolment decided")
+}
+
+fn temp_state(tag: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("facepay-flow-{tag}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    dir
+}
+
+#[test]
+fn enrolment_from_a_live_clip_seals_a_template_and_payment_needs_the_server() {
+    let state = temp_state("enrol");
+    let device = device(&state);
+    assert!(!device.is_enrolled().unwrap());
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let before = rt.block_on(device.start_payment("token", Arc::new(NoListener)));
+    assert!(matches!(before, Err(FlowError::NotEnrolled)), "{before:?}");
+
+    let events = Arc::new(Mutex::new(Vec::new()));
+    let sink = events.clone();
+    let capture = device
+        .start_enrolment(Arc::new(move |e: FlowEvent| sink.lock().unwrap().push(e)))
+        .unwrap();
+    assert!(matches!(
+        device.start_enrolment(Arc::new(NoListener)),
+        Err(FlowError::Busy)
+    ));
+    let EnrolmentStep::Enrolled(summary) = run_clip(&capture).unwrap() else {
+        panic!("not enrolled")
+    };
+    println!("enrolment: {summary:?}");
+    assert!((3..=5).contains(&summary.embeddings), "{summary:?}");
+    assert_eq!(summary.frames.len(), summary.embeddings);
+    assert!(summary.min_agreement >= 0.5, "{summary:?}");
+    assert!(summary.model.starts_with("mobilefacenet@"));
+    assert!(device.is_enrolled().unwrap());
+    let events = events.lock().unwrap();
+    assert!(matches!(events.first(), Some(FlowEvent::Guidance(_))));
+    assert!(events.iter().any(|e| *e == FlowEvent::Verifying));
+    assert!(matches!(events.last(), Some(FlowEvent::Enrolled(s)) if *s == summary));
+    drop(capture);
+
+    // Enrolled, but the server is unreachable: a typed network error, and the pipeline is given back.
+    let unreachable = rt.block_on(device.start_payment("token", Arc::new(NoListener)));
+    assert!(
+        matches!(unreachable, Err(FlowError::Network(_))),
+        "{unreachable:?}"
+    );
+    let again = device.start_enrolment(Arc::new(NoListener));
+    assert!(again.is_ok(), "the pipeline was not given back: {again:?}");
+    drop(again);
+    device.delete_enrolment().unwrap();
+    assert!(!device.is_enrolled().unwrap());
+    std::fs::remove_dir_all(&state).unwrap();
+}
+
+#[test]
+fn cancelled_enrolment_stores_nothing() {
+    let state = temp_state("cancel");
+    let device = device(&state);
+    let capture = device.start_enrolment(Arc::new(NoListener)).unwrap();
+    let files = frames("live-blink-7");
+    for (i, path) in files.iter().take(5).enumerate() {
+        assert!(matches!(
+            capture.push_image(&decode_file(path).unwrap(), i as f64 / 15.0),
+            Ok(EnrolmentStep::Capturing(_))
+        ));
+    }
+    capture.cancel();
+    let after = capture.push_image(&decode_file(&files[5]).unwrap(), 5.0 / 15.0);
+    assert!(matches!(after, Err(FlowError::Cancelled)), "{after:?}");
+    assert!(!device.is_enrolled().unwrap());
+    drop(capture);
+    assert!(device.start_enrolment(Arc::new(NoListener)).is_ok());
+    let _ = std::fs::remove_dir_all(&state);
+}
+
+#[test]
+fn challenge_set_derivation() {
+    for b in 0..=255u8 {
+        let nonce = [b; 32];
+        let full = challenges_for_nonce(&nonce);
+        assert_eq!(challenges_for_nonce_in(&nonce, &ALL_CHALLENGES), full);
+        assert_eq!(challenges_for_nonce_in(&nonce, &[]), full);
+        assert!(is_nonce_challenge_list(&nonce, &full));
+        let blink = challenges_for_nonce_in(&nonce, &[Challenge::Blink]);
+        assert!((2..=3).contains(&blink.len()) && blink.iter().all(|c| *c == Challenge::Blink));
+        assert!(is_nonce_challenge_list(&nonce, &blink));
+        let turns = challenges_for_nonce_in(
+            &nonce,
+            &[
+                Challenge::TurnRight,
+                Challenge::TurnLeft,
+                Challenge::TurnLeft,
+            ],
+        );
+        assert!(turns.iter().all(|c| *c != Challenge::Blink), "{turns:?}");
+        assert_eq!(
+            turns,
+            challenges_for_nonce_in(&nonce, &[Challenge::TurnLeft, Challenge::TurnRight])
+        );
+        assert!(!is_nonce_challenge_list(&nonce, &[Challenge::Blink; 4]));
+    }
+}
