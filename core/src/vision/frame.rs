@@ -1004,3 +1004,49 @@ mod tests {
         !crc
     }
 }
+
+/// Decoding the development data: every still and clip frame must pass the JPEG structure check and decode.
+#[cfg(test)]
+mod shared_data_tests {
+    use super::*;
+    use crate::vision::model::test_shared_dir;
+
+    fn jpegs_under(dir: &Path) -> Vec<std::path::PathBuf> {
+        let mut files = Vec::new();
+        let mut stack = vec![dir.to_owned()];
+        while let Some(d) = stack.pop() {
+            for e in
+                std::fs::read_dir(&d).unwrap_or_else(|e| panic!("cannot list {}: {e}", d.display()))
+            {
+                let p = e.unwrap().path();
+                if p.is_dir() {
+                    stack.push(p);
+                } else if p.extension().is_some_and(|x| x == "jpg") {
+                    files.push(p);
+                }
+            }
+        }
+        files
+    }
+
+    #[test]
+    fn every_still_and_clip_frame_decodes() {
+        let data = test_shared_dir().join("data");
+        for sub in ["stills", "clips"] {
+            let files = jpegs_under(&data.join(sub));
+            assert!(
+                files.len() >= 4,
+                "expected JPEGs under {}",
+                data.join(sub).display()
+            );
+            for f in &files {
+                let img = decode_file(f).unwrap_or_else(|e| panic!("{}: {e}", f.display()));
+                assert!(
+                    img.width >= MIN_SIDE
+                        && img.height >= MIN_SIDE
+                        && img.data.len() == packed_len(img.width, img.height).unwrap()
+                );
+            }
+        }
+    }
+}
