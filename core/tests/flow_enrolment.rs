@@ -114,7 +114,7 @@ fn enrolment_from_a_live_clip_seals_a_template_and_payment_needs_the_server() {
     assert!(device.is_enrolled().unwrap());
     let events = events.lock().unwrap();
     assert!(matches!(events.first(), Some(FlowEvent::Guidance(_))));
-    assert!(events.iter().any(|e| *e == FlowEvent::Verifying));
+    assert!(events.contains(&FlowEvent::Verifying));
     assert!(matches!(events.last(), Some(FlowEvent::Enrolled(s)) if *s == summary));
     drop(capture);
 
