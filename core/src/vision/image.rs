@@ -59,12 +59,12 @@ impl RgbImage {
 
     /// Number of complete rows actually present in `data` (at most `height`): guards code that trusts the fields.
     pub(crate) fn valid_rows(&self) -> usize {
-        let row = self.width as usize * 3;
-        if row == 0 {
-            0
-        } else {
-            (self.data.len() / row).min(self.height as usize)
-        }
+        let rows = self
+            .data
+            .len()
+            .checked_div(self.width as usize * 3)
+            .unwrap_or(0);
+        rows.min(self.height as usize)
     }
 }
 
@@ -208,6 +208,7 @@ pub struct Normalize {
 ///
 /// # Panics
 /// If `out.len() != 3 * w * h` (a caller bug: the buffer is sized once from the model's input shape).
+#[allow(clippy::too_many_arguments)] // the agreed stage API: one call, no builder, on the hot path
 pub fn warp_to_tensor(
     src: &RgbImage,
     dst_to_src: &Affine,
@@ -374,17 +375,34 @@ mod tests {
     #[test]
     fn new_rejects_wrong_length() {
         let err = RgbImage::new(4, 4, vec![0; 47]).unwrap_err();
-        assert!(matches!(err, VisionError::InvalidFrame(ref m) if m.contains("48") && m.contains("47")), "{err}");
+        assert!(
+            matches!(err, VisionError::InvalidFrame(ref m) if m.contains("48") && m.contains("47")),
+            "{err}"
+        );
     }
 
     #[test]
     fn affine_inverse_round_trips_and_rejects_singular() {
-        let a = Affine { m: [1.5, 0.3, 10.0, -0.2, 0.8, -4.0] };
+        let a = Affine {
+            m: [1.5, 0.3, 10.0, -0.2, 0.8, -4.0],
+        };
         let inv = a.inverse().unwrap();
         let (x, y) = a.apply(3.0, 7.0);
         assert!(close(inv.apply(x, y), (3.0, 7.0)));
-        assert!(Affine { m: [1.0, 2.0, 0.0, 2.0, 4.0, 0.0] }.inverse().is_none());
-        assert!(Affine { m: [f32::NAN, 0.0, 0.0, 0.0, 1.0, 0.0] }.inverse().is_none());
+        assert!(
+            Affine {
+                m: [1.0, 2.0, 0.0, 2.0, 4.0, 0.0]
+            }
+            .inverse()
+            .is_none()
+        );
+        assert!(
+            Affine {
+                m: [f32::NAN, 0.0, 0.0, 0.0, 1.0, 0.0]
+            }
+            .inverse()
+            .is_none()
+        );
         assert_eq!(Affine::identity().apply(2.5, -1.0), (2.5, -1.0));
     }
 
@@ -401,7 +419,16 @@ mod tests {
 
     #[test]
     fn crop_maps_pixel_edges_onto_rect_edges() {
-        let a = Affine::crop(Rect { x: 10.0, y: 20.0, w: 40.0, h: 20.0 }, 4, 2);
+        let a = Affine::crop(
+            Rect {
+                x: 10.0,
+                y: 20.0,
+                w: 40.0,
+                h: 20.0,
+            },
+            4,
+            2,
+        );
         // Destination pixel centre 0 covers source [10, 20): its centre 15 is source pixel coordinate 14.5.
         assert!(close(a.apply(0.0, 0.0), (14.5, 24.5)));
         assert!(close(a.apply(3.0, 1.0), (44.5, 34.5)));
@@ -410,12 +437,36 @@ mod tests {
     #[test]
     fn identity_warp_reproduces_the_image_in_every_layout() {
         let img = pattern(9, 6);
-        let n = Normalize { scale: 1.0 / 127.5, offset: -1.0 };
+        let n = Normalize {
+            scale: 1.0 / 127.5,
+            offset: -1.0,
+        };
         let mut nhwc = vec![0.0; 3 * 9 * 6];
-        warp_to_tensor(&img, &Affine::identity(), 9, 6, Layout::Nhwc, ChannelOrder::Rgb, n, &mut nhwc);
+        warp_to_tensor(
+            &img,
+            &Affine::identity(),
+            9,
+            6,
+            Layout::Nhwc,
+            ChannelOrder::Rgb,
+            n,
+            &mut nhwc,
+        );
         let mut nchw_bgr = vec![0.0; 3 * 9 * 6];
-        let raw = Normalize { scale: 1.0, offset: 0.0 };
-        warp_to_tensor(&img, &Affine::identity(), 9, 6, Layout::Nchw, ChannelOrder::Bgr, raw, &mut nchw_bgr);
+        let raw = Normalize {
+            scale: 1.0,
+            offset: 0.0,
+        };
+        warp_to_tensor(
+            &img,
+            &Affine::identity(),
+            9,
+            6,
+            Layout::Nchw,
+            ChannelOrder::Bgr,
+            raw,
+            &mut nchw_bgr,
+        );
         for y in 0..6 {
             for x in 0..9 {
                 let p = img.pixel(x, y).unwrap();
@@ -423,7 +474,11 @@ mod tests {
                 for c in 0..3 {
                     let want = p[c] as f32 / 127.5 - 1.0;
                     assert!((nhwc[3 * i + c] - want).abs() < 1e-5, "nhwc ({x},{y}) c{c}");
-                    assert_eq!(nchw_bgr[(2 - c) * 54 + i], p[c] as f32, "nchw bgr ({x},{y}) c{c}");
+                    assert_eq!(
+                        nchw_bgr[(2 - c) * 54 + i],
+                        p[c] as f32,
+                        "nchw bgr ({x},{y}) c{c}"
+                    );
                 }
             }
         }
@@ -446,11 +501,15 @@ mod tests {
     #[test]
     fn bilinear_interpolates_and_outside_is_black() {
         let img = RgbImage::new(2, 1, vec![0, 100, 200, 100, 200, 0]).unwrap();
-        let half = Affine { m: [1.0, 0.0, 0.5, 0.0, 1.0, 0.0] };
+        let half = Affine {
+            m: [1.0, 0.0, 0.5, 0.0, 1.0, 0.0],
+        };
         let out = warp_to_rgb(&img, &half, 2, 1);
         // Between the two pixels: their mean; past the right edge: half of the last pixel blended with black.
         assert_eq!(out.data, vec![50, 150, 100, 50, 100, 0]);
-        let far = Affine { m: [1.0, 0.0, 1e9, 0.0, 1.0, 0.0] };
+        let far = Affine {
+            m: [1.0, 0.0, 1e9, 0.0, 1.0, 0.0],
+        };
         assert_eq!(warp_to_rgb(&img, &far, 2, 1).data, vec![0; 6]);
         let nan = Affine { m: [f32::NAN; 6] };
         assert_eq!(warp_to_rgb(&img, &nan, 2, 1).data, vec![0; 6]);
@@ -459,9 +518,21 @@ mod tests {
     #[test]
     fn crop_warp_halves_by_averaging_two_by_two_blocks() {
         let img = pattern(8, 4);
-        let a = Affine::crop(Rect { x: 0.0, y: 0.0, w: 8.0, h: 4.0 }, 4, 2);
+        let a = Affine::crop(
+            Rect {
+                x: 0.0,
+                y: 0.0,
+                w: 8.0,
+                h: 4.0,
+            },
+            4,
+            2,
+        );
         let mut t = vec![0.0; 3 * 4 * 2];
-        let raw = Normalize { scale: 1.0, offset: 0.0 };
+        let raw = Normalize {
+            scale: 1.0,
+            offset: 0.0,
+        };
         warp_to_tensor(&img, &a, 4, 2, Layout::Nhwc, ChannelOrder::Rgb, raw, &mut t);
         for y in 0..2u32 {
             for x in 0..4u32 {
@@ -484,6 +555,9 @@ mod tests {
         assert_eq!(&out.data[..12], &img.data[..12]);
         assert!(out.data[12..].iter().all(|&v| v == 0));
         let empty = RgbImage::default();
-        assert_eq!(warp_to_rgb(&empty, &Affine::identity(), 3, 2).data, vec![0; 18]);
+        assert_eq!(
+            warp_to_rgb(&empty, &Affine::identity(), 3, 2).data,
+            vec![0; 18]
+        );
     }
 }
