@@ -19,7 +19,7 @@ use anyhow::Context;
 use facepay_core::eval::metrics::{self, RocPoint, Scored};
 use facepay_core::eval::pairs::{self, ImageRef, PairList};
 use facepay_core::vision::embed::Embedding;
-use facepay_core::vision::model::default_models_dir;
+use facepay_core::vision::model::{ModelManifest, default_models_dir};
 use serde::Serialize;
 
 /// Score given to a pair when a face was not detected in one of its images: the lowest cosine similarity.
@@ -48,9 +48,10 @@ pub struct Args {
     /// Write every scored pair (train and test) to this CSV file.
     #[arg(long)]
     pub scores: Option<PathBuf>,
-    /// Average each embedding with that of the mirrored crop (`--flip=false` to turn off).
-    #[arg(long, num_args = 0..=1, default_value_t = FLIP_DEFAULT, default_missing_value = "true", action = clap::ArgAction::Set)]
-    pub flip: bool,
+    /// Average each embedding with that of the mirrored crop: `--flip` / `--flip=false` (default: the
+    /// `flip_average` of `[calibration]` in the models' manifest, which was chosen on DevTrain).
+    #[arg(long, num_args = 0..=1, default_missing_value = "true", action = clap::ArgAction::Set)]
+    pub flip: Option<bool>,
     /// Worker threads, each with its own copy of the models (default: the number of CPU cores).
     #[arg(long)]
     pub threads: Option<usize>,
@@ -58,9 +59,6 @@ pub struct Args {
     #[arg(long)]
     pub models: Option<PathBuf>,
 }
-
-/// Flip-averaging default, chosen on LFW View 1 DevTrain (see `models/manifest.toml` `[calibration]`).
-const FLIP_DEFAULT: bool = true;
 
 /// The figures `--json` prints. Rates are fractions in `0..=1`.
 #[derive(Debug, Serialize)]
@@ -107,10 +105,18 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         images.dedup();
     }
     let models_dir = args.models.clone().unwrap_or_else(default_models_dir);
+    let flip = match args.flip {
+        Some(flip) => flip,
+        None => {
+            ModelManifest::load(&models_dir)?
+                .calibration()?
+                .flip_average
+        }
+    };
     let threads = args
         .threads
         .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()));
-    let embeddings = embed::embed_all(&images, &args.images, &models_dir, args.flip, threads)?;
+    let embeddings = embed::embed_all(&images, &args.images, &models_dir, flip, threads)?;
     let by_image: HashMap<&ImageRef, Option<&Embedding>> = images
         .iter()
         .zip(embeddings.iter().map(Option::as_ref))
@@ -171,7 +177,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     if args.json {
         println!("{}", serde_json::to_string(&report)?);
     } else {
-        print_table(&report, args.flip, train.is_some());
+        print_table(&report, flip, train.is_some());
     }
     Ok(())
 }

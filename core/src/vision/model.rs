@@ -136,6 +136,25 @@ pub struct ModelManifest {
     /// Models not committed, loaded from a configurable directory (see [`default_antispoof_dir`]).
     #[serde(rename = "external", default)]
     pub external: Vec<ModelEntry>,
+    /// The match threshold (`[calibration]`), when the manifest has one.
+    #[serde(default)]
+    pub calibration: Option<Calibration>,
+}
+
+/// `[calibration]`: the face-match threshold of the embedder — the one place it lives — and how it was chosen.
+#[derive(Clone, Debug, PartialEq, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Calibration {
+    /// Manifest name of the embedder the threshold belongs to.
+    pub embedder: String,
+    /// Two faces match when the cosine similarity of their embeddings is at least this.
+    pub threshold: f32,
+    /// Whether the embeddings were flip-averaged (the threshold holds for that setting only).
+    pub flip_average: bool,
+    /// How the threshold was chosen (data, criterion, why).
+    pub chosen_on: String,
+    /// What it gives on held-out data, with the command that measured it.
+    pub measured: String,
 }
 
 impl ModelManifest {
@@ -159,7 +178,29 @@ impl ModelManifest {
                 )));
             }
         }
+        if let Some(c) = &m.calibration {
+            let embedder = m.models.iter().find(|e| e.name == c.embedder && e.role == Role::Embedder);
+            if embedder.is_none() {
+                return Err(VisionError::Manifest(format!(
+                    "[calibration] embedder {:?} is not a committed embedder model",
+                    c.embedder
+                )));
+            }
+            if !(c.threshold.is_finite() && (-1.0..=1.0).contains(&c.threshold)) {
+                return Err(VisionError::Manifest(format!(
+                    "[calibration] threshold {} is not a cosine similarity in -1..=1",
+                    c.threshold
+                )));
+            }
+        }
         Ok(m)
+    }
+
+    /// The `[calibration]` table (match threshold), or a manifest error when it is missing.
+    pub fn calibration(&self) -> Result<&Calibration, VisionError> {
+        self.calibration
+            .as_ref()
+            .ok_or_else(|| VisionError::Manifest("no [calibration] table (match threshold)".into()))
     }
 
     /// Reads and parses `<dir>/manifest.toml`.
@@ -378,6 +419,22 @@ crop_scale = 2.7
             ModelManifest::load(Path::new("/nonexistent/facepay")),
             Err(VisionError::Manifest(_))
         ));
+    }
+
+    #[test]
+    fn calibration_is_read_and_checked() {
+        let m = committed_manifest();
+        let c = m.calibration().expect("models/manifest.toml has a [calibration] table");
+        assert_eq!(m.entry(&c.embedder).unwrap().role, Role::Embedder);
+        assert!(c.threshold > 0.0 && c.threshold < 1.0, "{c:?}");
+        let text = std::fs::read_to_string(workspace_dir().join("models").join(MANIFEST_FILE)).unwrap();
+        let line = |key: &str| text.lines().find(|l| l.starts_with(key)).unwrap().to_string();
+        let threshold = line("threshold =");
+        assert!(manifest_error(&text.replace(&threshold, "threshold = 1.5")).contains("threshold"));
+        let embedder = line("embedder =");
+        let wrong = text.replace(&embedder, "embedder = \"face_landmark\"");
+        assert!(manifest_error(&wrong).contains("embedder"));
+        assert!(matches!(ModelManifest::parse(ONE).unwrap().calibration(), Err(VisionError::Manifest(_))));
     }
 
     #[test]
