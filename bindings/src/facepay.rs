@@ -1,0 +1,151 @@
+//! The [`FacePay`] handle: configuration, model loading, enrolment state, device registration, and the start of
+//! enrolments and payments.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use facepay_core::checkout::client::{ClientConfig, TrustRoots};
+use facepay_core::flow::{self, FacePayConfig as CoreConfig};
+use facepay_core::liveness::LivenessPolicy;
+use facepay_core::vision::pipeline::Vision;
+
+use crate::error::FacePayError;
+use crate::events::{DeviceRegistration, FlowListener, ListenerBridge};
+use crate::guard::{guard, guard_async};
+use crate::guidance::Challenge;
+use crate::platform::{DeviceSigner, KeyStore, KeyStoreBridge, SignerBridge};
+use crate::session::{EnrolmentCapture, PaymentSession};
+
+/// Everything a [`FacePay`] handle needs besides the platform keys.
+#[derive(Debug, Clone, uniffi::Record)]
+pub struct FacePayConfig {
+    /// Base URL of the checkout server (`https://…`; plain `http://` only for loopback).
+    pub server_url: String,
+    /// PEM certificate(s) to pin; `null`/`nil` trusts the system store.
+    pub pinned_cert_pem: Option<String>,
+    /// This device's id on the server (1–128 bytes, no control characters).
+    pub device_id: String,
+    /// App-private directory for the sealed template and the signature counter.
+    pub state_dir: String,
+    /// Directory of the bundled models and their `manifest.toml`.
+    pub models_dir: String,
+    /// Directory of the optional MiniFASNet anti-spoof models (passive liveness); `null`/`nil` for none.
+    pub antispoof_models_dir: Option<String>,
+    /// Challenges of enrolment sessions; `null`/`nil` derives them from a random nonce, like a payment's.
+    pub enrolment_challenges: Option<Vec<Challenge>>,
+}
+
+/// The device side of FacePay: one shopper's template, the device key and the checkout client. Share one per app.
+#[derive(uniffi::Object)]
+pub struct FacePay {
+    inner: flow::FacePay,
+}
+
+#[uniffi::export(async_runtime = "tokio")]
+impl FacePay {
+    /// Loads the models (sha256-checked) and opens the device state; makes no network call. Takes a second or
+    /// two: call it off the main thread.
+    #[uniffi::constructor]
+    pub fn new(
+        config: FacePayConfig,
+        signer: Arc<dyn DeviceSigner>,
+        key_store: Arc<dyn KeyStore>,
+    ) -> Result<Arc<Self>, FacePayError> {
+        guard(|| {
+            let models_dir = PathBuf::from(&config.models_dir);
+            let antispoof = config.antispoof_models_dir.as_ref().map(PathBuf::from);
+            let vision =
+                Vision::load(&models_dir, antispoof.as_deref()).map_err(flow::FlowError::from)?;
+            let trust = match config.pinned_cert_pem {
+                Some(pem) => TrustRoots::PinnedCertPem(pem.into_bytes()),
+                None => TrustRoots::System,
+            };
+            let core_config = CoreConfig {
+                server: ClientConfig::new(config.server_url, trust),
+                device_id: config.device_id,
+                state_dir: config.state_dir.into(),
+                models_dir,
+                policy: LivenessPolicy::default(),
+                enrolment_challenges: config
+                    .enrolment_challenges
+                    .map(|c| c.into_iter().map(Into::into).collect()),
+            };
+            let inner = flow::FacePay::new(
+                core_config,
+                vision,
+                Arc::new(SignerBridge(signer)),
+                Arc::new(KeyStoreBridge(key_store)),
+            )?;
+            Ok(Arc::new(FacePay { inner }))
+        })
+    }
+
+    /// This device's id.
+    pub fn device_id(&self) -> String {
+        self.inner.device_id()
+    }
+
+    /// The calibrated match threshold in force.
+    pub fn match_threshold(&self) -> f32 {
+        self.inner.match_threshold()
+    }
+
+    /// The model versions (`name@sha256-prefix`) that go into the signed evidence.
+    pub fn model_versions(&self) -> Vec<String> {
+        self.inner.model_versions()
+    }
+
+    /// Whether a usable template is stored.
+    pub fn is_enrolled(&self) -> Result<bool, FacePayError> {
+        guard(|| Ok(self.inner.is_enrolled()?))
+    }
+
+    /// Deletes the shopper's template and its key (the "forget my face" action).
+    pub fn delete_enrolment(&self) -> Result<(), FacePayError> {
+        guard(|| Ok(self.inner.delete_enrolment()?))
+    }
+
+    /// The last signature counter this device used.
+    pub fn counter(&self) -> Result<u64, FacePayError> {
+        guard(|| Ok(self.inner.counter()?))
+    }
+
+    /// Opens an enrolment capture (no network); push camera frames into it.
+    pub fn start_enrolment(
+        &self,
+        listener: Arc<dyn FlowListener>,
+    ) -> Result<Arc<EnrolmentCapture>, FacePayError> {
+        guard(|| {
+            Ok(Arc::new(EnrolmentCapture::new(
+                self.inner
+                    .start_enrolment(Arc::new(ListenerBridge(listener)))?,
+            )))
+        })
+    }
+
+    /// Registers this device's public key with the checkout server, with the single-use enrolment token the
+    /// merchant's backend obtained for the shopper's account.
+    pub async fn register_device(
+        &self,
+        enrollment_token: String,
+    ) -> Result<DeviceRegistration, FacePayError> {
+        guard_async(async { Ok(self.inner.register_device(&enrollment_token).await?.into()) }).await
+    }
+
+    /// Starts paying the order behind `client_token` (from the merchant's backend): fetches the nonce and the
+    /// challenges, and opens the capture.
+    pub async fn start_payment(
+        &self,
+        client_token: String,
+        listener: Arc<dyn FlowListener>,
+    ) -> Result<Arc<PaymentSession>, FacePayError> {
+        guard_async(async {
+            let session = self
+                .inner
+                .start_payment(&client_token, Arc::new(ListenerBridge(listener)))
+                .await?;
+            Ok(Arc::new(PaymentSession::new(session)))
+        })
+        .await
+    }
+}

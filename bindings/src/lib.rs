@@ -1,0 +1,21 @@
+//! FacePay for Kotlin and Swift, through uniffi. No business logic lives here: every exported function converts
+//! its arguments, calls `facepay-core` and converts the answer back, in a few lines.
+//!
+//! - [`facepay`]: the [`FacePay`](facepay::FacePay) handle, its configuration and model loading;
+//! - [`session`]: [`PaymentSession`](session::PaymentSession) and [`EnrolmentCapture`](session::EnrolmentCapture);
+//! - [`frame`]: camera frames as bytes with their geometry and pixel format;
+//! - [`guidance`] and [`events`]: what the UI shows, as records and enums;
+//! - [`platform`]: the foreign traits `KeyStore` and `DeviceSigner` (Android Keystore, iOS Keychain / Secure
+//!   Enclave) and their software implementations;
+//! - [`error`]: the typed error every call throws; [`guard`]: no panic crosses the boundary.
+
+pub mod error;
+pub mod events;
+pub mod facepay;
+pub mod frame;
+pub mod guard;
+pub mod guidance;
+pub mod platform;
+pub mod session;
+
+uniffi::setup_scaffolding!();

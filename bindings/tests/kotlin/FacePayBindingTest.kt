@@ -1,0 +1,264 @@
+// End-to-end test of the generated Kotlin API on the JVM: enrolment and payment on a recorded clip against a real
+// facepay-server on loopback, with Kotlin implementations of KeyStore and DeviceSigner, and the typed errors.
+// Run by bindings/tests/kotlin/run.sh (scripts/test.d/50-kotlin.sh); prints "kotlin: N passed, M failed".
+package dev.facepay.test
+
+import dev.facepay.sdk.CameraFrame
+import dev.facepay.sdk.Challenge
+import dev.facepay.sdk.EnrolmentCapture
+import dev.facepay.sdk.EnrolmentStep
+import dev.facepay.sdk.EnrolmentSummary
+import dev.facepay.sdk.FacePay
+import dev.facepay.sdk.FacePayConfig
+import dev.facepay.sdk.FacePayException
+import dev.facepay.sdk.FlowEvent
+import dev.facepay.sdk.FlowListener
+import dev.facepay.sdk.FramePixels
+import dev.facepay.sdk.GuidanceState
+import dev.facepay.sdk.LivenessOutcome
+import dev.facepay.sdk.PaymentSession
+import dev.facepay.sdk.PaymentStep
+import dev.facepay.sdk.checkFrame
+import dev.facepay.sdk.fileKeyStore
+import dev.facepay.sdk.memoryKeyStore
+import dev.facepay.sdk.softwareDeviceSigner
+import java.io.File
+import java.nio.file.Files
+import java.util.Collections
+import kotlin.system.exitProcess
+import kotlinx.coroutines.runBlocking
+
+private fun env(name: String): String =
+    System.getenv(name)?.takeIf { it.isNotEmpty() } ?: error("environment variable $name is not set (run bindings/tests/kotlin/run.sh)")
+
+private val shared = File(env("FACEPAY_SHARED"))
+private val clip: List<File> = File(shared, "data/clips/live-blink-7").let { dir ->
+    check(dir.isDirectory) { "missing clip folder $dir: set FACEPAY_SHARED to the shared data folder (holding data/clips/live-blink-7)" }
+    dir.listFiles { f -> f.name.endsWith(".jpg") }!!.sortedBy { it.name }
+}
+private const val FPS = 15.0
+private val merchant = MerchantBackend(env("FACEPAY_TEST_SERVER"), env("FACEPAY_TEST_MERCHANT_KEY"))
+
+private fun jpegFrame(i: Int) = CameraFrame(FramePixels.Encoded(clip[i].readBytes()), 0u, 0u, 0, false)
+
+private fun config(state: File, deviceId: String = "kotlin-${System.nanoTime()}", models: String = env("FACEPAY_MODELS")) =
+    FacePayConfig(
+        serverUrl = env("FACEPAY_TEST_SERVER"),
+        pinnedCertPem = null,
+        deviceId = deviceId,
+        stateDir = state.path,
+        modelsDir = models,
+        antispoofModelsDir = File(shared, "models").path,
+        enrolmentChallenges = listOf(Challenge.BLINK),
+    )
+
+/** Records every event the flow reports. */
+private class Recorder : FlowListener {
+    val events: MutableList<FlowEvent> = Collections.synchronizedList(mutableListOf())
+    override fun onEvent(event: FlowEvent) {
+        events.add(event)
+    }
+}
+
+private fun check(condition: Boolean, message: () -> String) {
+    if (!condition) throw AssertionError(message())
+}
+
+private inline fun <reified E : Throwable> expectThrows(what: String, block: () -> Unit): E {
+    try {
+        block()
+    } catch (e: Throwable) {
+        if (e is E) return e
+        throw AssertionError("$what: expected ${E::class.simpleName}, got $e", e)
+    }
+    throw AssertionError("$what: expected ${E::class.simpleName}, nothing was thrown")
+}
+
+/** Pushes clip frames from `from` until enrolled; answers the summary and the next unused frame. */
+private fun enrol(capture: EnrolmentCapture): Pair<EnrolmentSummary, Int> {
+    for (i in clip.indices) {
+        when (val step = capture.pushFrame(jpegFrame(i), i / FPS)) {
+            is EnrolmentStep.Capturing -> continue
+            is EnrolmentStep.Enrolled -> return step.summary to i + 1
+        }
+    }
+    throw AssertionError("the clip ended before the enrolment decided")
+}
+
+/** Pushes clip frames from `from` until the face is verified; answers the step. */
+private fun verify(session: PaymentSession, from: Int): PaymentStep.Verified {
+    for (i in from until clip.size) {
+        when (val step = session.pushFrame(jpegFrame(i), i / FPS)) {
+            is PaymentStep.Capturing -> continue
+            is PaymentStep.Verified -> return step
+        }
+    }
+    throw AssertionError("the clip ended before the payment session decided")
+}
+
+private fun tempDir(tag: String): File = Files.createTempDirectory("facepay-kotlin-$tag").toFile()
+
+/** Frames of every format convert (size, rotation), bad ones throw InvalidFrame; software keys work. */
+private fun framesAndSoftwareKeys() {
+    val size = checkFrame(jpegFrame(0))
+    check(size.width > 0u && size.height > 0u) { "decoded size $size" }
+    // A 64x48 NV21 frame (Y plane then VU plane) rotated 90°: upright it is 48x64.
+    val nv21 = ByteArray(64 * 48 + 64 * 24) { 128.toByte() }
+    val rotated = checkFrame(CameraFrame(FramePixels.Nv21(nv21, 64u), 64u, 48u, 90, true))
+    check(rotated.width == 48u && rotated.height == 64u) { "NV21 rotated: $rotated" }
+    val bgra = checkFrame(CameraFrame(FramePixels.Bgra8(ByteArray(256 * 32), 256u), 64u, 32u, 180, false))
+    check(bgra.width == 64u && bgra.height == 32u) { "BGRA: $bgra" }
+    val yuv = checkFrame(
+        CameraFrame(FramePixels.Yuv420(ByteArray(32 * 32), ByteArray(256), ByteArray(256), 32u, 16u, 1u), 32u, 32u, 270, false),
+    )
+    check(yuv.width == 32u && yuv.height == 32u) { "YUV: $yuv" }
+    val badRotation = expectThrows<FacePayException.InvalidFrame>("rotation 45") {
+        checkFrame(CameraFrame(FramePixels.Nv21(nv21, 64u), 64u, 48u, 45, false))
+    }
+    check(badRotation.detail.contains("45")) { badRotation.detail }
+    expectThrows<FacePayException.InvalidFrame>("short RGB buffer") {
+        checkFrame(CameraFrame(FramePixels.Rgb8(ByteArray(100), 192u), 64u, 64u, 0, false))
+    }
+    expectThrows<FacePayException.InvalidFrame>("not an image") {
+        checkFrame(CameraFrame(FramePixels.Encoded("not a jpeg".toByteArray()), 0u, 0u, 0, false))
+    }
+
+    val signer = softwareDeviceSigner(null)
+    val key = signer.publicKey()
+    check(key.size == 65 && key[0] == 4.toByte()) { "public key of ${key.size} bytes" }
+    check(signer.sign("payload".toByteArray()).isNotEmpty()) { "empty signature" }
+    expectThrows<FacePayException.Signer>("garbage PKCS#8") { softwareDeviceSigner(byteArrayOf(1, 2, 3)) }
+    for (store in listOf(memoryKeyStore(), fileKeyStore(tempDir("keys").path))) {
+        check(store.get("k1") == null) { "a key before creation" }
+        val k = store.getOrCreate("k1")
+        check(k.size == 32 && store.getOrCreate("k1").contentEquals(k)) { "key not stable" }
+        expectThrows<dev.facepay.sdk.PlatformException.Failed>("bad key id") { store.getOrCreate("../escape") }
+        store.delete("k1")
+        check(store.get("k1") == null) { "key survived delete" }
+    }
+}
+
+/** Unusable configurations throw typed errors before anything else happens. */
+private fun configurationErrors() {
+    val state = tempDir("config")
+    val e = expectThrows<FacePayException.Vision>("missing models") {
+        FacePay(config(state, models = File(state, "no-models").path), JvmDeviceSigner(), JvmKeyStore())
+    }
+    check(e.detail.contains("manifest")) { e.detail }
+    expectThrows<FacePayException.Config>("empty device id") {
+        FacePay(config(state, deviceId = ""), JvmDeviceSigner(), JvmKeyStore())
+    }
+    expectThrows<FacePayException.Config>("plain HTTP to a public host") {
+        FacePay(config(state).copy(serverUrl = "http://example.com/"), JvmDeviceSigner(), JvmKeyStore())
+    }
+}
+
+/** The whole flow through the Kotlin API: enrol, register, pay, then the typed failures of later payments. */
+private fun enrolAndPay() = runBlocking {
+    val state = tempDir("flow")
+    val signer = JvmDeviceSigner()
+    val keys = JvmKeyStore()
+    val facePay = FacePay(config(state), signer, keys)
+    check(!facePay.isEnrolled()) { "enrolled before enrolment" }
+    check(facePay.modelVersions().any { it.startsWith("mobilefacenet@") }) { "${facePay.modelVersions()}" }
+    check(facePay.matchThreshold() > 0f && facePay.matchThreshold() < 1f) { "threshold ${facePay.matchThreshold()}" }
+
+    // Paying before enrolling: typed NotEnrolled.
+    val early = merchant.createOrder("kt-early-${System.nanoTime()}", 100, "EUR")
+    expectThrows<FacePayException.NotEnrolled>("pay before enrolling") { facePay.startPayment(early, Recorder()) }
+
+    // Enrolment from the clip, through the Kotlin key store.
+    val enrolEvents = Recorder()
+    val capture = facePay.startEnrolment(enrolEvents)
+    expectThrows<FacePayException.Busy>("second capture") { facePay.startEnrolment(Recorder()) }
+    val (summary, _) = enrol(capture)
+    check(summary.embeddings in 3u..5u && summary.frames.size.toUInt() == summary.embeddings) { "$summary" }
+    check(summary.model.startsWith("mobilefacenet@")) { summary.model }
+    check(facePay.isEnrolled()) { "not enrolled after Enrolled" }
+    check(keys.creates.get() == 1 && keys.size() == 1) { "the template key was not created in the Kotlin key store" }
+    check(enrolEvents.events.first() is FlowEvent.Prompt) { "first event ${enrolEvents.events.first()}" }
+    check(enrolEvents.events.any { it is FlowEvent.Verifying }) { "no Verifying event" }
+    check((enrolEvents.events.last() as? FlowEvent.Enrolled)?.summary == summary) { "last event ${enrolEvents.events.last()}" }
+    val prompts = enrolEvents.events.filterIsInstance<FlowEvent.Prompt>().map { it.guidance }
+    check(prompts.any { it.state == GuidanceState.Blink && it.messageKey == "liveness.blink" }) { "no blink prompt" }
+    check(prompts.all { it.oval.rx > 0f && it.oval.ry > 0f && it.progress in 0f..1f }) { "bad oval/progress" }
+    capture.destroy()
+
+    // Device registration with the merchant's single-use enrolment token.
+    val account = "shopper-${System.nanoTime()}"
+    val registration = facePay.registerDevice(merchant.enrollmentToken(account))
+    check(registration.deviceId == facePay.deviceId() && registration.accountId == account) { "$registration" }
+
+    // The payment: challenges from the server's nonce, frames in, verified, signed in Kotlin, receipt.
+    val orderId = "kt-order-${System.nanoTime()}"
+    val token = merchant.createOrder(orderId, 1250, "EUR")
+    val events = Recorder()
+    val session = facePay.startPayment(token, events)
+    check(session.order().orderId == orderId && session.order().amountMinor == 1250uL) { "${session.order()}" }
+    check(session.challenges().size in 2..3 && session.challenges().all { it == Challenge.BLINK }) { "${session.challenges()}" }
+    expectThrows<FacePayException.InvalidState>("pay before verified") { session.pay() }
+    val verified = verify(session, 0)
+    check(verified.matchScore >= verified.threshold) { "$verified" }
+    val receipt = session.pay()
+    check(receipt.orderId == orderId && receipt.amountMinor == 1250uL && receipt.currency == "EUR") { "$receipt" }
+    check(receipt.paymentId.isNotEmpty() && receipt.liveness == LivenessOutcome.PASSED) { "$receipt" }
+    check(receipt.counter == 1uL && facePay.counter() == 1uL) { "counter ${receipt.counter}" }
+    check(receipt.challenges == session.challenges()) { "challenges ${receipt.challenges}" }
+    check(signer.signatures.get() == 1) { "the Kotlin signer signed ${signer.signatures.get()} times" }
+    check(events.events.any { it is FlowEvent.Paying }) { "no Paying event" }
+    check((events.events.last() as? FlowEvent.Done)?.receipt == receipt) { "last event ${events.events.last()}" }
+    println("  paid ${receipt.amountMinor} ${receipt.currency}: payment ${receipt.paymentId}, score ${receipt.matchScore}")
+    session.destroy()
+
+    // The same order again: the server declines it with its stable code.
+    val declined = expectThrows<FacePayException.Declined>("paying a paid order") {
+        facePay.startPayment(token, Recorder())
+    }
+    check(declined.code == "order_already_paid") { "code ${declined.code}" }
+
+    // A keystore that refuses to sign: typed Signer error, nothing paid.
+    val refused = facePay.startPayment(merchant.createOrder("kt-locked-${System.nanoTime()}", 300, "EUR"), Recorder())
+    verify(refused, 0)
+    signer.failNext = true
+    val signerError = expectThrows<FacePayException.Signer>("locked keystore") { refused.pay() }
+    check(signerError.detail.contains("user authentication required")) { signerError.detail }
+    refused.destroy()
+
+    // Cancellation: later frames and pay throw Cancelled; the listener hears it.
+    val cancelEvents = Recorder()
+    val cancelled = facePay.startPayment(merchant.createOrder("kt-cancel-${System.nanoTime()}", 200, "EUR"), cancelEvents)
+    for (i in 0 until 5) check(cancelled.pushFrame(jpegFrame(i), i / FPS) is PaymentStep.Capturing) { "frame $i" }
+    cancelled.cancel()
+    expectThrows<FacePayException.Cancelled>("frame after cancel") { cancelled.pushFrame(jpegFrame(5), 5 / FPS) }
+    expectThrows<FacePayException.Cancelled>("pay after cancel") { cancelled.pay() }
+    check((cancelEvents.events.last() as? FlowEvent.Failed)?.kind == "cancelled") { "last event ${cancelEvents.events.last()}" }
+    cancelled.destroy()
+
+    // Deletion wipes the template and its key from the Kotlin key store.
+    facePay.deleteEnrolment()
+    check(!facePay.isEnrolled() && keys.size() == 0 && keys.deletes.get() == 1) { "template or key left after deletion" }
+    facePay.destroy()
+    state.deleteRecursively()
+}
+
+fun main() {
+    val tests = listOf(
+        "frames_and_software_keys" to ::framesAndSoftwareKeys,
+        "configuration_errors" to ::configurationErrors,
+        "enrol_and_pay_through_kotlin" to ::enrolAndPay,
+    )
+    var failed = 0
+    for ((name, test) in tests) {
+        val start = System.nanoTime()
+        try {
+            test()
+            println("test $name ... ok (${(System.nanoTime() - start) / 1_000_000} ms)")
+        } catch (e: Throwable) {
+            failed++
+            println("test $name ... FAILED")
+            e.printStackTrace(System.out)
+        }
+    }
+    println("kotlin: ${tests.size - failed} passed, $failed failed")
+    exitProcess(if (failed == 0) 0 else 1)
+}
