@@ -56,7 +56,7 @@ pub struct Detector {
 }
 
 impl Detector {
-    /// Default minimum score (MediaPipe's threshold for this model).
+    /// Default minimum score (MediaPipe's threshold for this model; faces replayed on a phone score 0.5–0.6).
     pub const DEFAULT_MIN_SCORE: f32 = 0.5;
 
     /// Builds the detector from its manifest entry and the model bytes (sha256-checked before parsing).
@@ -76,8 +76,26 @@ impl Detector {
     }
 
     /// Detects every face in `image`, best score first.
+    ///
+    /// The whole frame is searched letterboxed; when that finds nothing in a non-square frame, the centred
+    /// square (more pixels per face) is searched too.
     pub fn run(&mut self, image: &RgbImage) -> Result<Vec<Face>, VisionError> {
-        let to_src = letterbox(image)?;
+        let faces = self.detect(image, &letterbox(image)?)?;
+        let (w, h) = (image.width as f32, image.height as f32);
+        if !faces.is_empty() || w == h {
+            return Ok(faces);
+        }
+        let side = w.min(h);
+        let k = side / INPUT as f32;
+        let centre = Affine {
+            m: [k, 0.0, (w - side) * 0.5, 0.0, k, (h - side) * 0.5],
+        };
+        self.detect(image, &centre)
+    }
+
+    /// Runs the model on the region `to_src` maps the 128×128 input onto (continuous dst→src map).
+    fn detect(&mut self, image: &RgbImage, to_src: &Affine) -> Result<Vec<Face>, VisionError> {
+        let to_src = *to_src;
         let outputs = self.runner.run(image, &to_src)?;
         let (mut boxes, mut logits) = (None, None);
         for value in &outputs {
