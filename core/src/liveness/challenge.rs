@@ -50,8 +50,9 @@ pub(crate) enum BlinkPhase {
     WaitOpen,
     /// Eyes open: waiting for them to close.
     Open,
-    /// Eyes closed since the given time.
-    Closed(f64),
+    /// Eyes closed since the given time; the baseline is frozen at its value when they closed (a long closure
+    /// must not drag the running baseline down and fake the reopening).
+    Closed(f64, f32),
 }
 
 impl Detector {
@@ -73,7 +74,7 @@ impl Detector {
     /// Partial progress in 0..1 (for the progress bar).
     pub(crate) fn partial(&self) -> f32 {
         match self {
-            Detector::Blink(BlinkPhase::Closed(_)) | Detector::Turn { reached: true, .. } => 0.5,
+            Detector::Blink(BlinkPhase::Closed(..)) | Detector::Turn { reached: true, .. } => 0.5,
             _ => 0.0,
         }
     }
@@ -105,16 +106,16 @@ impl Detector {
                     }
                     BlinkPhase::Open => {
                         if closed {
-                            *phase = BlinkPhase::Closed(t);
+                            *phase = BlinkPhase::Closed(t, baseline);
                         }
                         false
                     }
-                    BlinkPhase::Closed(since) => {
+                    BlinkPhase::Closed(since, frozen) => {
                         if t - since > blink.max_closed_s {
                             *phase = BlinkPhase::WaitOpen;
                             false
                         } else {
-                            open
+                            eye >= blink.open_ratio * frozen
                         }
                     }
                 }

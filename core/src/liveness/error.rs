@@ -23,6 +23,9 @@ pub enum LivenessError {
         /// What is wrong.
         reason: String,
     },
+    /// A contact sheet could not be encoded.
+    #[error("contact sheet: {0}")]
+    Sheet(String),
     /// The vision models could not be loaded.
     #[error(transparent)]
     Vision(#[from] crate::vision::VisionError),

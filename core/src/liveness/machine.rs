@@ -19,7 +19,7 @@ use super::verdict::{ChallengeRecord, Outcome, PassiveMode, Verdict, to_hex};
 
 /// Longest frame gap that counts towards a hold, in seconds.
 const MAX_HOLD_STEP_S: f64 = 0.5;
-/// Open-eye samples kept for the baseline (a fixed ring: bounded memory).
+/// Eye-openness samples kept for the running baseline (a fixed ring: bounded memory).
 const BASELINE_SAMPLES: usize = 16;
 /// Floor of the open-eye baseline (guards against a degenerate measure).
 const MIN_BASELINE: f32 = 0.15;
@@ -167,6 +167,26 @@ impl LivenessMachine {
         self.frames
     }
 
+    /// The challenges with the frames where each was satisfied so far.
+    pub fn records(&self) -> &[ChallengeRecord] {
+        &self.records
+    }
+
+    /// Whether passive anti-spoof scores are expected (the models are loaded).
+    pub fn passive_available(&self) -> bool {
+        self.passive_available
+    }
+
+    /// Mean of the passive scores received so far.
+    pub fn passive_score(&self) -> Option<f32> {
+        self.passive.mean()
+    }
+
+    /// Number of passive scores received so far.
+    pub fn passive_samples(&self) -> u32 {
+        self.passive.count
+    }
+
     /// The guidance of the last frame pushed.
     pub fn last_guidance(&self) -> Option<&Guidance> {
         self.last_guidance.as_ref()
@@ -249,6 +269,10 @@ impl LivenessMachine {
         };
         if let Some(face) = single {
             self.last_face_t = t;
+            let eye = face.mean_eye_openness();
+            if eye.is_finite() {
+                self.add_baseline(eye);
+            }
             if let Some(score) = face.passive_score.filter(|s| s.is_finite())
                 && self.passive.count < self.policy.passive.max_samples
             {
@@ -269,7 +293,7 @@ impl LivenessMachine {
 
         // A clear spoof needs no more frames.
         let pp = &self.policy.passive;
-        if self.passive.count >= pp.max_samples
+        if self.passive.count >= pp.early_fail_samples
             && let Some(score) = self.passive.mean()
             && score < pp.threshold
         {
@@ -402,7 +426,6 @@ impl LivenessMachine {
             // Eyes closed (a blink): the hold pauses rather than restarting.
             return (wanted, held_s);
         }
-        self.add_baseline(eye);
         (wanted, held_s + dt)
     }
 
@@ -553,7 +576,7 @@ impl LivenessMachine {
         self.baseline_len = (self.baseline_len + 1).min(BASELINE_SAMPLES);
     }
 
-    /// Median of the open-eye samples seen while holding still.
+    /// Running open-eye baseline: median of the last frames' openness (a blink is too short to move it).
     fn baseline(&self) -> f32 {
         let mut v = self.baseline;
         let s = &mut v[..self.baseline_len];

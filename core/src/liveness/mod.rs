@@ -12,6 +12,7 @@
 //! [`clip`] reads clip folders and recordings for QA replay, [`sheet`] draws contact sheets.
 
 mod challenge;
+pub mod clip;
 mod error;
 mod gates;
 mod guidance;
@@ -19,6 +20,8 @@ mod machine;
 mod observation;
 mod policy;
 mod session;
+pub mod sheet;
+mod still;
 mod verdict;
 
 pub use challenge::{Challenge, challenge_name, challenges_for_nonce, parse_challenges};
@@ -28,7 +31,8 @@ pub use machine::LivenessMachine;
 pub use observation::{FaceObservation, FaceQuality, NormPoint, NormRect, Observation};
 pub use policy::{
     BlinkPolicy, LivenessPolicy, OvalPolicy, PassivePolicy, PlacementPolicy, QualityPolicy,
-    TimingPolicy, TurnPolicy,
+    TimingPolicy, TurnPolicy, VisionPolicy,
 };
 pub use session::{BestFrame, FACE_OVAL, LivenessSession, observation};
+pub use still::{StillScore, still_passive_score};
 pub use verdict::{ChallengeRecord, Outcome, PassiveMode, Verdict, to_hex};

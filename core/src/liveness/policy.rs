@@ -26,6 +26,24 @@ pub struct LivenessPolicy {
     pub passive: PassivePolicy,
     /// Timeouts and anti-flicker timing.
     pub timing: TimingPolicy,
+    /// How the session drives the vision pipeline.
+    pub vision: VisionPolicy,
+}
+
+/// How the session drives the vision pipeline.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct VisionPolicy {
+    /// Run the face detector at least every this many frames (1 = every frame). Tracked frames take the mesh
+    /// region from the previous mesh, which shifts eye openness by more than a blink does on the face mesh, so the
+    /// default detects on every frame (BlazeFace costs ~3 ms).
+    pub redetect_every: u32,
+}
+
+impl Default for VisionPolicy {
+    fn default() -> Self {
+        Self { redetect_every: 1 }
+    }
 }
 
 /// The head outline, in normalised frame coordinates (x: 0 = left edge, 1 = right edge; y: 0 = top, 1 = bottom).
@@ -82,7 +100,9 @@ pub struct QualityPolicy {
     pub min_eye_openness: f32,
 }
 
-/// Blink = both eyes closed, then open again, within a short time.
+/// Blink = both eyes closed, then open again, within a short time. Openness is compared with the shopper's
+/// running open-eye baseline (median of the last frames). The face mesh's eye-aspect signal dips only 5–10 % on a
+/// real blink at 15 fps (it is a whole-face model, not an eyelid model), so the default ratios are close to 1.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct BlinkPolicy {
@@ -108,10 +128,17 @@ pub struct TurnPolicy {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct PassivePolicy {
-    /// Smallest fused score (mean over sampled frames, 1 = real) that passes.
+    /// Smallest fused score (mean over a session's sampled frames, 1 = real) that passes.
     pub threshold: f32,
+    /// Smallest fused score of a single still image (`facepay eval liveness` stills) that passes. Lower than the
+    /// session threshold: one frame, no averaging, and on the MiniFASNet sample stills the live `image_T2` scores
+    /// only ~0.47 while the attacks score ≤ 0.29.
+    pub still_threshold: f32,
     /// Samples needed before a verdict.
     pub min_samples: u32,
+    /// Once this many samples are in and their mean is below the threshold, fail at once (a clear spoof needs
+    /// no more frames).
+    pub early_fail_samples: u32,
     /// Most samples taken in a session (bounds the cost).
     pub max_samples: u32,
     /// Frames between two samples (spreads them over the session).
@@ -148,6 +175,7 @@ impl Default for LivenessPolicy {
             turn: TurnPolicy::default(),
             passive: PassivePolicy::default(),
             timing: TimingPolicy::default(),
+            vision: VisionPolicy::default(),
         }
     }
 }
@@ -166,9 +194,9 @@ impl Default for OvalPolicy {
 impl Default for PlacementPolicy {
     fn default() -> Self {
         Self {
-            min_fill: 0.45,
+            min_fill: 0.4,
             max_fill: 1.15,
-            max_center_offset: 0.45,
+            max_center_offset: 0.65,
             max_yaw_deg: 15.0,
             max_pitch_deg: 20.0,
             max_roll_deg: 15.0,
@@ -194,8 +222,8 @@ impl Default for QualityPolicy {
 impl Default for BlinkPolicy {
     fn default() -> Self {
         Self {
-            closed_ratio: 0.6,
-            open_ratio: 0.85,
+            closed_ratio: 0.955,
+            open_ratio: 0.975,
             max_closed_s: 1.0,
         }
     }
@@ -213,8 +241,10 @@ impl Default for TurnPolicy {
 impl Default for PassivePolicy {
     fn default() -> Self {
         Self {
-            threshold: 0.5,
+            threshold: 0.95,
+            still_threshold: 0.4,
             min_samples: 3,
+            early_fail_samples: 5,
             max_samples: 8,
             every_n_frames: 3,
             required: false,
@@ -226,7 +256,7 @@ impl Default for TimingPolicy {
     fn default() -> Self {
         Self {
             align_timeout_s: 8.0,
-            challenge_timeout_s: 6.0,
+            challenge_timeout_s: 10.0,
             verify_timeout_s: 3.0,
             session_timeout_s: 20.0,
             min_prompt_s: 0.25,
@@ -275,6 +305,7 @@ impl LivenessPolicy {
             self.turn.threshold_deg,
             self.turn.return_deg,
             self.passive.threshold,
+            self.passive.still_threshold,
         ];
         if floats.iter().any(|v| !v.is_finite() || *v < 0.0) {
             return bad("every number must be finite and non-negative");
@@ -310,10 +341,18 @@ impl LivenessPolicy {
         if self.passive.min_samples == 0 || self.passive.min_samples > self.passive.max_samples {
             return bad("passive: need 1 <= min_samples <= max_samples");
         }
+        if self.vision.redetect_every == 0 {
+            return bad("vision.redetect_every must be at least 1");
+        }
+        if self.passive.early_fail_samples < self.passive.min_samples
+            || self.passive.early_fail_samples > self.passive.max_samples
+        {
+            return bad("passive: need min_samples <= early_fail_samples <= max_samples");
+        }
         if self.passive.every_n_frames == 0 {
             return bad("passive.every_n_frames must be at least 1");
         }
-        if self.passive.threshold > 1.0 {
+        if self.passive.threshold > 1.0 || self.passive.still_threshold > 1.0 {
             return bad("passive.threshold is a probability (0..1)");
         }
         Ok(())

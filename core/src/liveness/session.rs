@@ -22,7 +22,7 @@ use crate::vision::embed::Embedding;
 use crate::vision::frame::Frame;
 use crate::vision::image::RgbImage;
 use crate::vision::landmarks::Landmarks;
-use crate::vision::pipeline::{FrameAnalysis, Vision};
+use crate::vision::pipeline::{FrameAnalysis, Tracking, Vision};
 
 /// Mesh indices of the face outline (forehead, temples, jaw, chin), clockwise from the top of the forehead.
 pub const FACE_OVAL: [usize; 36] = [
@@ -79,7 +79,11 @@ impl<V: BorrowMut<Vision>> LivenessSession<V> {
         nonce: [u8; 32],
         challenges: Vec<Challenge>,
     ) -> Self {
-        vision.borrow_mut().reset();
+        let tracking = Tracking {
+            redetect_every: policy.vision.redetect_every,
+            ..Tracking::default()
+        };
+        vision.borrow_mut().set_tracking(tracking);
         let passive = vision.borrow_mut().has_antispoof();
         Self {
             vision,
@@ -105,6 +109,14 @@ impl<V: BorrowMut<Vision>> LivenessSession<V> {
         };
         self.buffer = buffer;
         g
+    }
+
+    /// Feeds a frame that could not be read at all (e.g. an unreadable file): it counts as an error and as a frame
+    /// without a face.
+    pub fn push_unreadable(&mut self, timestamp_s: f64) -> Guidance {
+        self.frame_errors += 1;
+        self.last = None;
+        self.push_observation(Observation::empty(0, 0), timestamp_s)
     }
 
     /// Feeds an upright, unmirrored RGB image taken at `timestamp_s` (e.g. a decoded clip frame).

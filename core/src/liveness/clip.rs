@@ -1,0 +1,319 @@
+//! Clip folders and recordings: the frame source for QA replay.
+//!
+//! A clip folder holds `NNNNN.jpg` frames (numbered from 1, in order) and a `clip.json`:
+//! `{"frames": n, "fps": f, "label": "live" | "replay" | …, "note": "…"}` as in `../shared/data/clips`.
+//! A **recording** written by [`Recorder`] is the same folder with more keys in `clip.json`: `"timestamps"`
+//! (seconds, one per frame; without them frame `i` is at `i / fps`), `"nonce"` (64 hex digits), `"challenges"`
+//! (the list asked, e.g. `["blink", "turn_left"]`), `"guidance"` (the timeline the session emitted: one entry per
+//! change of prompt) and `"verdict"`. Replaying a recording asks the same nonce and challenges unless told otherwise.
+
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+
+use super::LivenessError;
+use super::guidance::Guidance;
+use super::verdict::Verdict;
+use super::{Challenge, to_hex};
+use crate::vision::frame::decode_file;
+use crate::vision::image::RgbImage;
+
+/// Name of the metadata file of a clip folder.
+pub const CLIP_JSON: &str = "clip.json";
+
+/// The `clip.json` of a clip folder or recording.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ClipInfo {
+    /// Number of frames (informative; the frame files are what counts).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub frames: Option<u64>,
+    /// Frames per second (timestamps are `index / fps` when `timestamps` is absent).
+    pub fps: f64,
+    /// Ground truth: `live`, or the attack type (`replay`, `print`, …).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub label: Option<String>,
+    /// Free text.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub note: Option<String>,
+    /// Per-frame timestamps in seconds (recordings).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub timestamps: Option<Vec<f64>>,
+    /// The server nonce of the recorded session, 64 hex digits (recordings).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub nonce: Option<String>,
+    /// The challenges the recorded session asked (recordings).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub challenges: Option<Vec<Challenge>>,
+    /// The guidance timeline the recorded session emitted (recordings).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub guidance: Option<Vec<TimelineEntry>>,
+    /// The recorded session's verdict (recordings).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub verdict: Option<Verdict>,
+}
+
+/// One change of prompt in a guidance timeline.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct TimelineEntry {
+    /// Frame index where the prompt appeared.
+    pub frame: u64,
+    /// Its timestamp, seconds from the first frame.
+    pub t: f64,
+    /// The state's snake_case name (`hold_still`, `blink`, `failed`, …).
+    pub state: String,
+    /// The stable message key.
+    pub key: String,
+    /// Session progress at that frame, 0..1.
+    pub progress: f32,
+}
+
+/// Collects the guidance timeline: one entry per change of state (bounded by the session's timeouts in practice,
+/// and by [`Timeline::MAX_ENTRIES`] always).
+#[derive(Debug, Clone, Default)]
+pub struct Timeline {
+    entries: Vec<TimelineEntry>,
+    first_t: Option<f64>,
+}
+
+impl Timeline {
+    /// Most entries kept (later changes are dropped).
+    pub const MAX_ENTRIES: usize = 10_000;
+
+    /// Records `g`, emitted for a frame at `timestamp_s`, if its state differs from the previous entry.
+    pub fn push(&mut self, g: &Guidance, timestamp_s: f64) {
+        let first = *self.first_t.get_or_insert(timestamp_s);
+        let name = g.state.name();
+        if self.entries.last().is_some_and(|e| e.state == name)
+            || self.entries.len() >= Self::MAX_ENTRIES
+        {
+            return;
+        }
+        self.entries.push(TimelineEntry {
+            frame: g.frame_index,
+            t: timestamp_s - first,
+            state: name.to_string(),
+            key: g.message_key.to_string(),
+            progress: g.progress,
+        });
+    }
+
+    /// The entries so far.
+    pub fn entries(&self) -> &[TimelineEntry] {
+        &self.entries
+    }
+}
+
+/// A clip folder opened for reading.
+#[derive(Debug, Clone)]
+pub struct Clip {
+    dir: PathBuf,
+    info: ClipInfo,
+    frames: Vec<PathBuf>,
+}
+
+impl Clip {
+    /// Opens `dir`: reads `clip.json` and lists its `NNNNN.jpg` frames in order.
+    pub fn open(dir: impl AsRef<Path>) -> Result<Self, LivenessError> {
+        let dir = dir.as_ref().to_path_buf();
+        let err = |reason: String| LivenessError::Clip {
+            path: dir.clone(),
+            reason,
+        };
+        let json = std::fs::read_to_string(dir.join(CLIP_JSON))
+            .map_err(|e| err(format!("{CLIP_JSON}: {e}")))?;
+        let info: ClipInfo =
+            serde_json::from_str(&json).map_err(|e| err(format!("{CLIP_JSON}: {e}")))?;
+        if !(info.fps.is_finite() && info.fps > 0.0) {
+            return Err(err(format!("fps must be positive, got {}", info.fps)));
+        }
+        let mut frames: Vec<(u64, PathBuf)> = std::fs::read_dir(&dir)
+            .map_err(|e| err(e.to_string()))?
+            .filter_map(|entry| {
+                let path = entry.ok()?.path();
+                let stem = path.file_stem()?.to_str()?;
+                let ext = path.extension()?.to_str()?.to_ascii_lowercase();
+                let n = stem
+                    .parse::<u64>()
+                    .ok()
+                    .filter(|_| ext == "jpg" || ext == "jpeg")?;
+                Some((n, path))
+            })
+            .collect();
+        frames.sort();
+        if frames.is_empty() {
+            return Err(err("no NNNNN.jpg frames".into()));
+        }
+        if let Some(ts) = &info.timestamps
+            && ts.len() != frames.len()
+        {
+            return Err(err(format!(
+                "{} timestamps for {} frames",
+                ts.len(),
+                frames.len()
+            )));
+        }
+        Ok(Self {
+            dir,
+            info,
+            frames: frames.into_iter().map(|(_, p)| p).collect(),
+        })
+    }
+
+    /// The folder.
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    /// Its `clip.json`.
+    pub fn info(&self) -> &ClipInfo {
+        &self.info
+    }
+
+    /// Number of frames.
+    pub fn len(&self) -> usize {
+        self.frames.len()
+    }
+
+    /// Whether the clip has no frames (never true for an opened clip).
+    pub fn is_empty(&self) -> bool {
+        self.frames.is_empty()
+    }
+
+    /// Timestamp of frame `i` in seconds: the recorded one, else `i / fps`.
+    pub fn timestamp(&self, i: usize) -> f64 {
+        match &self.info.timestamps {
+            Some(ts) if i < ts.len() => ts[i],
+            _ => i as f64 / self.info.fps,
+        }
+    }
+
+    /// Path of frame `i`.
+    pub fn frame_path(&self, i: usize) -> Option<&Path> {
+        self.frames.get(i).map(PathBuf::as_path)
+    }
+
+    /// Decodes frame `i`.
+    pub fn read_frame(&self, i: usize) -> Result<RgbImage, LivenessError> {
+        let path = self.frame_path(i).ok_or_else(|| LivenessError::Clip {
+            path: self.dir.clone(),
+            reason: format!("no frame {i}"),
+        })?;
+        Ok(decode_file(path)?)
+    }
+}
+
+/// Writes a recording of a live session, when the app is asked to (QA, device farms): the frames as JPEG plus a
+/// `clip.json` with timestamps, nonce, challenges, guidance timeline and verdict. Memory: only the timestamps and
+/// the timeline are kept; frames go straight to disk.
+#[derive(Debug)]
+pub struct Recorder {
+    dir: PathBuf,
+    info: ClipInfo,
+    timestamps: Vec<f64>,
+    timeline: Timeline,
+    quality: u8,
+}
+
+impl Recorder {
+    /// Starts a recording into `dir` (created if missing; must not already hold a `clip.json`).
+    pub fn create(
+        dir: impl AsRef<Path>,
+        fps: f64,
+        nonce: &[u8; 32],
+        challenges: &[Challenge],
+    ) -> Result<Self, LivenessError> {
+        let dir = dir.as_ref().to_path_buf();
+        let err = |reason: String| LivenessError::Clip {
+            path: dir.clone(),
+            reason,
+        };
+        if !(fps.is_finite() && fps > 0.0) {
+            return Err(err(format!("fps must be positive, got {fps}")));
+        }
+        std::fs::create_dir_all(&dir).map_err(|e| err(e.to_string()))?;
+        if dir.join(CLIP_JSON).exists() {
+            return Err(err("already holds a recording".into()));
+        }
+        let info = ClipInfo {
+            frames: None,
+            fps,
+            label: None,
+            note: Some("recorded by the FacePay liveness session".into()),
+            timestamps: None,
+            nonce: Some(to_hex(nonce)),
+            challenges: Some(challenges.to_vec()),
+            guidance: None,
+            verdict: None,
+        };
+        Ok(Self {
+            dir,
+            info,
+            timestamps: vec![],
+            timeline: Timeline::default(),
+            quality: 90,
+        })
+    }
+
+    /// Appends one frame (as shown to the session) with its timestamp and the guidance the session answered.
+    pub fn record(
+        &mut self,
+        image: &RgbImage,
+        timestamp_s: f64,
+        guidance: &Guidance,
+    ) -> Result<(), LivenessError> {
+        let n = self.timestamps.len() + 1;
+        let path = self.dir.join(format!("{n:05}.jpg"));
+        let err = |reason: String| LivenessError::Clip {
+            path: path.clone(),
+            reason,
+        };
+        let file = std::fs::File::create(&path).map_err(|e| err(e.to_string()))?;
+        let mut out = std::io::BufWriter::new(file);
+        image::codecs::jpeg::JpegEncoder::new_with_quality(&mut out, self.quality)
+            .encode(
+                &image.data,
+                image.width,
+                image.height,
+                image::ExtendedColorType::Rgb8,
+            )
+            .map_err(|e| err(e.to_string()))?;
+        self.timestamps.push(timestamp_s);
+        self.timeline.push(guidance, timestamp_s);
+        Ok(())
+    }
+
+    /// Writes `clip.json` with the verdict (if any) and ends the recording.
+    pub fn finish(mut self, verdict: Option<&Verdict>) -> Result<PathBuf, LivenessError> {
+        self.info.frames = Some(self.timestamps.len() as u64);
+        self.info.timestamps = Some(self.timestamps);
+        self.info.guidance = Some(self.timeline.entries);
+        self.info.verdict = verdict.cloned();
+        let path = self.dir.join(CLIP_JSON);
+        let json = serde_json::to_string_pretty(&self.info).map_err(|e| LivenessError::Clip {
+            path: path.clone(),
+            reason: e.to_string(),
+        })?;
+        std::fs::write(&path, json).map_err(|e| LivenessError::Clip {
+            path: path.clone(),
+            reason: e.to_string(),
+        })?;
+        Ok(self.dir)
+    }
+}
+
+/// Parses a 64-hex-digit nonce.
+pub fn parse_nonce(hex: &str) -> Result<[u8; 32], LivenessError> {
+    let hex = hex.trim();
+    if hex.len() != 64 || !hex.is_ascii() {
+        return Err(LivenessError::Nonce(format!(
+            "expected 64 hex digits, got {} characters",
+            hex.len()
+        )));
+    }
+    let mut out = [0u8; 32];
+    for (i, byte) in out.iter_mut().enumerate() {
+        *byte = u8::from_str_radix(&hex[2 * i..2 * i + 2], 16)
+            .map_err(|_| LivenessError::Nonce(format!("not hex: {:?}", &hex[2 * i..2 * i + 2])))?;
+    }
+    Ok(out)
+}
