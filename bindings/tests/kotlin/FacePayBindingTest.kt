@@ -234,6 +234,14 @@ private fun enrolAndPay() = runBlocking {
     check((cancelEvents.events.last() as? FlowEvent.Failed)?.kind == "cancelled") { "last event ${cancelEvents.events.last()}" }
     cancelled.destroy()
 
+    // A cancelled enrolment stores nothing; later frames throw Cancelled.
+    val cancelledEnrolment = facePay.startEnrolment(Recorder())
+    for (i in 0 until 3) check(cancelledEnrolment.pushFrame(jpegFrame(i), i / FPS) is EnrolmentStep.Capturing) { "frame $i" }
+    cancelledEnrolment.cancel()
+    expectThrows<FacePayException.Cancelled>("enrolment frame after cancel") { cancelledEnrolment.pushFrame(jpegFrame(3), 3 / FPS) }
+    check(keys.creates.get() == 1) { "a cancelled enrolment created a key" }
+    cancelledEnrolment.destroy()
+
     // Deletion wipes the template and its key from the Kotlin key store.
     facePay.deleteEnrolment()
     check(!facePay.isEnrolled() && keys.size() == 0 && keys.deletes.get() == 1) { "template or key left after deletion" }
