@@ -315,12 +315,7 @@ fn proc_status_field(field: &str) -> Option<u64> {
     line[field.len()..].split_whitespace().next()?.parse().ok()
 }
 
-fn print_table(
-    r: &Report,
-    d: &Details,
-    runs: usize,
-    ort: Option<anyhow::Result<ort::OrtFigures>>,
-) {
+fn print_table(r: &Report, d: &Details, runs: usize, ort: Option<anyhow::Result<ort::OrtFigures>>) {
     println!(
         "facepay bench vision: {runs} timed runs per stage, one thread (process threads: {})",
         d.threads.map_or("unknown".to_string(), |t| t.to_string())

@@ -8,8 +8,8 @@ use std::time::Duration;
 
 use client_support::{Fault, FaultyProxy, live_evidence};
 use facepay_core::checkout::client::{
-    CheckoutClient, CheckoutError, ClientConfig, MerchantClient, RetryPolicy, SignedPayment,
-    TrustRoots, payment_payload, sign_payment,
+    CheckoutClient, CheckoutError, ClientConfig, MerchantClient, RetryPolicy, TrustRoots,
+    payment_payload, sign_payment,
 };
 use facepay_core::checkout::protocol::{LivenessVerdict, PaymentPayload, sha256};
 use facepay_core::checkout::signer::SoftwareSigner;

@@ -317,7 +317,9 @@ fn post<'a>(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::checkout::protocol::{LivenessVerdict, OrderRef, challenges_for_nonce, verify_signature};
+    use crate::checkout::protocol::{
+        LivenessVerdict, OrderRef, challenges_for_nonce, verify_signature,
+    };
     use crate::checkout::signer::SoftwareSigner;
     use crate::checkout::wire::b64_decode;
 

@@ -293,7 +293,8 @@ impl PaymentPayload {
 }
 
 /// Every challenge, in canonical order (the default challenge set).
-pub const ALL_CHALLENGES: [Challenge; 3] = [Challenge::Blink, Challenge::TurnLeft, Challenge::TurnRight];
+pub const ALL_CHALLENGES: [Challenge; 3] =
+    [Challenge::Blink, Challenge::TurnLeft, Challenge::TurnRight];
 
 /// The liveness challenges for the payment that uses `nonce`, from the full set: 2 or 3 of them, never the same
 /// twice in a row. Equal to [`challenges_for_nonce_in`]`(nonce, &ALL_CHALLENGES)`.
@@ -310,7 +311,10 @@ pub fn challenges_for_nonce(nonce: &[u8; 32]) -> Vec<Challenge> {
 /// an empty set means all three); the derivation is the one of [`challenges_for_nonce`] with `% 3` replaced by
 /// `% k`, so the full set gives exactly its lists.
 pub fn challenges_for_nonce_in(nonce: &[u8; 32], set: &[Challenge]) -> Vec<Challenge> {
-    let allowed: Vec<Challenge> = ALL_CHALLENGES.into_iter().filter(|c| set.is_empty() || set.contains(c)).collect();
+    let allowed: Vec<Challenge> = ALL_CHALLENGES
+        .into_iter()
+        .filter(|c| set.is_empty() || set.contains(c))
+        .collect();
     let k = allowed.len();
     let mut ctx = digest::Context::new(&digest::SHA256);
     ctx.update(CHALLENGE_DOMAIN);
@@ -331,8 +335,12 @@ pub fn challenges_for_nonce_in(nonce: &[u8; 32], set: &[Challenge]) -> Vec<Chall
 /// device's check of a server answer: it does not know the server's configured set).
 pub fn is_nonce_challenge_list(nonce: &[u8; 32], challenges: &[Challenge]) -> bool {
     (1u8..8).any(|mask| {
-        let set: Vec<Challenge> =
-            ALL_CHALLENGES.into_iter().enumerate().filter(|(i, _)| mask & (1 << i) != 0).map(|(_, c)| c).collect();
+        let set: Vec<Challenge> = ALL_CHALLENGES
+            .into_iter()
+            .enumerate()
+            .filter(|(i, _)| mask & (1 << i) != 0)
+            .map(|(_, c)| c)
+            .collect();
         challenges_for_nonce_in(nonce, &set) == challenges
     })
 }

@@ -179,7 +179,10 @@ impl ModelManifest {
             }
         }
         if let Some(c) = &m.calibration {
-            let embedder = m.models.iter().find(|e| e.name == c.embedder && e.role == Role::Embedder);
+            let embedder = m
+                .models
+                .iter()
+                .find(|e| e.name == c.embedder && e.role == Role::Embedder);
             if embedder.is_none() {
                 return Err(VisionError::Manifest(format!(
                     "[calibration] embedder {:?} is not a committed embedder model",
@@ -424,17 +427,28 @@ crop_scale = 2.7
     #[test]
     fn calibration_is_read_and_checked() {
         let m = committed_manifest();
-        let c = m.calibration().expect("models/manifest.toml has a [calibration] table");
+        let c = m
+            .calibration()
+            .expect("models/manifest.toml has a [calibration] table");
         assert_eq!(m.entry(&c.embedder).unwrap().role, Role::Embedder);
         assert!(c.threshold > 0.0 && c.threshold < 1.0, "{c:?}");
-        let text = std::fs::read_to_string(workspace_dir().join("models").join(MANIFEST_FILE)).unwrap();
-        let line = |key: &str| text.lines().find(|l| l.starts_with(key)).unwrap().to_string();
+        let text =
+            std::fs::read_to_string(workspace_dir().join("models").join(MANIFEST_FILE)).unwrap();
+        let line = |key: &str| {
+            text.lines()
+                .find(|l| l.starts_with(key))
+                .unwrap()
+                .to_string()
+        };
         let threshold = line("threshold =");
         assert!(manifest_error(&text.replace(&threshold, "threshold = 1.5")).contains("threshold"));
         let embedder = line("embedder =");
         let wrong = text.replace(&embedder, "embedder = \"face_landmark\"");
         assert!(manifest_error(&wrong).contains("embedder"));
-        assert!(matches!(ModelManifest::parse(ONE).unwrap().calibration(), Err(VisionError::Manifest(_))));
+        assert!(matches!(
+            ModelManifest::parse(ONE).unwrap().calibration(),
+            Err(VisionError::Manifest(_))
+        ));
     }
 
     #[test]
