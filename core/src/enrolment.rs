@@ -18,7 +18,7 @@ use crate::flow::{
     Capture, EnrolmentStep, EnrolmentSummary, FacePay, FlowError, FlowEvent, FlowListener, Shared,
     lock,
 };
-use crate::liveness::{FaceObservation, Guidance, LivenessPolicy, LivenessSession, Outcome};
+use crate::liveness::{FaceObservation, Guidance, LivenessPolicy, LivenessSession};
 use crate::template::{MAX_EMBEDDINGS, MIN_EMBEDDINGS, enrol};
 use crate::vision::frame::Frame;
 use crate::vision::image::RgbImage;
@@ -299,14 +299,7 @@ impl EnrolmentCapture {
 
     /// Verdict ▸ embeddings ▸ template ▸ sealed store.
     fn finish(&self, capture: Capture) -> Result<EnrolmentSummary, FlowError> {
-        let verdict = capture
-            .session
-            .verdict()
-            .cloned()
-            .ok_or_else(|| FlowError::InvalidState("no verdict".into()))?;
-        if verdict.outcome != Outcome::Passed {
-            return Err(capture.failure(&verdict));
-        }
+        let verdict = capture.passed_verdict()?;
         if capture.picker.len() < MIN_EMBEDDINGS {
             return Err(if capture.picker.is_empty() {
                 FlowError::NoFace

@@ -308,17 +308,25 @@ impl Capture {
         g
     }
 
-    /// The error for a verdict that did not pass.
-    pub(crate) fn failure(&self, verdict: &Verdict) -> FlowError {
+    /// The session's verdict when it passed; otherwise the error for it (`NoFace` when no face was ever seen).
+    pub(crate) fn passed_verdict(&self) -> Result<Verdict, FlowError> {
+        let verdict = self
+            .session
+            .verdict()
+            .cloned()
+            .ok_or_else(|| FlowError::InvalidState("no verdict".into()))?;
+        if verdict.outcome == Outcome::Passed {
+            return Ok(verdict);
+        }
         if self.faces_seen == 0 {
-            return FlowError::NoFace;
+            return Err(FlowError::NoFace);
         }
         let reason = match (&verdict.fail_reason, &verdict.reason) {
             (Some(r), _) => r.to_string(),
             (None, Some(r)) => r.clone(),
             (None, None) => verdict.outcome.as_str().to_owned(),
         };
-        FlowError::LivenessFailed { reason }
+        Err(FlowError::LivenessFailed { reason })
     }
 }
 
@@ -435,14 +443,7 @@ impl PaymentSession {
 
     /// Liveness verdict ▸ embeddings of the kept frames ▸ match against the template ▸ evidence.
     fn verify(&self, capture: Capture) -> Result<Verified, FlowError> {
-        let verdict = capture
-            .session
-            .verdict()
-            .cloned()
-            .ok_or_else(|| FlowError::InvalidState("no verdict".into()))?;
-        if verdict.outcome != Outcome::Passed {
-            return Err(capture.failure(&verdict));
-        }
+        let verdict = capture.passed_verdict()?;
         let finished_ms = now_ms();
         let started_ms = capture.started_ms.unwrap_or(finished_ms);
         let fallback = capture
