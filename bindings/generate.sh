@@ -14,9 +14,10 @@ out="$here/generated"
 cd "$root"
 
 # FACEPAY_BUILD_SCOPE=workspace (what CI's test step uses) builds every workspace target in one go, so the
-# dependency features match `cargo test --workspace --all-targets` and nothing is compiled twice.
+# dependency features match `cargo test --workspace --all-targets` and nothing is compiled twice. (`cargo build`,
+# not `cargo test --no-run`: only `build` also links the `uniffi-bindgen` binary and the cdylib used below.)
 if [ "${FACEPAY_BUILD_SCOPE:-crate}" = workspace ] && [ "$profile" = dev ]; then
-  cargo test --workspace --all-targets --no-run >&2
+  cargo build --workspace --all-targets >&2
 else
   cargo build -p facepay-bindings --profile "$profile" >&2
   [ "$profile" = dev ] || cargo build -p facepay-bindings --bin uniffi-bindgen >&2
@@ -29,6 +30,9 @@ case "$(uname -s)" in
   *) lib="$target_dir/$dir_name/libfacepay_bindings.so" ;;
 esac
 bindgen="$target_dir/debug/uniffi-bindgen"
+for built in "$lib" "$bindgen"; do
+  [ -x "$built" ] || { echo "generate.sh: expected $built after the build, but it is missing" >&2; exit 1; }
+done
 
 rm -rf "$out"
 mkdir -p "$out/kotlin" "$out/swift"
