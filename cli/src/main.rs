@@ -54,8 +54,20 @@ enum BenchCommand {
     Server(bench_server::Args),
 }
 
-fn main() -> anyhow::Result<()> {
-    match Cli::parse().command {
+/// Runs the command; an error is printed as one `error: …` line with its causes (never a backtrace: these are
+/// user-facing messages) and the exit code is 1.
+fn main() -> std::process::ExitCode {
+    match run(Cli::parse().command) {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(error) => {
+            eprintln!("error: {error:#}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}
+
+fn run(command: Command) -> anyhow::Result<()> {
+    match command {
         Command::Demo(args) => demo::run(args),
         Command::Enroll(args) => enroll::run(args),
         Command::Pay(args) => pay::run(args),
