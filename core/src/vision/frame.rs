@@ -1,7 +1,8 @@
 //! Camera frames in, upright RGB out — converted once.
 //!
 //! A [`Frame`] borrows the camera's buffer as it is delivered (RGB8, BGRA8 from iOS, NV21 or YUV_420_888 planes
-//! from Android, or encoded JPEG/PNG) with its row strides, the rotation that makes it upright and a mirror flag.
+//! from Android, YUYV, NV12, BGR8 or grey from desktop webcams, or encoded JPEG/PNG — a webcam's MJPEG) with its
+//! row strides, the rotation that makes it upright and a mirror flag.
 //! [`Frame::to_rgb_into`] converts it in **one pass** — pixel format, rotation and mirror together — into a reused
 //! [`RgbImage`], so a steady stream of frames of one size allocates nothing.
 //!
@@ -106,6 +107,40 @@ pub enum Pixels<'a> {
         /// Bytes from one chroma sample to the next in a row: 1 or 2.
         uv_pixel_stride: usize,
     },
+    /// Packed 4:2:2 YUYV (YUY2, the usual uncompressed webcam format): `Y0 U Y1 V` for each pair of pixels, the
+    /// chroma shared by both. An odd width ends each row with a whole pair whose second luma is ignored.
+    Yuyv {
+        /// The buffer (the last row may omit its padding).
+        data: &'a [u8],
+        /// Bytes from one row to the next (≥ 4·⌈w/2⌉).
+        stride: usize,
+    },
+    /// NV12 (webcams, hardware decoders): a full-size Y plane and a half-size plane of interleaved U, V pairs — NV21
+    /// with U and V swapped. See [`Pixels::nv12_contiguous`] for the usual single buffer.
+    Nv12 {
+        /// Luma plane.
+        y: &'a [u8],
+        /// Interleaved U, V plane (⌈w/2⌉ pairs per row, ⌈h/2⌉ rows).
+        uv: &'a [u8],
+        /// Bytes from one luma row to the next (≥ width).
+        y_stride: usize,
+        /// Bytes from one chroma row to the next (≥ 2·⌈w/2⌉).
+        uv_stride: usize,
+    },
+    /// Packed B, G, R bytes; `stride` ≥ 3·width.
+    Bgr8 {
+        /// The buffer (the last row may omit its padding).
+        data: &'a [u8],
+        /// Bytes from one row to the next.
+        stride: usize,
+    },
+    /// 8-bit grey (a monochrome or infrared webcam); converted to R = G = B. `stride` ≥ width.
+    Gray8 {
+        /// The buffer (the last row may omit its padding).
+        data: &'a [u8],
+        /// Bytes from one row to the next.
+        stride: usize,
+    },
     /// An encoded JPEG or PNG (EXIF orientation is not read: pass the rotation explicitly).
     Encoded(&'a [u8]),
 }
@@ -117,16 +152,7 @@ impl<'a> Pixels<'a> {
         height: u32,
         stride: usize,
     ) -> Result<Self, VisionError> {
-        let split = stride.checked_mul(height as usize).ok_or_else(|| {
-            VisionError::InvalidFrame(format!("NV21 stride {stride} × height {height} overflows"))
-        })?;
-        if split > data.len() {
-            return Err(VisionError::InvalidFrame(format!(
-                "NV21 buffer of {} bytes is shorter than its Y plane ({split} bytes = stride {stride} × height {height})",
-                data.len()
-            )));
-        }
-        let (y, vu) = data.split_at(split);
+        let (y, vu) = split_semi_planar("NV21", data, height, stride)?;
         Ok(Self::Nv21 {
             y,
             vu,
@@ -134,6 +160,42 @@ impl<'a> Pixels<'a> {
             vu_stride: stride,
         })
     }
+
+    /// Splits a single NV12 buffer (Y rows then UV rows, both `stride` bytes apart, UV starting at `stride·height`).
+    pub fn nv12_contiguous(
+        data: &'a [u8],
+        height: u32,
+        stride: usize,
+    ) -> Result<Self, VisionError> {
+        let (y, uv) = split_semi_planar("NV12", data, height, stride)?;
+        Ok(Self::Nv12 {
+            y,
+            uv,
+            y_stride: stride,
+            uv_stride: stride,
+        })
+    }
+}
+
+/// Splits a contiguous semi-planar buffer into its Y plane (`stride·height` bytes) and the chroma plane after it.
+fn split_semi_planar<'a>(
+    what: &str,
+    data: &'a [u8],
+    height: u32,
+    stride: usize,
+) -> Result<(&'a [u8], &'a [u8]), VisionError> {
+    let split = stride.checked_mul(height as usize).ok_or_else(|| {
+        VisionError::InvalidFrame(format!(
+            "{what} stride {stride} × height {height} overflows"
+        ))
+    })?;
+    if split > data.len() {
+        return Err(VisionError::InvalidFrame(format!(
+            "{what} buffer of {} bytes is shorter than its Y plane ({split} bytes = stride {stride} × height {height})",
+            data.len()
+        )));
+    }
+    Ok(data.split_at(split))
 }
 
 /// One camera frame: its buffer, the buffer's size (before rotation), and how to make it upright.
@@ -232,6 +294,68 @@ impl Frame<'_> {
                     uv_pixel_stride: 2,
                 };
                 convert(&src, w, h, self.rotation, self.mirror, out);
+            }
+            Pixels::Nv12 {
+                y,
+                uv,
+                y_stride,
+                uv_stride,
+            } => {
+                check_size(w, h)?;
+                check_plane("NV12 Y", y, (w, h), y_stride, (1, 1))?;
+                check_plane(
+                    "NV12 UV",
+                    uv,
+                    (w.div_ceil(2), h.div_ceil(2)),
+                    uv_stride,
+                    (2, 2),
+                )?;
+                // U first, then V: a V byte sits one after its U byte.
+                let src = Yuv {
+                    y,
+                    u: uv,
+                    v: &uv[1..],
+                    y_stride,
+                    uv_stride,
+                    uv_pixel_stride: 2,
+                };
+                convert(&src, w, h, self.rotation, self.mirror, out);
+            }
+            Pixels::Yuyv { data, stride } => {
+                check_size(w, h)?;
+                check_plane("YUYV", data, (w.div_ceil(2), h), stride, (4, 4))?;
+                convert(
+                    &Yuyv { data, stride },
+                    w,
+                    h,
+                    self.rotation,
+                    self.mirror,
+                    out,
+                );
+            }
+            Pixels::Bgr8 { data, stride } => {
+                check_size(w, h)?;
+                check_plane("BGR8", data, (w, h), stride, (3, 3))?;
+                convert(
+                    &Packed::<3, true> { data, stride },
+                    w,
+                    h,
+                    self.rotation,
+                    self.mirror,
+                    out,
+                );
+            }
+            Pixels::Gray8 { data, stride } => {
+                check_size(w, h)?;
+                check_plane("GRAY8", data, (w, h), stride, (1, 1))?;
+                convert(
+                    &Gray { data, stride },
+                    w,
+                    h,
+                    self.rotation,
+                    self.mirror,
+                    out,
+                );
             }
             Pixels::Yuv420 {
                 y,
@@ -473,6 +597,35 @@ impl Source for Yuv<'_> {
         let luma = self.y[y * self.y_stride + x];
         let c = (y / 2) * self.uv_stride + (x / 2) * self.uv_pixel_stride;
         yuv_to_rgb(luma, self.u[c], self.v[c])
+    }
+}
+
+/// Packed 4:2:2 `Y0 U Y1 V` macropixels.
+struct Yuyv<'a> {
+    data: &'a [u8],
+    stride: usize,
+}
+
+impl Source for Yuyv<'_> {
+    #[inline(always)]
+    fn rgb(&self, x: usize, y: usize) -> [u8; 3] {
+        let i = y * self.stride + (x / 2) * 4;
+        let pair = &self.data[i..i + 4];
+        yuv_to_rgb(pair[(x & 1) * 2], pair[1], pair[3])
+    }
+}
+
+/// 8-bit grey, one byte per pixel.
+struct Gray<'a> {
+    data: &'a [u8],
+    stride: usize,
+}
+
+impl Source for Gray<'_> {
+    #[inline(always)]
+    fn rgb(&self, x: usize, y: usize) -> [u8; 3] {
+        let g = self.data[y * self.stride + x];
+        [g, g, g]
     }
 }
 
@@ -910,6 +1063,176 @@ mod tests {
         assert_eq!(Rotation::from_degrees(-90).unwrap(), Rotation::R270);
     }
 
+    #[test]
+    fn yuyv_with_odd_width_and_padded_stride_round_trips_in_every_orientation() {
+        let (w, h) = (35u32, 32u32);
+        let rgb = blocks(w, h);
+        let stride = 4 * w.div_ceil(2) as usize + 6;
+        let buf = webcam_buffers::yuyv(&rgb, w, h, stride);
+        assert_eq!(
+            buf.len(),
+            stride * (h as usize - 1) + 4 * 18,
+            "last row unpadded"
+        );
+        for (q, rotation) in [Rotation::R0, Rotation::R90, Rotation::R180, Rotation::R270]
+            .into_iter()
+            .enumerate()
+        {
+            let f = Frame {
+                rotation,
+                mirror: q % 2 == 1,
+                ..frame(Pixels::Yuyv { data: &buf, stride }, w, h)
+            };
+            let out = f.to_rgb().unwrap();
+            let (rw, rh, want) = reference(&rgb, w as usize, h as usize, q, q % 2 == 1);
+            assert_eq!((out.width as usize, out.height as usize), (rw, rh));
+            let d = max_diff(&out.data, &want);
+            assert!(d <= 3, "YUYV {rotation:?}: max channel error {d}");
+        }
+    }
+
+    #[test]
+    fn nv12_with_odd_height_and_padded_stride_round_trips() {
+        let (w, h) = (36u32, 33u32);
+        let rgb = blocks(w, h);
+        let stride = w as usize + 12;
+        let buf = webcam_buffers::nv12(&rgb, w, h, stride);
+        let pixels = Pixels::nv12_contiguous(&buf, h, stride).unwrap();
+        let d = max_diff(&frame(pixels, w, h).to_rgb().unwrap().data, &rgb);
+        assert!(d <= 3, "NV12 max channel error {d}");
+        let f = Frame {
+            rotation: Rotation::R270,
+            ..frame(pixels, w, h)
+        };
+        let (_, _, want) = reference(&rgb, w as usize, h as usize, 3, false);
+        let d = max_diff(&f.to_rgb().unwrap().data, &want);
+        assert!(d <= 3, "NV12 R270 max channel error {d}");
+    }
+
+    #[test]
+    fn webcam_formats_give_known_colours() {
+        let (w, h) = (32u32, 32u32);
+        // Pure red in full-range BT.601 is Y 76, U 85, V 255; white is Y 255 with neutral chroma.
+        let red_yuyv: Vec<u8> = [76, 85, 76, 255].repeat(16 * 32);
+        let white_yuyv: Vec<u8> = [255, 128, 255, 128].repeat(16 * 32);
+        let is_red = |p: &[u8]| p[0] >= 253 && p[1] <= 2 && p[2] <= 2;
+        let yuyv = |data| {
+            frame(Pixels::Yuyv { data, stride: 64 }, w, h)
+                .to_rgb()
+                .unwrap()
+        };
+        assert!(yuyv(&red_yuyv).data.chunks_exact(3).all(is_red));
+        assert!(yuyv(&white_yuyv).data.iter().all(|&c| c == 255));
+        // The same semi-planar bytes are red as NV12 (U first) and blue-ish as NV21 (V first).
+        let mut semi = vec![76u8; 32 * 32];
+        semi.extend([85u8, 255].repeat(16 * 16));
+        let nv12 = frame(Pixels::nv12_contiguous(&semi, h, 32).unwrap(), w, h);
+        assert!(nv12.to_rgb().unwrap().data.chunks_exact(3).all(is_red));
+        let nv21 = frame(Pixels::nv21_contiguous(&semi, h, 32).unwrap(), w, h);
+        let p = nv21.to_rgb().unwrap().data[..3].to_vec();
+        assert!(
+            p[2] > 200 && p[0] < 60,
+            "NV21 reading of the NV12 red: {p:?}"
+        );
+        // BGR8 swaps to RGB; grey repeats its byte.
+        let bgr: Vec<u8> = [10, 20, 30].repeat(32 * 32);
+        let out = frame(
+            Pixels::Bgr8 {
+                data: &bgr,
+                stride: 96,
+            },
+            w,
+            h,
+        )
+        .to_rgb()
+        .unwrap();
+        assert!(out.data.chunks_exact(3).all(|p| p == [30, 20, 10]));
+        let grey: Vec<u8> = (0..32 * 40).map(|i| (i % 40) as u8).collect();
+        let out = frame(
+            Pixels::Gray8 {
+                data: &grey,
+                stride: 40,
+            },
+            w,
+            h,
+        )
+        .to_rgb()
+        .unwrap();
+        assert_eq!(&out.data[..9], &[0, 0, 0, 1, 1, 1, 2, 2, 2]);
+        assert_eq!(
+            &out.data[3 * 32..3 * 32 + 3],
+            &[0, 0, 0],
+            "second row starts at the stride"
+        );
+    }
+
+    #[test]
+    fn bad_webcam_buffers_are_typed_errors() {
+        let buf = vec![0u8; 4096];
+        let yuyv = |w, h, stride, len: usize| {
+            frame(
+                Pixels::Yuyv {
+                    data: &buf[..len],
+                    stride,
+                },
+                w,
+                h,
+            )
+            .to_rgb()
+        };
+        // 33 pixels need 17 pairs = 68 bytes per row.
+        assert!(invalid(yuyv(33, 32, 66, 4096)).contains("YUYV: row stride 66 is smaller"));
+        let m = invalid(yuyv(32, 32, 64, 2047));
+        assert!(m.contains("2048") && m.contains("2047"), "{m}");
+        assert!(invalid(yuyv(8, 8, 16, 4096)).contains("minimum"));
+        assert!(invalid(yuyv(8192, 8192, usize::MAX, 4096)).contains("overflow"));
+        let nv12 = vec![0u8; 32 * 32 + 100];
+        assert!(
+            invalid(frame(Pixels::nv12_contiguous(&nv12, 32, 32).unwrap(), 32, 32).to_rgb())
+                .contains("NV12 UV")
+        );
+        let short = Pixels::Nv12 {
+            y: &nv12[..100],
+            uv: &nv12,
+            y_stride: 32,
+            uv_stride: 32,
+        };
+        assert!(invalid(frame(short, 32, 32).to_rgb()).contains("NV12 Y"));
+        let empty = Pixels::Nv12 {
+            y: &nv12,
+            uv: &[],
+            y_stride: 32,
+            uv_stride: 32,
+        };
+        assert!(invalid(frame(empty, 32, 32).to_rgb()).contains("NV12 UV"));
+        match Pixels::nv12_contiguous(&nv12, 64, 32) {
+            Err(VisionError::InvalidFrame(m)) => assert!(m.contains("NV12 buffer"), "{m}"),
+            other => panic!("{other:?}"),
+        }
+        assert!(matches!(
+            Pixels::nv12_contiguous(&nv12, u32::MAX, usize::MAX),
+            Err(VisionError::InvalidFrame(_))
+        ));
+        let bgr = frame(
+            Pixels::Bgr8 {
+                data: &buf,
+                stride: 96,
+            },
+            32,
+            64,
+        );
+        assert!(invalid(bgr.to_rgb()).contains("BGR8"));
+        let grey = frame(
+            Pixels::Gray8 {
+                data: &buf,
+                stride: 31,
+            },
+            32,
+            32,
+        );
+        assert!(invalid(grey.to_rgb()).contains("GRAY8: row stride 31"));
+    }
+
     fn encode_jpeg(data: &[u8], w: u32, h: u32) -> Vec<u8> {
         let mut out = Vec::new();
         ::image::codecs::jpeg::JpegEncoder::new_with_quality(&mut out, 95)
@@ -1002,6 +1325,53 @@ mod tests {
             }
         }
         !crc
+    }
+}
+
+/// Webcam buffers built from packed RGB with the inverse BT.601 full-range matrix, for the tests of this module
+/// and of the camera mapping. Chroma is sampled at the top-left pixel of each pair or 2×2 block.
+#[cfg(test)]
+pub(crate) mod webcam_buffers {
+    /// BT.601 full-range RGB → YUV.
+    pub(crate) fn yuv(p: &[u8]) -> (u8, u8, u8) {
+        let (r, g, b) = (p[0] as f32, p[1] as f32, p[2] as f32);
+        let y = 0.299 * r + 0.587 * g + 0.114 * b;
+        let q = |x: f32| x.round().clamp(0.0, 255.0) as u8;
+        (q(y), q(128.0 + (b - y) / 1.772), q(128.0 + (r - y) / 1.402))
+    }
+
+    /// Packed YUYV rows `stride` bytes apart, the last row unpadded; an odd width repeats its last pixel.
+    pub(crate) fn yuyv(rgb: &[u8], w: u32, h: u32, stride: usize) -> Vec<u8> {
+        let (w, h) = (w as usize, h as usize);
+        let pairs = w.div_ceil(2);
+        let mut out = vec![0u8; stride * (h - 1) + 4 * pairs];
+        for y in 0..h {
+            for p in 0..pairs {
+                let (x0, x1) = (2 * p, (2 * p + 1).min(w - 1));
+                let (y0, u, v) = yuv(&rgb[3 * (y * w + x0)..]);
+                let y1 = yuv(&rgb[3 * (y * w + x1)..]).0;
+                out[y * stride + 4 * p..y * stride + 4 * p + 4].copy_from_slice(&[y0, u, y1, v]);
+            }
+        }
+        out
+    }
+
+    /// Contiguous NV12: Y rows then ⌈h/2⌉ interleaved U, V rows, all `stride` bytes apart.
+    pub(crate) fn nv12(rgb: &[u8], w: u32, h: u32, stride: usize) -> Vec<u8> {
+        let (w, h) = (w as usize, h as usize);
+        let mut out = vec![0u8; stride * (h + h.div_ceil(2))];
+        for y in 0..h {
+            for x in 0..w {
+                let (yy, u, v) = yuv(&rgb[3 * (y * w + x)..]);
+                out[y * stride + x] = yy;
+                if x % 2 == 0 && y % 2 == 0 {
+                    let c = stride * h + (y / 2) * stride + x;
+                    out[c] = u;
+                    out[c + 1] = v;
+                }
+            }
+        }
+        out
     }
 }
 
