@@ -6,22 +6,26 @@ mod common;
 
 use std::time::Duration;
 
-use common::{Backend, Env, on_each_backend, payload_for, signed};
+use common::{Backend, Checkout, Env, on_each_backend, payload_for, signed};
 use facepay_core::checkout::protocol::{Challenge, LivenessVerdict, PaymentPayload};
-use facepay_core::checkout::wire::{ErrorCode, Receipt, b64_encode};
+use facepay_core::checkout::wire::{ErrorCode, ErrorCode as E, Receipt, b64_encode};
 use serde_json::json;
 
 #[tokio::test]
 async fn happy_path_records_exactly_one_payment() {
     on_each_backend(|db| async move {
-        let env = Env::start(db, |_| {}).await;
-        let order = env.order("o-1", 1999, "EUR").await;
-        let dev = env.device("dev-1").await;
-        let ch = env.challenge(&order.client_token, &dev.id).await;
+        let Checkout {
+            env,
+            order,
+            dev,
+            ch,
+            bytes,
+            sig,
+        } = Checkout::start(db, |_| {}, 1999).await;
+        let tok = order.client_token.as_str();
         assert!((2..=3).contains(&ch.challenges.len()));
         assert_eq!(ch.order, order.order);
-        let (bytes, sig) = signed(&payload_for(&ch, &dev.id, 1), &dev);
-        let a = env.pay(&order.client_token, "k-1", &bytes, &sig).await;
+        let a = env.pay(tok, "k-1", &bytes, &sig).await;
         assert_eq!(a.status, 201, "{}", String::from_utf8_lossy(&a.bytes));
         let receipt: Receipt = serde_json::from_slice(&a.bytes).unwrap();
         assert_eq!(
@@ -48,7 +52,7 @@ async fn happy_path_records_exactly_one_payment() {
         let again = env
             .post(
                 "/v1/checkout/challenge",
-                Some(&order.client_token),
+                Some(tok),
                 &[],
                 &json!({"device_id": dev.id}),
             )
@@ -62,31 +66,21 @@ async fn happy_path_records_exactly_one_payment() {
 #[tokio::test]
 async fn bad_signature_is_rejected() {
     on_each_backend(|db| async move {
-        let env = Env::start(db, |_| {}).await;
-        let order = env.order("o-1", 500, "EUR").await;
-        let dev = env.device("dev-1").await;
-        let ch = env.challenge(&order.client_token, &dev.id).await;
-        let (bytes, mut sig) = signed(&payload_for(&ch, &dev.id, 1), &dev);
+        let Checkout {
+            env,
+            order,
+            bytes,
+            sig,
+            ..
+        } = Checkout::start(db, |_| {}, 500).await;
+        let tok = order.client_token.as_str();
+        let mut sig = sig;
         let last = sig.len() - 1;
         sig[last] ^= 0x01;
-        env.pay_rejected(
-            &order.client_token,
-            "k",
-            &bytes,
-            &sig,
-            403,
-            ErrorCode::BadSignature,
-        )
-        .await;
-        env.pay_rejected(
-            &order.client_token,
-            "k2",
-            &bytes,
-            b"\x30\x00",
-            403,
-            ErrorCode::BadSignature,
-        )
-        .await;
+        env.pay_rejected(tok, "k", &bytes, &sig, 403, E::BadSignature)
+            .await;
+        env.pay_rejected(tok, "k2", &bytes, b"\x30\x00", 403, E::BadSignature)
+            .await;
         env.server.shutdown().await;
     })
     .await;
@@ -97,20 +91,14 @@ async fn signature_by_another_registered_device_is_rejected() {
     on_each_backend(|db| async move {
         let env = Env::start(db, |_| {}).await;
         let order = env.order("o-1", 500, "EUR").await;
+        let tok = order.client_token.as_str();
         let victim = env.device("victim").await;
         let attacker = env.device("attacker").await;
-        let ch = env.challenge(&order.client_token, &victim.id).await;
+        let ch = env.challenge(tok, &victim.id).await;
         // The payload names the victim's device but the attacker's key signs it.
         let (bytes, sig) = signed(&payload_for(&ch, &victim.id, 1), &attacker);
-        env.pay_rejected(
-            &order.client_token,
-            "k",
-            &bytes,
-            &sig,
-            403,
-            ErrorCode::BadSignature,
-        )
-        .await;
+        env.pay_rejected(tok, "k", &bytes, &sig, 403, E::BadSignature)
+            .await;
         env.server.shutdown().await;
     })
     .await;
@@ -119,28 +107,20 @@ async fn signature_by_another_registered_device_is_rejected() {
 #[tokio::test]
 async fn reused_nonce_is_rejected() {
     on_each_backend(|db| async move {
-        let env = Env::start(db, |_| {}).await;
-        let order = env.order("o-1", 500, "EUR").await;
-        let dev = env.device("dev-1").await;
-        let ch = env.challenge(&order.client_token, &dev.id).await;
-        let (bytes, sig) = signed(&payload_for(&ch, &dev.id, 1), &dev);
-        assert_eq!(
-            env.pay(&order.client_token, "k-1", &bytes, &sig)
-                .await
-                .status,
-            201
-        );
+        let Checkout {
+            env,
+            order,
+            dev,
+            ch,
+            bytes,
+            sig,
+        } = Checkout::start(db, |_| {}, 500).await;
+        let tok = order.client_token.as_str();
+        env.pay_ok(tok, "k-1", &bytes, &sig).await;
         // Same nonce, new counter, new key: the nonce is spent.
         let (bytes, sig) = signed(&payload_for(&ch, &dev.id, 2), &dev);
-        env.pay_rejected(
-            &order.client_token,
-            "k-2",
-            &bytes,
-            &sig,
-            409,
-            ErrorCode::NonceReused,
-        )
-        .await;
+        env.pay_rejected(tok, "k-2", &bytes, &sig, 409, E::NonceReused)
+            .await;
         env.server.shutdown().await;
     })
     .await;
@@ -154,12 +134,7 @@ async fn non_increasing_counter_is_rejected() {
         let first = env.order("o-1", 500, "EUR").await;
         let ch = env.challenge(&first.client_token, &dev.id).await;
         let (bytes, sig) = signed(&payload_for(&ch, &dev.id, 10), &dev);
-        assert_eq!(
-            env.pay(&first.client_token, "k-1", &bytes, &sig)
-                .await
-                .status,
-            201
-        );
+        env.pay_ok(&first.client_token, "k-1", &bytes, &sig).await;
         let second = env.order("o-2", 700, "EUR").await;
         for counter in [10, 9, 0] {
             let ch = env.challenge(&second.client_token, &dev.id).await;
@@ -171,18 +146,13 @@ async fn non_increasing_counter_is_rejected() {
                 &bytes,
                 &sig,
                 409,
-                ErrorCode::CounterNotIncreasing,
+                E::CounterNotIncreasing,
             )
             .await;
         }
         let ch = env.challenge(&second.client_token, &dev.id).await;
         let (bytes, sig) = signed(&payload_for(&ch, &dev.id, 11), &dev);
-        assert_eq!(
-            env.pay(&second.client_token, "k-ok", &bytes, &sig)
-                .await
-                .status,
-            201
-        );
+        env.pay_ok(&second.client_token, "k-ok", &bytes, &sig).await;
         env.server.shutdown().await;
     })
     .await;
@@ -193,51 +163,33 @@ async fn too_many_failures_lock_the_device() {
     on_each_backend(|db| async move {
         let env = Env::start(db, |_| {}).await; // default: 5 failures in 3 minutes
         let order = env.order("o-1", 500, "EUR").await;
+        let tok = order.client_token.as_str();
         let dev = env.device("dev-1").await;
         let other = env.device("dev-2").await;
-        let ch = env.challenge(&order.client_token, &dev.id).await;
+        let ch = env.challenge(tok, &dev.id).await;
         let (bytes, good_sig) = signed(&payload_for(&ch, &dev.id, 1), &dev);
         let bad_sig = other.signer_sign(&bytes);
         for i in 0..5 {
             let key = format!("bad-{i}");
-            env.pay_rejected(
-                &order.client_token,
-                &key,
-                &bytes,
-                &bad_sig,
-                403,
-                ErrorCode::BadSignature,
-            )
-            .await;
+            env.pay_rejected(tok, &key, &bytes, &bad_sig, 403, E::BadSignature)
+                .await;
         }
         // Locked now: even the genuine signature is refused, and so is a new challenge.
-        env.pay_rejected(
-            &order.client_token,
-            "good",
-            &bytes,
-            &good_sig,
-            429,
-            ErrorCode::DeviceLocked,
-        )
-        .await;
+        env.pay_rejected(tok, "good", &bytes, &good_sig, 429, E::DeviceLocked)
+            .await;
         let a = env
             .post(
                 "/v1/checkout/challenge",
-                Some(&order.client_token),
+                Some(tok),
                 &[],
                 &json!({"device_id": dev.id}),
             )
             .await;
         a.assert_error(429, ErrorCode::DeviceLocked);
         // Another device of the same merchant is unaffected.
-        let ch2 = env.challenge(&order.client_token, &other.id).await;
+        let ch2 = env.challenge(tok, &other.id).await;
         let (bytes2, sig2) = signed(&payload_for(&ch2, &other.id, 1), &other);
-        assert_eq!(
-            env.pay(&order.client_token, "other", &bytes2, &sig2)
-                .await
-                .status,
-            201
-        );
+        env.pay_ok(tok, "other", &bytes2, &sig2).await;
         env.server.shutdown().await;
     })
     .await;
@@ -251,34 +203,18 @@ async fn lockout_ends_after_its_window() {
     })
     .await;
     let order = env.order("o-1", 500, "EUR").await;
+    let tok = order.client_token.as_str();
     let dev = env.device("dev-1").await;
-    let ch = env.challenge(&order.client_token, &dev.id).await;
+    let ch = env.challenge(tok, &dev.id).await;
     let (bytes, sig) = signed(&payload_for(&ch, &dev.id, 1), &dev);
     for key in ["b1", "b2"] {
-        env.pay_rejected(
-            &order.client_token,
-            key,
-            &bytes,
-            b"\x30\x00",
-            403,
-            ErrorCode::BadSignature,
-        )
-        .await;
+        env.pay_rejected(tok, key, &bytes, b"\x30\x00", 403, E::BadSignature)
+            .await;
     }
-    env.pay_rejected(
-        &order.client_token,
-        "g",
-        &bytes,
-        &sig,
-        429,
-        ErrorCode::DeviceLocked,
-    )
-    .await;
+    env.pay_rejected(tok, "g", &bytes, &sig, 429, E::DeviceLocked)
+        .await;
     tokio::time::sleep(Duration::from_millis(400)).await;
-    assert_eq!(
-        env.pay(&order.client_token, "g", &bytes, &sig).await.status,
-        201
-    );
+    env.pay_ok(tok, "g", &bytes, &sig).await;
     env.server.shutdown().await;
 }
 
@@ -295,9 +231,10 @@ async fn missing_or_wrong_merchant_key_is_rejected() {
             .assert_error(401, ErrorCode::Unauthorized);
         // A client token is not a merchant key, and a merchant key is not a client token.
         let order = env.order("o-1", 500, "EUR").await;
-        env.post("/v1/orders", Some(&order.client_token), &[], &body).await.assert_error(401, ErrorCode::Unauthorized);
+        let tok = order.client_token.as_str();
+        env.post("/v1/orders", Some(tok), &[], &body).await.assert_error(401, ErrorCode::Unauthorized);
         let dev = env.device("dev-1").await;
-        let ch = env.challenge(&order.client_token, &dev.id).await;
+        let ch = env.challenge(tok, &dev.id).await;
         let (bytes, sig) = signed(&payload_for(&ch, &dev.id, 1), &dev);
         env.pay_rejected(&env.merchant.api_key, "k", &bytes, &sig, 401, ErrorCode::Unauthorized).await;
         let before = env.counts().await;
@@ -312,21 +249,17 @@ async fn missing_or_wrong_merchant_key_is_rejected() {
 #[tokio::test]
 async fn expired_nonce_is_rejected() {
     on_each_backend(|db| async move {
-        let env = Env::start(db, |c| c.nonce_ttl = Duration::from_millis(300)).await;
-        let order = env.order("o-1", 500, "EUR").await;
-        let dev = env.device("dev-1").await;
-        let ch = env.challenge(&order.client_token, &dev.id).await;
-        let (bytes, sig) = signed(&payload_for(&ch, &dev.id, 1), &dev);
+        let Checkout {
+            env,
+            order,
+            bytes,
+            sig,
+            ..
+        } = Checkout::start(db, |c| c.nonce_ttl = Duration::from_millis(300), 500).await;
+        let tok = order.client_token.as_str();
         tokio::time::sleep(Duration::from_millis(450)).await;
-        env.pay_rejected(
-            &order.client_token,
-            "k",
-            &bytes,
-            &sig,
-            403,
-            ErrorCode::NonceExpired,
-        )
-        .await;
+        env.pay_rejected(tok, "k", &bytes, &sig, 403, E::NonceExpired)
+            .await;
         env.server.shutdown().await;
     })
     .await;
@@ -347,43 +280,22 @@ async fn nonce_for_another_order_is_rejected() {
         p.nonce = ch_a.nonce;
         p.evidence.challenges = facepay_core::checkout::protocol::challenges_for_nonce(&ch_a.nonce);
         let (bytes, sig) = signed(&p, &dev);
-        env.pay_rejected(
-            &b.client_token,
-            "k1",
-            &bytes,
-            &sig,
-            403,
-            ErrorCode::NonceMismatch,
-        )
-        .await;
+        env.pay_rejected(&b.client_token, "k1", &bytes, &sig, 403, E::NonceMismatch)
+            .await;
         // A nonce issued to another device.
         let ch_other = env.challenge(&b.client_token, &other.id).await;
         let mut p = payload_for(&ch_other, &dev.id, 1);
         p.device_id = dev.id.clone();
         let (bytes, sig) = signed(&p, &dev);
-        env.pay_rejected(
-            &b.client_token,
-            "k2",
-            &bytes,
-            &sig,
-            403,
-            ErrorCode::NonceMismatch,
-        )
-        .await;
+        env.pay_rejected(&b.client_token, "k2", &bytes, &sig, 403, E::NonceMismatch)
+            .await;
         // A nonce never issued.
         let mut p = payload_for(&ch_b, &dev.id, 1);
         p.nonce = [7; 32];
         p.evidence.challenges = facepay_core::checkout::protocol::challenges_for_nonce(&p.nonce);
         let (bytes, sig) = signed(&p, &dev);
-        env.pay_rejected(
-            &b.client_token,
-            "k3",
-            &bytes,
-            &sig,
-            403,
-            ErrorCode::NonceUnknown,
-        )
-        .await;
+        env.pay_rejected(&b.client_token, "k3", &bytes, &sig, 403, E::NonceUnknown)
+            .await;
         env.server.shutdown().await;
     })
     .await;
@@ -392,66 +304,51 @@ async fn nonce_for_another_order_is_rejected() {
 #[tokio::test]
 async fn amount_or_currency_changed_is_rejected() {
     on_each_backend(|db| async move {
-        let env = Env::start(db, |c| c.lockout.max_failures = 100).await;
-        let order = env.order("o-1", 1999, "EUR").await;
-        let dev = env.device("dev-1").await;
-        let ch = env.challenge(&order.client_token, &dev.id).await;
+        let Checkout {
+            env,
+            order,
+            dev,
+            ch,
+            bytes,
+            sig,
+        } = Checkout::start(db, |c| c.lockout.max_failures = 100, 1999).await;
+        let tok = order.client_token.as_str();
         let good = payload_for(&ch, &dev.id, 1);
-        let (bytes, sig) = signed(&good, &dev);
 
         // Changed after signing: the signature no longer matches.
         let mut cheaper = good.clone();
         cheaper.order.amount_minor = 1;
         env.pay_rejected(
-            &order.client_token,
+            tok,
             "k1",
             &cheaper.to_canonical_bytes(),
             &sig,
             403,
-            ErrorCode::BadSignature,
+            E::BadSignature,
         )
         .await;
         let mut usd = good.clone();
         usd.order.currency = "USD".into();
         env.pay_rejected(
-            &order.client_token,
+            tok,
             "k2",
             &usd.to_canonical_bytes(),
             &sig,
             403,
-            ErrorCode::BadSignature,
+            E::BadSignature,
         )
         .await;
 
         // Signed with a different amount / currency than the order: the device agreed to something else.
         let (b, s) = signed(&cheaper, &dev);
-        env.pay_rejected(
-            &order.client_token,
-            "k3",
-            &b,
-            &s,
-            403,
-            ErrorCode::OrderMismatch,
-        )
-        .await;
+        env.pay_rejected(tok, "k3", &b, &s, 403, E::OrderMismatch)
+            .await;
         let (b, s) = signed(&usd, &dev);
-        env.pay_rejected(
-            &order.client_token,
-            "k4",
-            &b,
-            &s,
-            403,
-            ErrorCode::OrderMismatch,
-        )
-        .await;
+        env.pay_rejected(tok, "k4", &b, &s, 403, E::OrderMismatch)
+            .await;
 
         // The untouched payment still goes through.
-        assert_eq!(
-            env.pay(&order.client_token, "k5", &bytes, &sig)
-                .await
-                .status,
-            201
-        );
+        env.pay_ok(tok, "k5", &bytes, &sig).await;
         env.server.shutdown().await;
     })
     .await;
@@ -462,29 +359,23 @@ async fn unknown_device_is_rejected() {
     on_each_backend(|db| async move {
         let env = Env::start(db, |_| {}).await;
         let order = env.order("o-1", 500, "EUR").await;
+        let tok = order.client_token.as_str();
         let dev = env.device("dev-1").await;
         let a = env
             .post(
                 "/v1/checkout/challenge",
-                Some(&order.client_token),
+                Some(tok),
                 &[],
                 &json!({"device_id": "ghost"}),
             )
             .await;
         a.assert_error(403, ErrorCode::UnknownDevice);
-        let ch = env.challenge(&order.client_token, &dev.id).await;
+        let ch = env.challenge(tok, &dev.id).await;
         let mut p = payload_for(&ch, "ghost", 1);
         p.device_id = "ghost".into();
         let (bytes, sig) = signed(&p, &dev);
-        env.pay_rejected(
-            &order.client_token,
-            "k",
-            &bytes,
-            &sig,
-            403,
-            ErrorCode::UnknownDevice,
-        )
-        .await;
+        env.pay_rejected(tok, "k", &bytes, &sig, 403, E::UnknownDevice)
+            .await;
         env.server.shutdown().await;
     })
     .await;
@@ -493,12 +384,10 @@ async fn unknown_device_is_rejected() {
 #[tokio::test]
 async fn malformed_oversized_and_truncated_bodies_are_rejected() {
     on_each_backend(|db| async move {
-        let env = Env::start(db, |_| {}).await;
-        let order = env.order("o-1", 500, "EUR").await;
-        let dev = env.device("dev-1").await;
-        let ch = env.challenge(&order.client_token, &dev.id).await;
-        let (bytes, sig) = signed(&payload_for(&ch, &dev.id, 1), &dev);
-        let tok = Some(order.client_token.as_str());
+        let Checkout { env, order, bytes, sig, .. } =
+            Checkout::start(db, |_| {}, 500).await;
+        let tok = order.client_token.as_str();
+        let some_tok = Some(tok);
         let idem = [("Idempotency-Key", "k")];
         let before = env.counts().await;
         let full = serde_json::to_vec(&json!({"payload": b64_encode(&bytes), "signature": b64_encode(&sig)})).unwrap();
@@ -530,7 +419,7 @@ async fn malformed_oversized_and_truncated_bodies_are_rejected() {
             ),
         ];
         for (body, status, code) in cases {
-            let a = env.post_raw("/v1/checkout/pay", tok, &idem, "application/json", body).await;
+            let a = env.post_raw("/v1/checkout/pay", some_tok, &idem, "application/json", body).await;
             a.assert_error(status, code);
         }
         // Other routes map their framework rejections the same way.
@@ -543,12 +432,12 @@ async fn malformed_oversized_and_truncated_bodies_are_rejected() {
             .assert_error(400, ErrorCode::InvalidRequest);
         // Idempotency key missing or invalid.
         let body: serde_json::Value = serde_json::from_slice(&full).unwrap();
-        env.post("/v1/checkout/pay", tok, &[], &body).await.assert_error(400, ErrorCode::InvalidIdempotencyKey);
-        env.post("/v1/checkout/pay", tok, &[("Idempotency-Key", "has space")], &body).await
+        env.post("/v1/checkout/pay", some_tok, &[], &body).await.assert_error(400, ErrorCode::InvalidIdempotencyKey);
+        env.post("/v1/checkout/pay", some_tok, &[("Idempotency-Key", "has space")], &body).await
             .assert_error(400, ErrorCode::InvalidIdempotencyKey);
         assert_eq!(env.counts().await, before);
         // And the server still works.
-        assert_eq!(env.pay(&order.client_token, "k", &bytes, &sig).await.status, 201);
+        env.pay_ok(tok, "k", &bytes, &sig).await;
         env.server.shutdown().await;
     })
     .await;
@@ -559,6 +448,7 @@ async fn wrong_content_type_is_rejected() {
     on_each_backend(|db| async move {
         let env = Env::start(db, |_| {}).await;
         let order = env.order("o-1", 500, "EUR").await;
+        let tok = order.client_token.as_str();
         let before = env.counts().await;
         for ct in [
             "text/plain",
@@ -568,7 +458,7 @@ async fn wrong_content_type_is_rejected() {
             let a = env
                 .post_raw(
                     "/v1/checkout/pay",
-                    Some(&order.client_token),
+                    Some(tok),
                     &[("Idempotency-Key", "k")],
                     ct,
                     b"{}".to_vec(),
@@ -595,43 +485,33 @@ async fn wrong_content_type_is_rejected() {
 #[tokio::test]
 async fn idempotency_conflict_and_replay() {
     on_each_backend(|db| async move {
-        let env = Env::start(db, |_| {}).await;
-        let dev = env.device("dev-1").await;
-        let order = env.order("o-1", 500, "EUR").await;
-        let ch = env.challenge(&order.client_token, &dev.id).await;
-        let (bytes, sig) = signed(&payload_for(&ch, &dev.id, 1), &dev);
-        let first = env.pay(&order.client_token, "same-key", &bytes, &sig).await;
+        let Checkout {
+            env,
+            order,
+            dev,
+            bytes,
+            sig,
+            ..
+        } = Checkout::start(db, |_| {}, 500).await;
+        let tok = order.client_token.as_str();
+        let first = env.pay(tok, "same-key", &bytes, &sig).await;
         assert_eq!(first.status, 201);
         let after_first = env.counts().await;
 
         // Same key, same body: the original response, byte for byte, and nothing new stored.
-        let replay = env.pay(&order.client_token, "same-key", &bytes, &sig).await;
+        let replay = env.pay(tok, "same-key", &bytes, &sig).await;
         assert_eq!((replay.status, &replay.bytes), (first.status, &first.bytes));
         assert_eq!(env.counts().await, after_first);
 
         // Same key, different body (a new signature of the same payload is a different body).
         let sig2 = dev.signer_sign(&bytes);
         assert_ne!(sig2, sig);
-        env.pay_rejected(
-            &order.client_token,
-            "same-key",
-            &bytes,
-            &sig2,
-            409,
-            ErrorCode::IdempotencyConflict,
-        )
-        .await;
+        env.pay_rejected(tok, "same-key", &bytes, &sig2, 409, E::IdempotencyConflict)
+            .await;
 
         // A fresh key with the spent nonce is not a replay: the nonce is used.
-        env.pay_rejected(
-            &order.client_token,
-            "other-key",
-            &bytes,
-            &sig,
-            409,
-            ErrorCode::NonceReused,
-        )
-        .await;
+        env.pay_rejected(tok, "other-key", &bytes, &sig, 409, E::NonceReused)
+            .await;
         let metrics = String::from_utf8(env.get("/metrics").await.bytes).unwrap();
         assert!(
             metrics.contains("facepay_idempotent_replays_total 1"),
@@ -645,14 +525,17 @@ async fn idempotency_conflict_and_replay() {
 #[tokio::test]
 async fn concurrent_identical_requests_record_once() {
     on_each_backend(|db| async move {
-        let env = Env::start(db, |_| {}).await;
-        let dev = env.device("dev-1").await;
-        let order = env.order("o-1", 500, "EUR").await;
-        let ch = env.challenge(&order.client_token, &dev.id).await;
-        let (bytes, sig) = signed(&payload_for(&ch, &dev.id, 1), &dev);
+        let Checkout {
+            env,
+            order,
+            bytes,
+            sig,
+            ..
+        } = Checkout::start(db, |_| {}, 500).await;
+        let tok = order.client_token.as_str();
         let answers = join_all(
             (0..8)
-                .map(|_| env.pay(&order.client_token, "dup-key", &bytes, &sig))
+                .map(|_| env.pay(tok, "dup-key", &bytes, &sig))
                 .collect(),
         )
         .await;
@@ -700,37 +583,27 @@ async fn join_all<F: std::future::Future>(futures: Vec<F>) -> Vec<F::Output> {
 #[tokio::test]
 async fn evidence_must_match_the_nonce_and_be_live() {
     on_each_backend(|db| async move {
-        let env = Env::start(db, |c| c.lockout.max_failures = 100).await;
-        let dev = env.device("dev-1").await;
-        let order = env.order("o-1", 500, "EUR").await;
-        let ch = env.challenge(&order.client_token, &dev.id).await;
+        let Checkout {
+            env,
+            order,
+            dev,
+            ch,
+            ..
+        } = Checkout::start(db, |c| c.lockout.max_failures = 100, 500).await;
+        let tok = order.client_token.as_str();
         let mut p = payload_for(&ch, &dev.id, 1);
         p.evidence.challenges = vec![Challenge::Blink; 3];
         if p.evidence.challenges == ch.challenges {
             p.evidence.challenges = vec![Challenge::TurnLeft; 2];
         }
         let (b, s) = signed(&p, &dev);
-        env.pay_rejected(
-            &order.client_token,
-            "k1",
-            &b,
-            &s,
-            403,
-            ErrorCode::ChallengeMismatch,
-        )
-        .await;
+        env.pay_rejected(tok, "k1", &b, &s, 403, E::ChallengeMismatch)
+            .await;
         let mut p: PaymentPayload = payload_for(&ch, &dev.id, 1);
         p.evidence.liveness = LivenessVerdict::Spoof;
         let (b, s) = signed(&p, &dev);
-        env.pay_rejected(
-            &order.client_token,
-            "k2",
-            &b,
-            &s,
-            403,
-            ErrorCode::LivenessFailed,
-        )
-        .await;
+        env.pay_rejected(tok, "k2", &b, &s, 403, E::LivenessFailed)
+            .await;
         env.server.shutdown().await;
     })
     .await;
@@ -832,7 +705,8 @@ async fn concurrent_payments_commit_independently() {
         for i in 0..12 {
             let dev = env.device(&format!("dev-{i}")).await;
             let order = env.order(&format!("o-{i}"), 100 + i, "EUR").await;
-            let ch = env.challenge(&order.client_token, &dev.id).await;
+            let tok = order.client_token.as_str();
+            let ch = env.challenge(tok, &dev.id).await;
             let (bytes, sig) = signed(&payload_for(&ch, &dev.id, 1), &dev);
             // Every third payment is also sent under a second key: one of the two must lose on the nonce.
             if i % 3 == 0 {
@@ -876,11 +750,14 @@ async fn concurrent_payments_commit_independently() {
 
 #[tokio::test]
 async fn garbage_requests_get_the_error_shape_and_write_nothing() {
-    let env = Env::start(common::sqlite(), |c| c.lockout.max_failures = 1000).await;
-    let order = env.order("o-1", 500, "EUR").await;
-    let dev = env.device("dev-1").await;
-    let ch = env.challenge(&order.client_token, &dev.id).await;
-    let (bytes, sig) = signed(&payload_for(&ch, &dev.id, 1), &dev);
+    let Checkout {
+        env,
+        order,
+        bytes,
+        sig,
+        ..
+    } = Checkout::start(common::sqlite(), |c| c.lockout.max_failures = 1000, 500).await;
+    let tok = order.client_token.as_str();
     let before = env.counts().await;
     let mut state = 0x2545_f491_4f6c_dd1du64;
     let mut next = move || {
@@ -912,7 +789,7 @@ async fn garbage_requests_get_the_error_shape_and_write_nothing() {
         let a = env
             .post_raw(
                 "/v1/checkout/pay",
-                Some(&order.client_token),
+                Some(tok),
                 &[("Idempotency-Key", &key)],
                 "application/json",
                 body,
@@ -928,12 +805,7 @@ async fn garbage_requests_get_the_error_shape_and_write_nothing() {
         assert!(!shape.error.message.is_empty());
     }
     assert_eq!(env.counts().await, before);
-    assert_eq!(
-        env.pay(&order.client_token, "real", &bytes, &sig)
-            .await
-            .status,
-        201
-    );
+    env.pay_ok(tok, "real", &bytes, &sig).await;
     env.server.shutdown().await;
 }
 
@@ -945,12 +817,8 @@ async fn idempotency_keys_expire() {
         let a = env.order("o-a", 100, "EUR").await;
         let ch = env.challenge(&a.client_token, &dev.id).await;
         let (bytes, sig) = signed(&payload_for(&ch, &dev.id, 1), &dev);
-        assert_eq!(
-            env.pay(&a.client_token, "reused-key", &bytes, &sig)
-                .await
-                .status,
-            201
-        );
+        env.pay_ok(&a.client_token, "reused-key", &bytes, &sig)
+            .await;
         let b = env.order("o-b", 200, "EUR").await;
         let ch = env.challenge(&b.client_token, &dev.id).await;
         let (bytes_b, sig_b) = signed(&payload_for(&ch, &dev.id, 2), &dev);
@@ -961,12 +829,12 @@ async fn idempotency_keys_expire() {
             &bytes_b,
             &sig_b,
             409,
-            ErrorCode::IdempotencyConflict,
+            E::IdempotencyConflict,
         )
         .await;
         tokio::time::sleep(Duration::from_millis(400)).await;
         // Expired: the key is free again.
-        assert_eq!(env.pay(c, "reused-key", &bytes_b, &sig_b).await.status, 201);
+        env.pay_ok(c, "reused-key", &bytes_b, &sig_b).await;
         assert_eq!(env.counts().await.payments, 2);
         env.server.shutdown().await;
     })

@@ -12,7 +12,7 @@ use facepay_core::checkout::protocol::{
 use facepay_core::checkout::signer::{DeviceSigner, SoftwareSigner};
 use facepay_core::checkout::wire::{
     ChallengeResponse, CreateEnrollmentResponse, CreateOrderResponse, ErrorBody, ErrorCode,
-    PayRequest, RegisterDeviceResponse, b64_encode,
+    PayRequest, Receipt, RegisterDeviceResponse, b64_encode,
 };
 use facepay_server::{
     DatabaseTarget, NewMerchant, RunningServer, Server, ServerConfig, TableCounts,
@@ -335,6 +335,19 @@ impl Env {
         self.server.store().table_counts().await.expect("counts")
     }
 
+    /// Sends a pay request that must be accepted (201); returns the receipt.
+    pub async fn pay_ok(
+        &self,
+        client_token: &str,
+        idem_key: &str,
+        payload: &[u8],
+        signature: &[u8],
+    ) -> Receipt {
+        let a = self.pay(client_token, idem_key, payload, signature).await;
+        assert_eq!(a.status, 201, "{}", String::from_utf8_lossy(&a.bytes));
+        serde_json::from_slice(&a.bytes).expect("a receipt")
+    }
+
     /// Sends a pay request that must be rejected with `status`/`code` and must leave no row behind.
     pub async fn pay_rejected(
         &self,
@@ -382,4 +395,44 @@ pub fn signed(payload: &PaymentPayload, device: &Device) -> (Vec<u8>, Vec<u8>) {
     let bytes = payload.to_canonical_bytes();
     let sig = device.signer.sign(&bytes).unwrap();
     (bytes, sig)
+}
+
+/// The usual starting point of a checkout test: a server with order `o-1` (`amount_minor` EUR), device `dev-1`
+/// registered, a challenge issued to it, and the payment the device signs for that challenge (counter 1).
+pub struct Checkout {
+    /// The server.
+    pub env: Env,
+    /// Order `o-1`.
+    pub order: CreateOrderResponse,
+    /// Device `dev-1`.
+    pub dev: Device,
+    /// The challenge for the order and device.
+    pub ch: ChallengeResponse,
+    /// The canonical payload bytes.
+    pub bytes: Vec<u8>,
+    /// The device's signature of `bytes`.
+    pub sig: Vec<u8>,
+}
+
+impl Checkout {
+    /// Starts the server (configured by `tweak`) and prepares the order, device, challenge and signed payment.
+    pub async fn start(
+        backend: Backend,
+        tweak: impl FnOnce(&mut ServerConfig),
+        amount_minor: u64,
+    ) -> Checkout {
+        let env = Env::start(backend, tweak).await;
+        let order = env.order("o-1", amount_minor, "EUR").await;
+        let dev = env.device("dev-1").await;
+        let ch = env.challenge(&order.client_token, &dev.id).await;
+        let (bytes, sig) = signed(&payload_for(&ch, &dev.id, 1), &dev);
+        Checkout {
+            env,
+            order,
+            dev,
+            ch,
+            bytes,
+            sig,
+        }
+    }
 }
