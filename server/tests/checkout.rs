@@ -6,7 +6,7 @@ mod common;
 
 use std::time::Duration;
 
-use common::{Backend, Checkout, Env, on_each_backend, payload_for, signed};
+use common::{Backend, Env, checkout, on_each_backend, payload_for, signed};
 use facepay_core::checkout::protocol::{Challenge, LivenessVerdict, PaymentPayload};
 use facepay_core::checkout::wire::{ErrorCode, ErrorCode as E, Receipt, b64_encode};
 use serde_json::json;
@@ -14,14 +14,7 @@ use serde_json::json;
 #[tokio::test]
 async fn happy_path_records_exactly_one_payment() {
     on_each_backend(|db| async move {
-        let Checkout {
-            env,
-            order,
-            dev,
-            ch,
-            bytes,
-            sig,
-        } = Checkout::start(db, |_| {}, 1999).await;
+        let (env, order, dev, ch, bytes, sig) = checkout(db, |_| {}, 1999).await;
         let tok = order.client_token.as_str();
         assert!((2..=3).contains(&ch.challenges.len()));
         assert_eq!(ch.order, order.order);
@@ -66,13 +59,7 @@ async fn happy_path_records_exactly_one_payment() {
 #[tokio::test]
 async fn bad_signature_is_rejected() {
     on_each_backend(|db| async move {
-        let Checkout {
-            env,
-            order,
-            bytes,
-            sig,
-            ..
-        } = Checkout::start(db, |_| {}, 500).await;
+        let (env, order, _, _, bytes, sig) = checkout(db, |_| {}, 500).await;
         let tok = order.client_token.as_str();
         let mut sig = sig;
         let last = sig.len() - 1;
@@ -107,14 +94,7 @@ async fn signature_by_another_registered_device_is_rejected() {
 #[tokio::test]
 async fn reused_nonce_is_rejected() {
     on_each_backend(|db| async move {
-        let Checkout {
-            env,
-            order,
-            dev,
-            ch,
-            bytes,
-            sig,
-        } = Checkout::start(db, |_| {}, 500).await;
+        let (env, order, dev, ch, bytes, sig) = checkout(db, |_| {}, 500).await;
         let tok = order.client_token.as_str();
         env.pay_ok(tok, "k-1", &bytes, &sig).await;
         // Same nonce, new counter, new key: the nonce is spent.
@@ -249,13 +229,8 @@ async fn missing_or_wrong_merchant_key_is_rejected() {
 #[tokio::test]
 async fn expired_nonce_is_rejected() {
     on_each_backend(|db| async move {
-        let Checkout {
-            env,
-            order,
-            bytes,
-            sig,
-            ..
-        } = Checkout::start(db, |c| c.nonce_ttl = Duration::from_millis(300), 500).await;
+        let (env, order, _, _, bytes, sig) =
+            checkout(db, |c| c.nonce_ttl = Duration::from_millis(300), 500).await;
         let tok = order.client_token.as_str();
         tokio::time::sleep(Duration::from_millis(450)).await;
         env.pay_rejected(tok, "k", &bytes, &sig, 403, E::NonceExpired)
@@ -304,14 +279,8 @@ async fn nonce_for_another_order_is_rejected() {
 #[tokio::test]
 async fn amount_or_currency_changed_is_rejected() {
     on_each_backend(|db| async move {
-        let Checkout {
-            env,
-            order,
-            dev,
-            ch,
-            bytes,
-            sig,
-        } = Checkout::start(db, |c| c.lockout.max_failures = 100, 1999).await;
+        let (env, order, dev, ch, bytes, sig) =
+            checkout(db, |c| c.lockout.max_failures = 100, 1999).await;
         let tok = order.client_token.as_str();
         let good = payload_for(&ch, &dev.id, 1);
 
@@ -384,8 +353,7 @@ async fn unknown_device_is_rejected() {
 #[tokio::test]
 async fn malformed_oversized_and_truncated_bodies_are_rejected() {
     on_each_backend(|db| async move {
-        let Checkout { env, order, bytes, sig, .. } =
-            Checkout::start(db, |_| {}, 500).await;
+        let (env, order, _, _, bytes, sig) = checkout(db, |_| {}, 500).await;
         let tok = order.client_token.as_str();
         let some_tok = Some(tok);
         let idem = [("Idempotency-Key", "k")];
@@ -485,14 +453,7 @@ async fn wrong_content_type_is_rejected() {
 #[tokio::test]
 async fn idempotency_conflict_and_replay() {
     on_each_backend(|db| async move {
-        let Checkout {
-            env,
-            order,
-            dev,
-            bytes,
-            sig,
-            ..
-        } = Checkout::start(db, |_| {}, 500).await;
+        let (env, order, dev, _, bytes, sig) = checkout(db, |_| {}, 500).await;
         let tok = order.client_token.as_str();
         let first = env.pay(tok, "same-key", &bytes, &sig).await;
         assert_eq!(first.status, 201);
@@ -525,13 +486,7 @@ async fn idempotency_conflict_and_replay() {
 #[tokio::test]
 async fn concurrent_identical_requests_record_once() {
     on_each_backend(|db| async move {
-        let Checkout {
-            env,
-            order,
-            bytes,
-            sig,
-            ..
-        } = Checkout::start(db, |_| {}, 500).await;
+        let (env, order, _, _, bytes, sig) = checkout(db, |_| {}, 500).await;
         let tok = order.client_token.as_str();
         let answers = join_all(
             (0..8)
@@ -583,13 +538,7 @@ async fn join_all<F: std::future::Future>(futures: Vec<F>) -> Vec<F::Output> {
 #[tokio::test]
 async fn evidence_must_match_the_nonce_and_be_live() {
     on_each_backend(|db| async move {
-        let Checkout {
-            env,
-            order,
-            dev,
-            ch,
-            ..
-        } = Checkout::start(db, |c| c.lockout.max_failures = 100, 500).await;
+        let (env, order, dev, ch, _, _) = checkout(db, |c| c.lockout.max_failures = 100, 500).await;
         let tok = order.client_token.as_str();
         let mut p = payload_for(&ch, &dev.id, 1);
         p.evidence.challenges = vec![Challenge::Blink; 3];
@@ -750,13 +699,8 @@ async fn concurrent_payments_commit_independently() {
 
 #[tokio::test]
 async fn garbage_requests_get_the_error_shape_and_write_nothing() {
-    let Checkout {
-        env,
-        order,
-        bytes,
-        sig,
-        ..
-    } = Checkout::start(common::sqlite(), |c| c.lockout.max_failures = 1000, 500).await;
+    let (env, order, _, _, bytes, sig) =
+        checkout(common::sqlite(), |c| c.lockout.max_failures = 1000, 500).await;
     let tok = order.client_token.as_str();
     let before = env.counts().await;
     let mut state = 0x2545_f491_4f6c_dd1du64;

@@ -397,42 +397,25 @@ pub fn signed(payload: &PaymentPayload, device: &Device) -> (Vec<u8>, Vec<u8>) {
     (bytes, sig)
 }
 
-/// The usual starting point of a checkout test: a server with order `o-1` (`amount_minor` EUR), device `dev-1`
-/// registered, a challenge issued to it, and the payment the device signs for that challenge (counter 1).
-pub struct Checkout {
-    /// The server.
-    pub env: Env,
-    /// Order `o-1`.
-    pub order: CreateOrderResponse,
-    /// Device `dev-1`.
-    pub dev: Device,
-    /// The challenge for the order and device.
-    pub ch: ChallengeResponse,
-    /// The canonical payload bytes.
-    pub bytes: Vec<u8>,
-    /// The device's signature of `bytes`.
-    pub sig: Vec<u8>,
-}
-
-impl Checkout {
-    /// Starts the server (configured by `tweak`) and prepares the order, device, challenge and signed payment.
-    pub async fn start(
-        backend: Backend,
-        tweak: impl FnOnce(&mut ServerConfig),
-        amount_minor: u64,
-    ) -> Checkout {
-        let env = Env::start(backend, tweak).await;
-        let order = env.order("o-1", amount_minor, "EUR").await;
-        let dev = env.device("dev-1").await;
-        let ch = env.challenge(&order.client_token, &dev.id).await;
-        let (bytes, sig) = signed(&payload_for(&ch, &dev.id, 1), &dev);
-        Checkout {
-            env,
-            order,
-            dev,
-            ch,
-            bytes,
-            sig,
-        }
-    }
+/// The usual starting point of a checkout test: a server (configured by `tweak`) with order `o-1`
+/// (`amount_minor` EUR), device `dev-1` registered, a challenge issued to it, and the payment the device signs for
+/// that challenge (counter 1). Returns `(env, order, device, challenge, payload bytes, signature)`.
+pub async fn checkout(
+    backend: Backend,
+    tweak: impl FnOnce(&mut ServerConfig),
+    amount_minor: u64,
+) -> (
+    Env,
+    CreateOrderResponse,
+    Device,
+    ChallengeResponse,
+    Vec<u8>,
+    Vec<u8>,
+) {
+    let env = Env::start(backend, tweak).await;
+    let order = env.order("o-1", amount_minor, "EUR").await;
+    let dev = env.device("dev-1").await;
+    let ch = env.challenge(&order.client_token, &dev.id).await;
+    let (bytes, sig) = signed(&payload_for(&ch, &dev.id, 1), &dev);
+    (env, order, dev, ch, bytes, sig)
 }
