@@ -250,6 +250,7 @@ impl FacePay {
                 PROBE_FRAMES,
             )))),
             cancel,
+            verdict: Mutex::new(None),
         })
     }
 }
@@ -354,6 +355,7 @@ pub struct PaymentSession {
     template: Template,
     stage: Mutex<Stage>,
     cancel: tokio::sync::watch::Sender<bool>,
+    verdict: Mutex<Option<Verdict>>,
 }
 
 impl std::fmt::Debug for PaymentSession {
@@ -373,6 +375,16 @@ impl PaymentSession {
     /// The challenges the shopper must perform, in order.
     pub fn challenges(&self) -> Vec<Challenge> {
         self.challenge.challenges.clone()
+    }
+
+    /// The server nonce the challenges were derived from (for a QA recording of the session).
+    pub fn nonce(&self) -> [u8; 32] {
+        self.challenge.nonce
+    }
+
+    /// The liveness verdict once the capture has decided, whatever came after it (match, refusal, payment).
+    pub fn liveness_verdict(&self) -> Option<Verdict> {
+        lock(&self.verdict).clone()
     }
 
     /// Feeds one camera frame taken at `timestamp_s` (seconds, increasing).
@@ -400,7 +412,8 @@ impl PaymentSession {
                 Stage::Capturing(capture) => {
                     let g = feed(capture);
                     events.push(FlowEvent::Guidance(g));
-                    if capture.session.verdict().is_some() {
+                    if let Some(verdict) = capture.session.verdict() {
+                        *lock(&self.verdict) = Some(verdict.clone());
                         events.push(FlowEvent::Verifying);
                         let Stage::Capturing(capture) =
                             std::mem::replace(&mut *stage, Stage::Paying)

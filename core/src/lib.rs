@@ -8,9 +8,12 @@
 //! - [`matcher`]: probe embeddings against the template, cosine score and decision;
 //! - [`checkout`]: the canonical signed payment payload, the device signer and the HTTPS client;
 //! - [`enrolment`] and [`flow`]: enrol from a liveness-passed capture; Buy ▸ selfie ▸ signed payment ▸ receipt.
+//! - `camera` (feature `camera`, desktop only): webcam frames through nokhwa, for the demo and QA recordings.
 //!
 //! Every module has its own error type; nothing here panics on bad input.
 
+#[cfg(feature = "camera")]
+pub mod camera;
 pub mod checkout;
 #[cfg(all(feature = "vision", feature = "client"))]
 pub mod enrolment;

@@ -7,6 +7,7 @@
 //! (the list asked, e.g. `["blink", "turn_left"]`), `"guidance"` (the timeline the session emitted: one entry per
 //! change of prompt) and `"verdict"`. Replaying a recording asks the same nonce and challenges unless told otherwise.
 
+use std::io::Write;
 use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
@@ -261,8 +262,7 @@ impl Recorder {
         timestamp_s: f64,
         guidance: &Guidance,
     ) -> Result<(), LivenessError> {
-        let n = self.timestamps.len() + 1;
-        let path = self.dir.join(format!("{n:05}.jpg"));
+        let path = self.next_path();
         let err = |reason: String| LivenessError::Clip {
             path: path.clone(),
             reason,
@@ -277,9 +277,44 @@ impl Recorder {
                 image::ExtendedColorType::Rgb8,
             )
             .map_err(|e| err(e.to_string()))?;
+        out.flush().map_err(|e| err(e.to_string()))?;
+        self.push(timestamp_s, guidance);
+        Ok(())
+    }
+
+    /// Appends a frame that already is a JPEG (a clip frame, a webcam's MJPEG frame) byte for byte, so a replay
+    /// decodes exactly the pixels the session saw. Bytes that do not start like a JPEG are refused.
+    pub fn record_jpeg(
+        &mut self,
+        jpeg: &[u8],
+        timestamp_s: f64,
+        guidance: &Guidance,
+    ) -> Result<(), LivenessError> {
+        let path = self.next_path();
+        if !jpeg.starts_with(&[0xFF, 0xD8, 0xFF]) {
+            return Err(LivenessError::Clip {
+                path,
+                reason: "not a JPEG (no start-of-image marker)".into(),
+            });
+        }
+        std::fs::write(&path, jpeg).map_err(|e| LivenessError::Clip {
+            path: path.clone(),
+            reason: e.to_string(),
+        })?;
+        self.push(timestamp_s, guidance);
+        Ok(())
+    }
+
+    /// Path of the next frame file.
+    fn next_path(&self) -> PathBuf {
+        self.dir
+            .join(format!("{:05}.jpg", self.timestamps.len() + 1))
+    }
+
+    /// Counts a written frame.
+    fn push(&mut self, timestamp_s: f64, guidance: &Guidance) {
         self.timestamps.push(timestamp_s);
         self.timeline.push(guidance, timestamp_s);
-        Ok(())
     }
 
     /// Writes `clip.json` with the verdict (if any) and ends the recording.
@@ -316,4 +351,66 @@ pub fn parse_nonce(hex: &str) -> Result<[u8; 32], LivenessError> {
             .map_err(|_| LivenessError::Nonce(format!("not hex: {:?}", &hex[2 * i..2 * i + 2])))?;
     }
     Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::liveness::{GuidanceState, Oval};
+
+    fn guidance(frame_index: u64, state: GuidanceState) -> Guidance {
+        Guidance {
+            frame_index,
+            state,
+            oval: Oval {
+                cx: 0.5,
+                cy: 0.5,
+                rx: 0.3,
+                ry: 0.4,
+            },
+            progress: 0.5,
+            message_key: state.message_key(),
+            message: state.default_text(),
+        }
+    }
+
+    #[test]
+    fn recorder_writes_jpeg_bytes_verbatim_and_a_readable_clip_json() {
+        let dir = std::env::temp_dir().join(format!("facepay-recorder-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        let image = RgbImage::new(32, 32, vec![90; 32 * 32 * 3]).unwrap();
+        let mut jpeg = Vec::new();
+        image::codecs::jpeg::JpegEncoder::new_with_quality(&mut jpeg, 80)
+            .encode(&image.data, 32, 32, image::ExtendedColorType::Rgb8)
+            .unwrap();
+        let nonce = [7u8; 32];
+        let mut rec = Recorder::create(&dir, 15.0, &nonce, &[Challenge::Blink]).unwrap();
+        rec.record_jpeg(&jpeg, 0.5, &guidance(0, GuidanceState::NoFace))
+            .unwrap();
+        rec.record(&image, 0.6, &guidance(1, GuidanceState::Blink))
+            .unwrap();
+        let refused = rec.record_jpeg(b"GIF89a", 0.7, &guidance(2, GuidanceState::Blink));
+        assert!(matches!(refused, Err(LivenessError::Clip { .. })));
+        rec.finish(None).unwrap();
+        assert_eq!(std::fs::read(dir.join("00001.jpg")).unwrap(), jpeg);
+        let clip = Clip::open(&dir).unwrap();
+        assert_eq!(clip.len(), 2);
+        assert_eq!(clip.timestamp(1), 0.6);
+        let info = clip.info();
+        assert_eq!(info.nonce.as_deref(), Some(to_hex(&nonce).as_str()));
+        assert_eq!(info.challenges, Some(vec![Challenge::Blink]));
+        let states: Vec<&str> = info
+            .guidance
+            .iter()
+            .flatten()
+            .map(|e| e.state.as_str())
+            .collect();
+        assert_eq!(states, ["no_face", "blink"]);
+        assert!(clip.read_frame(1).is_ok());
+        assert!(matches!(
+            Recorder::create(&dir, 15.0, &nonce, &[]),
+            Err(LivenessError::Clip { .. })
+        ));
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
 }
