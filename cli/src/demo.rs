@@ -7,10 +7,13 @@
 //! receipt. `--impostor` pays with `live-turning` (another person) instead and shows the refusal, checking that
 //! the server recorded no payment.
 //!
+//! `--camera` (builds with the `camera` feature) enrols and pays from a webcam instead, printing the prompts live;
+//! `--record DIR` writes the payment session as a QA recording that `facepay replay DIR` replays.
+//!
 //! Recorded clips cannot follow prompts, so the demo server's **challenge set** (a server policy, see
 //! `docs/protocol.md`) is set to what the clips contain: blinks only (`--challenge-set` changes it).
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -26,9 +29,10 @@ use facepay_core::vision::model::default_models_dir;
 use facepay_core::vision::pipeline::Vision;
 use facepay_server::{DatabaseTarget, RunningServer, Server, ServerConfig, TlsMode};
 
+use crate::camera::{self, Webcam};
 use crate::clip_frames::{Clip, clips_dir};
 use crate::enroll::enrol_with_clip;
-use crate::pay::{GuidancePrinter, Output, error_json, no_camera, print_receipt, push_clip};
+use crate::pay::{GuidancePrinter, Output, Recording, error_json, print_receipt, push_clip};
 
 /// Arguments of `facepay demo`.
 #[derive(clap::Args)]
@@ -40,14 +44,21 @@ pub struct Args {
     #[arg(long, default_value = "live-blink-7")]
     shopper: String,
     /// Pay with a clip of another person and show the refusal.
-    #[arg(long)]
+    #[arg(long, conflicts_with = "camera")]
     impostor: bool,
     /// The impostor's clip (another person than the shopper).
     #[arg(long, default_value = "live-turning")]
     impostor_clip: String,
-    /// Pay with the webcam instead of the clip.
+    /// Enrol and pay from the webcam instead of the clips (builds with the `camera` feature).
     #[arg(long)]
     camera: bool,
+    /// The webcam to use (see `facepay cameras`).
+    #[arg(long, default_value_t = 0, requires = "camera")]
+    camera_index: u32,
+    /// Write the payment session's recording (frames, timestamps, nonce, challenges, guidance, verdict) here,
+    /// for `facepay replay DIR`.
+    #[arg(long)]
+    record: Option<PathBuf>,
     /// The demo server's challenge set (what the recorded clips contain).
     #[arg(long, default_value = "blink")]
     challenge_set: String,
@@ -59,28 +70,44 @@ pub struct Args {
     json: bool,
 }
 
+/// Where the demo's frames come from.
+enum Source {
+    /// Recorded clips: the shopper's (enrolment, then payment from the next frame) and the payer's.
+    Clips { shopper: Clip, payer: Clip },
+    /// A webcam, for both.
+    Camera(Webcam),
+}
+
+impl Source {
+    /// The clips named by the arguments, or the webcam; checked before anything starts.
+    fn open(args: &Args) -> anyhow::Result<Self> {
+        if args.camera {
+            return Ok(Self::Camera(camera::open(args.camera_index)?));
+        }
+        let clips = clips_dir(args.clips.as_deref());
+        if !clips.is_dir() {
+            bail!(
+                "the clips folder {} does not exist: pass --clips DIR (a folder holding {}/ and {}/), or set \
+                 FACEPAY_SHARED to the shared data folder (the one holding data/clips)",
+                clips.display(),
+                args.shopper,
+                args.impostor_clip
+            );
+        }
+        let shopper = Clip::open(&clips.join(&args.shopper))?;
+        let payer = if args.impostor {
+            Clip::open(&clips.join(&args.impostor_clip))?
+        } else {
+            shopper.clone()
+        };
+        Ok(Self::Clips { shopper, payer })
+    }
+}
+
 /// Runs `facepay demo`.
 pub fn run(args: Args) -> anyhow::Result<()> {
     let started = Instant::now();
-    if args.camera {
-        return no_camera();
-    }
-    let clips = clips_dir(args.clips.as_deref());
-    if !clips.is_dir() {
-        bail!(
-            "the clips folder {} does not exist: pass --clips DIR (a folder holding {}/ and {}/), or set \
-             FACEPAY_SHARED to the shared data folder (the one holding data/clips)",
-            clips.display(),
-            args.shopper,
-            args.impostor_clip
-        );
-    }
-    let shopper = Clip::open(&clips.join(&args.shopper))?;
-    let payer = if args.impostor {
-        Clip::open(&clips.join(&args.impostor_clip))?
-    } else {
-        shopper.clone()
-    };
+    let mut source = Source::open(&args)?;
     let challenge_set = parse_challenges(&args.challenge_set)?;
     let out = Output::new(args.json);
     let printer = Arc::new(GuidancePrinter::new(out));
@@ -152,43 +179,69 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         "Server up and models loaded after {models_s:.2} s"
     ));
 
-    printer.say(&format!(
-        "Enrolling the shopper from {} …",
-        shopper.dir.display()
-    ));
     let capture = device.start_enrolment(printer.clone())?;
-    let (summary, next_frame) = enrol_with_clip(&capture, &shopper)?;
+    let (summary, next_frame, enrolled_from) = match &mut source {
+        Source::Clips { shopper, .. } => {
+            printer.say(&format!(
+                "Enrolling the shopper from {} …",
+                shopper.dir.display()
+            ));
+            let (summary, next) = enrol_with_clip(&capture, shopper)?;
+            (summary, next, args.shopper.clone())
+        }
+        Source::Camera(webcam) => {
+            let name = camera::describe(webcam);
+            printer.say(&format!(
+                "Enrolling the shopper from {name}: look into the camera and follow the prompts …"
+            ));
+            let (summary, frames) = camera::enrol(&capture, webcam)?;
+            (summary, frames, name)
+        }
+    };
     drop(capture);
     let enrolled_s = started.elapsed().as_secs_f64();
     let registered = rt.block_on(device.register_device(&enrolment_token.enrollment_token))?;
     printer.say(&format!(
-        "Enrolled from frames 1–{next_frame} of {} ({} embeddings, agreement ≥ {:.2}); device {} registered",
-        args.shopper, summary.embeddings, summary.min_agreement, registered.device_id
+        "Enrolled from frames 1–{next_frame} of {enrolled_from} ({} embeddings, agreement ≥ {:.2}); device {} \
+         registered",
+        summary.embeddings, summary.min_agreement, registered.device_id
     ));
 
-    let (clip, skip) = if args.impostor {
-        (&payer, 0)
-    } else {
-        (&shopper, next_frame)
-    };
-    printer.say(&format!(
-        "Paying with {} from frame {}{} …",
-        clip.dir.display(),
-        skip + 1,
-        if args.impostor {
-            " (another person: the impostor)"
-        } else {
-            ""
+    let payer = match &mut source {
+        Source::Clips { shopper, payer } => {
+            let (clip, skip) = if args.impostor {
+                (&*payer, 0)
+            } else {
+                (&*shopper, next_frame)
+            };
+            printer.say(&format!(
+                "Paying with {} from frame {}{} …",
+                clip.dir.display(),
+                skip + 1,
+                if args.impostor {
+                    " (another person: the impostor)"
+                } else {
+                    ""
+                }
+            ));
+            Payer::Clip { clip, skip }
         }
-    ));
+        Source::Camera(webcam) => {
+            printer.say(&format!(
+                "Paying with {}: follow the prompts …",
+                camera::describe(webcam)
+            ));
+            Payer::Camera(webcam)
+        }
+    };
     let result = pay(
         &rt,
         &device,
         &order.client_token,
-        clip,
-        skip,
+        payer,
         args.cancel_after,
         &printer,
+        args.record.as_deref(),
     );
     let payments = rt.block_on(server.store().table_counts())?.payments;
     let timings = Timings {
@@ -200,15 +253,24 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     report(&args, &result, payments, &summary, &timings)
 }
 
-/// The payment: challenge, liveness on the clip, match, sign, submit.
+/// The frames the payment is made with.
+enum Payer<'a> {
+    /// A clip, from frame `skip`.
+    Clip { clip: &'a Clip, skip: usize },
+    /// The webcam.
+    Camera(&'a mut Webcam),
+}
+
+/// The payment: challenge, liveness on the clip or webcam (recorded into `record` when given), match, sign,
+/// submit.
 fn pay(
     rt: &tokio::runtime::Runtime,
     device: &FacePay,
     client_token: &str,
-    clip: &Clip,
-    skip: usize,
+    payer: Payer<'_>,
     cancel_after: Option<u64>,
     printer: &Arc<GuidancePrinter>,
+    record: Option<&Path>,
 ) -> Result<Receipt, FlowError> {
     let session = rt.block_on(device.start_payment(client_token, printer.clone()))?;
     let names: Vec<&str> = session
@@ -220,7 +282,36 @@ fn pay(
         "Challenges from the server's nonce: {}",
         names.join(", ")
     ));
-    push_clip(&session, clip, skip, cancel_after)?;
+    let mut recording = match (record, &payer) {
+        (None, _) => None,
+        (Some(dir), Payer::Clip { clip, .. }) => Some(Recording::start(dir, &session, clip.fps)?),
+        (Some(dir), Payer::Camera(webcam)) => {
+            Some(Recording::start(dir, &session, camera::fps(webcam))?)
+        }
+    };
+    let pushed = match payer {
+        Payer::Clip { clip, skip } => push_clip(
+            &session,
+            clip,
+            skip,
+            cancel_after,
+            printer,
+            recording.as_mut(),
+        ),
+        Payer::Camera(webcam) => {
+            camera::push(&session, webcam, cancel_after, printer, recording.as_mut())
+        }
+    };
+    // The recording is finished whatever the session decided: a refusal is worth replaying too.
+    if let Some(recording) = recording {
+        let dir = recording.finish(&session)?;
+        printer.say(&format!(
+            "Recorded the payment session in {} (replay it: facepay replay {} --json)",
+            dir.display(),
+            dir.display()
+        ));
+    }
+    pushed?;
     rt.block_on(session.pay())
 }
 
@@ -259,6 +350,7 @@ fn report(
                 "error": error,
                 "enrolment": enrolment,
                 "server_payments": payments,
+                "recording": args.record,
                 "tls": true,
                 "timings_s": {
                     "server_and_models": timings.models_s,

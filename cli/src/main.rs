@@ -4,6 +4,7 @@ use clap::{Parser, Subcommand};
 
 mod bench_server;
 mod bench_vision;
+mod camera;
 mod clip_frames;
 mod demo;
 mod enroll;
@@ -36,6 +37,8 @@ enum Command {
     Bench(BenchCommand),
     /// Replay a recorded session or a clip folder through the liveness session.
     Replay(replay::Args),
+    /// List the webcams (builds with the `camera` feature).
+    Cameras(camera::Args),
 }
 
 #[derive(Subcommand)]
@@ -76,5 +79,6 @@ fn run(command: Command) -> anyhow::Result<()> {
         Command::Bench(BenchCommand::Vision(args)) => bench_vision::run(args),
         Command::Bench(BenchCommand::Server(args)) => bench_server::run(args),
         Command::Replay(args) => replay::run(args),
+        Command::Cameras(args) => camera::run(args),
     }
 }

@@ -3,19 +3,21 @@
 //! template enrolled by `facepay enroll`, signs and submits.
 //!
 //! Also the pieces `demo` and `enroll` share: pushing a clip through a session while printing each guidance
-//! change, and the receipt text.
+//! change, writing the payment session's QA recording (`demo --record`), and the receipt text.
 
 use std::io::Write;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use anyhow::{Context, bail};
+use anyhow::Context;
 use facepay_core::checkout::protocol::sha256;
 use facepay_core::checkout::wire::CreateOrderRequest;
 use facepay_core::flow::{
     FacePay, FlowError, FlowEvent, FlowListener, PaymentSession, PaymentStep, Receipt,
 };
-use facepay_core::liveness::{GuidanceState, challenge_name};
+use facepay_core::liveness::clip::Recorder;
+use facepay_core::liveness::{Guidance, GuidanceState, challenge_name};
+use facepay_core::vision::image::RgbImage;
 
 use crate::clip_frames::Clip;
 use crate::enroll::{ServerArgs, open_device};
@@ -113,24 +115,42 @@ pub fn pay_with_clip(
         "Challenges from the server's nonce: {}",
         names.join(", ")
     ));
-    push_clip(&session, clip, skip, None)?;
+    push_clip(&session, clip, skip, None, &printer, None)?;
     rt.block_on(session.pay())
 }
 
-/// Pushes clip frames from `skip` until the face is verified (or the session fails). `cancel_after` cancels the
-/// session after that many frames, to show cancellation.
+/// Pushes clip frames from `skip` until the face is verified (or the session fails), writing each frame to
+/// `recording` when given. `cancel_after` cancels the session after that many frames, to show cancellation.
 pub fn push_clip(
     session: &PaymentSession,
     clip: &Clip,
     skip: usize,
     cancel_after: Option<u64>,
+    printer: &GuidancePrinter,
+    mut recording: Option<&mut Recording>,
 ) -> Result<(), FlowError> {
     for (n, frame) in clip.frames(skip).into_iter().enumerate() {
         if cancel_after.is_some_and(|c| n as u64 >= c) {
             session.cancel();
         }
         let frame = frame.map_err(|e| FlowError::Vision(format!("{e:#}")))?;
-        if let PaymentStep::Verified { .. } = session.push_image(&frame.image, frame.t)? {
+        // A JPEG frame is recorded byte for byte, so a replay decodes exactly the pixels the session saw.
+        let jpeg = match (&recording, clip.files.get(frame.index)) {
+            (Some(_), Some(path)) if is_jpeg_file(path) => Some(
+                std::fs::read(path)
+                    .map_err(|e| FlowError::Vision(format!("reading {}: {e}", path.display())))?,
+            ),
+            _ => None,
+        };
+        let verified = push_recorded(
+            session,
+            printer,
+            recording.as_deref_mut(),
+            &frame.image,
+            jpeg.as_deref(),
+            frame.t,
+        )?;
+        if verified {
             return Ok(());
         }
     }
@@ -140,6 +160,69 @@ pub fn push_clip(
             clip.dir.display()
         ),
     })
+}
+
+/// Whether a frame file is a JPEG by its extension.
+fn is_jpeg_file(path: &Path) -> bool {
+    path.extension()
+        .is_some_and(|x| x.eq_ignore_ascii_case("jpg") || x.eq_ignore_ascii_case("jpeg"))
+}
+
+/// Pushes one upright frame into the payment session and, when recording, writes it with the guidance the
+/// session answered (`jpeg`: the frame's own JPEG bytes, written as they are). True once the face is verified.
+pub fn push_recorded(
+    session: &PaymentSession,
+    printer: &GuidancePrinter,
+    recording: Option<&mut Recording>,
+    image: &RgbImage,
+    jpeg: Option<&[u8]>,
+    t: f64,
+) -> Result<bool, FlowError> {
+    printer.take_guidance();
+    let step = session.push_image(image, t);
+    // The session's answer to this frame (also when it decided on it); none when the frame was refused unseen.
+    if let (Some(recording), Some(g)) = (recording, printer.take_guidance()) {
+        recording.frame(image, jpeg, t, &g)?;
+    }
+    Ok(matches!(step?, PaymentStep::Verified { .. }))
+}
+
+/// The QA recording of a payment session (`facepay demo --record DIR`): every frame pushed as JPEG, and a
+/// `clip.json` with timestamps, nonce, challenges, guidance timeline and the liveness verdict, through
+/// [`Recorder`]. `facepay replay DIR` replays it.
+pub struct Recording {
+    recorder: Recorder,
+}
+
+impl Recording {
+    /// Starts recording `session` into `dir` (created; must not hold a recording yet).
+    pub fn start(dir: &Path, session: &PaymentSession, fps: f64) -> Result<Self, FlowError> {
+        let recorder = Recorder::create(dir, fps, &session.nonce(), &session.challenges())
+            .map_err(|e| FlowError::Storage(format!("recording: {e}")))?;
+        Ok(Self { recorder })
+    }
+
+    /// Writes one frame with its timestamp and guidance.
+    fn frame(
+        &mut self,
+        image: &RgbImage,
+        jpeg: Option<&[u8]>,
+        t: f64,
+        g: &Guidance,
+    ) -> Result<(), FlowError> {
+        match jpeg {
+            Some(bytes) => self.recorder.record_jpeg(bytes, t, g),
+            None => self.recorder.record(image, t, g),
+        }
+        .map_err(|e| FlowError::Storage(format!("recording: {e}")))
+    }
+
+    /// Writes `clip.json` with the session's liveness verdict (none if it never decided) and returns the folder.
+    pub fn finish(self, session: &PaymentSession) -> Result<PathBuf, FlowError> {
+        self.recorder
+            .finish(session.liveness_verdict().as_ref())
+            .map_err(|e| FlowError::Storage(format!("recording: {e}")))
+    }
 }
 
 /// Where human-readable progress goes: stdout, or stderr when stdout carries the JSON answer.
@@ -166,9 +249,11 @@ impl Output {
 }
 
 /// A [`FlowListener`] printing a line whenever the prompt changes (not every frame), and the flow's milestones.
+/// It also keeps the latest guidance, for the recording.
 pub struct GuidancePrinter {
     out: Output,
     last: std::sync::Mutex<Option<GuidanceState>>,
+    latest: std::sync::Mutex<Option<Guidance>>,
 }
 
 impl GuidancePrinter {
@@ -177,7 +262,13 @@ impl GuidancePrinter {
         Self {
             out,
             last: std::sync::Mutex::new(None),
+            latest: std::sync::Mutex::new(None),
         }
+    }
+
+    /// The guidance of the last frame since the previous call (`None` if no frame was answered since).
+    pub fn take_guidance(&self) -> Option<Guidance> {
+        self.latest.lock().unwrap_or_else(|p| p.into_inner()).take()
     }
 
     /// Prints a line and forgets the last prompt (the next prompt is printed even if unchanged).
@@ -191,6 +282,7 @@ impl FlowListener for GuidancePrinter {
     fn on_event(&self, event: FlowEvent) {
         match event {
             FlowEvent::Guidance(g) => {
+                *self.latest.lock().unwrap_or_else(|p| p.into_inner()) = Some(g);
                 let mut last = self.last.lock().unwrap_or_else(|p| p.into_inner());
                 if *last != Some(g.state) {
                     *last = Some(g.state);
@@ -260,12 +352,4 @@ pub fn print_receipt(r: &Receipt) {
 /// Minor units as `12.50`.
 fn money(minor: u64) -> String {
     format!("{}.{:02}", minor / 100, minor % 100)
-}
-
-/// Refuses `--camera`: this build has no webcam support.
-pub fn no_camera() -> anyhow::Result<()> {
-    bail!(
-        "--camera needs webcam support (the `camera` feature of facepay-core), which this build does not include; \
-         pay with a recorded clip instead (the default, or --clips DIR)"
-    )
 }
