@@ -12,6 +12,7 @@ pub mod image;
 pub mod landmarks;
 pub mod model;
 pub mod pipeline;
+mod prelu;
 pub mod quality;
 mod runner;
 

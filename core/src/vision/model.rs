@@ -256,7 +256,8 @@ pub fn verify_sha256(entry: &ModelEntry, bytes: &[u8]) -> Result<(), VisionError
     Ok(())
 }
 
-/// Verifies bytes against the entry's onnx sha256, loads with tract, fixes the input fact to `input_shape`, optimises, makes runnable.
+/// Verifies bytes against the entry's onnx sha256, loads with tract, fixes the input fact to `input_shape`, fuses
+/// tf2onnx's decomposed PReLUs ([`super::prelu`]), optimises, makes runnable.
 pub fn load_plan(entry: &ModelEntry, bytes: &[u8]) -> Result<Plan, VisionError> {
     verify_sha256(entry, bytes)?;
     let fail = |e: TractError| VisionError::ModelLoad {
@@ -280,6 +281,9 @@ pub fn load_plan(entry: &ModelEntry, bytes: &[u8]) -> Result<Plan, VisionError> 
     };
     model
         .with_input_fact(index, f32::fact(&entry.input_shape).into())
+        .and_then(|m| m.into_typed())
+        .and_then(|m| m.into_decluttered())
+        .and_then(super::prelu::fuse)
         .and_then(|m| m.into_optimized())
         .and_then(|m| m.into_runnable())
         .map_err(fail)
