@@ -27,11 +27,11 @@ pub type Webcam = facepay_core::camera::Camera;
 #[cfg(not(feature = "camera"))]
 pub enum Webcam {}
 
-/// The error of a build without webcam support.
+/// The error of a build without webcam support, for `what` (`--camera`, `facepay cameras`).
 #[cfg(not(feature = "camera"))]
-fn no_camera() -> anyhow::Error {
+fn no_camera(what: &str) -> anyhow::Error {
     anyhow::anyhow!(
-        "--camera needs webcam support (the `camera` feature), which this build does not include: rebuild with \
+        "{what} needs webcam support (the `camera` feature), which this build does not include: rebuild with \
          `cargo build -p facepay --features camera` (Debian/Ubuntu: apt-get install libclang-dev first), or pay \
          with a recorded clip (the default)"
     )
@@ -56,7 +56,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
 /// Runs `facepay cameras`: this build has no webcam support.
 #[cfg(not(feature = "camera"))]
 pub fn run(_args: Args) -> anyhow::Result<()> {
-    Err(no_camera())
+    Err(no_camera("facepay cameras"))
 }
 
 /// Opens webcam `index` at the default request (1280×720, 30 fps, nearest offered format).
@@ -71,7 +71,7 @@ pub fn open(index: u32) -> anyhow::Result<Webcam> {
 /// Opens a webcam: this build has no webcam support.
 #[cfg(not(feature = "camera"))]
 pub fn open(_index: u32) -> anyhow::Result<Webcam> {
-    Err(no_camera())
+    Err(no_camera("--camera"))
 }
 
 /// A human-readable description of the open stream.
