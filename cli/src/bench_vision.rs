@@ -9,10 +9,14 @@
 //! - `frame_ms`: [`Vision::analyze`] (detect or track ▸ face mesh ▸ pose ▸ eye openness ▸ quality) over the clip's
 //!   frames in order, so the tracker skips the detector as it does in a session; `--runs` frames are timed,
 //!   wrapping around the clip (tracking is reset at the wrap);
+//! - `session_ms`: `LivenessSession::push_image` over the clip, back-to-back blink sessions, with the MiniFASNet
+//!   models loaded (passive samples on some frames) and without them (see [`session`]); `--runs` frames each;
 //! - `load_ms`: reading, hash-checking and optimising every model into a [`Vision`] (median of 3 loads);
-//! - `peak_rss_mb`: the process's peak resident set (`VmHWM`, MiB) at the end.
+//! - `peak_rss_mb`: the process's peak resident set (`VmHWM`, MiB) at the end. The stage models are dropped before
+//!   the pipelines of `frame_ms` and `session_ms` load, so it is about one full pipeline plus the timing buffers.
 
 mod ort;
+mod session;
 mod stats;
 
 use std::path::{Path, PathBuf};
@@ -30,6 +34,7 @@ use facepay_core::vision::model::{
 };
 use facepay_core::vision::pipeline::{DETECTOR_MODEL, EMBEDDER_MODEL, MESH_MODEL, Vision};
 use serde::Serialize;
+use session::{SessionReport, SessionRun};
 use stats::Timings;
 
 /// Width and height of the benchmark frame.
@@ -76,6 +81,8 @@ pub struct Report {
     pub antispoof_ms: Option<f64>,
     /// Everything the liveness session needs per frame, over a clip (tracking on).
     pub frame_ms: f64,
+    /// `LivenessSession::push_image` per frame (median and p95), with and without the MiniFASNet models.
+    pub session_ms: SessionReport,
     /// Building the whole pipeline from the model files.
     pub load_ms: f64,
     /// Peak resident set size.
@@ -92,6 +99,8 @@ struct Details {
     frame: Timings,
     frame_detected: Timings,
     frame_tracked: Timings,
+    session: Option<SessionRun>,
+    session_active: SessionRun,
     threads: Option<u64>,
     clip: PathBuf,
     frame_source: PathBuf,
@@ -115,37 +124,37 @@ pub fn run(args: Args) -> anyhow::Result<()> {
 
     let load = time_loads(&models_dir, &antispoof_dir)?;
     let manifest = ModelManifest::load(&models_dir)?;
-    let model = |name: &str| -> anyhow::Result<_> {
-        let entry = manifest.entry(name)?;
-        Ok((entry, read_model_file(&models_dir, entry)?))
-    };
-    let (entry, bytes) = model(DETECTOR_MODEL)?;
-    let mut detector = Detector::new(entry, &bytes)?;
-    let (entry, bytes) = model(MESH_MODEL)?;
-    let mut mesh = FaceMesh::new(entry, &bytes)?;
-    let (entry, bytes) = model(EMBEDDER_MODEL)?;
-    let mut embedder = Embedder::new(entry, &bytes)?;
-    let mut antispoof = AntiSpoof::load(&manifest, &antispoof_dir)?;
+    let stages = time_stages(
+        &manifest,
+        &models_dir,
+        &antispoof_dir,
+        &frame,
+        &frame_source,
+        runs,
+    )?;
+    let [detect, landmarks_t, embed, embed_flip] = stages.0;
+    let antispoof_t = stages.1;
 
-    let faces = detector.run(&frame)?;
-    let face = *faces
-        .first()
-        .with_context(|| format!("no face detected in {}", frame_source.display()))?;
-    let roi = Roi::from_face(&face);
-    let landmarks = mesh.run(&frame, &roi)?;
-
-    let detect = measure(runs, || detector.run(&frame).map(drop))?;
-    let landmarks_t = measure(runs, || mesh.run(&frame, &roi).map(drop))?;
-    let embed = measure(runs, || embedder.run(&frame, &landmarks).map(drop))?;
-    embedder.set_flip_average(true);
-    let embed_flip = measure(runs, || embedder.run(&frame, &landmarks).map(drop))?;
-    let antispoof_t = match antispoof.as_mut() {
-        Some(a) => Some(measure(runs, || a.run(&frame, &face.rect).map(drop))?),
-        None => None,
-    };
-
+    let flip = manifest.calibration()?.flip_average;
+    let fps = session::clip_fps(&clip);
     let mut vision = Vision::load(&models_dir, None)?;
+    vision.embedder_mut().set_flip_average(flip);
     let (frame_all, frame_detected, frame_tracked) = time_clip(&mut vision, &clip_frames, runs)?;
+    let session_active = session::time_sessions(&mut vision, &clip_frames, fps, runs)?;
+    drop(vision);
+    let mut vision = Vision::load(&models_dir, Some(&antispoof_dir))?;
+    vision.embedder_mut().set_flip_average(flip);
+    let session = if vision.has_antispoof() {
+        Some(session::time_sessions(
+            &mut vision,
+            &clip_frames,
+            fps,
+            runs,
+        )?)
+    } else {
+        None
+    };
+    drop(vision);
 
     let details = Details {
         detect,
@@ -156,6 +165,8 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         frame: frame_all,
         frame_detected,
         frame_tracked,
+        session,
+        session_active,
         threads: proc_status_field("Threads:"),
         clip,
         frame_source,
@@ -166,6 +177,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         embed_ms: details.embed.median,
         antispoof_ms: details.antispoof.as_ref().map(|t| t.median),
         frame_ms: details.frame.median,
+        session_ms: SessionReport::new(details.session.as_ref(), &details.session_active),
         load_ms: load,
         peak_rss_mb: proc_status_field("VmHWM:").context("reading VmHWM from /proc/self/status")?
             as f64
@@ -187,6 +199,47 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     };
     print_table(&report, &details, runs, ort_figures);
     Ok(())
+}
+
+/// Per-stage timings: detect, landmarks, embed (one inference), embed flip-averaged; and anti-spoof when the
+/// models are present. The stage models live only for this.
+fn time_stages(
+    manifest: &ModelManifest,
+    models_dir: &Path,
+    antispoof_dir: &Path,
+    frame: &RgbImage,
+    frame_source: &Path,
+    runs: usize,
+) -> anyhow::Result<([Timings; 4], Option<Timings>)> {
+    let model = |name: &str| -> anyhow::Result<_> {
+        let entry = manifest.entry(name)?;
+        Ok((entry, read_model_file(models_dir, entry)?))
+    };
+    let (entry, bytes) = model(DETECTOR_MODEL)?;
+    let mut detector = Detector::new(entry, &bytes)?;
+    let (entry, bytes) = model(MESH_MODEL)?;
+    let mut mesh = FaceMesh::new(entry, &bytes)?;
+    let (entry, bytes) = model(EMBEDDER_MODEL)?;
+    let mut embedder = Embedder::new(entry, &bytes)?;
+    let mut antispoof = AntiSpoof::load(manifest, antispoof_dir)?;
+
+    let faces = detector.run(frame)?;
+    let face = *faces
+        .first()
+        .with_context(|| format!("no face detected in {}", frame_source.display()))?;
+    let roi = Roi::from_face(&face);
+    let landmarks = mesh.run(frame, &roi)?;
+
+    let detect = measure(runs, || detector.run(frame).map(drop))?;
+    let landmarks_t = measure(runs, || mesh.run(frame, &roi).map(drop))?;
+    let embed = measure(runs, || embedder.run(frame, &landmarks).map(drop))?;
+    embedder.set_flip_average(true);
+    let embed_flip = measure(runs, || embedder.run(frame, &landmarks).map(drop))?;
+    let antispoof_t = match antispoof.as_mut() {
+        Some(a) => Some(measure(runs, || a.run(frame, &face.rect).map(drop))?),
+        None => None,
+    };
+    Ok(([detect, landmarks_t, embed, embed_flip], antispoof_t))
 }
 
 /// `FACEPAY_SHARED`, else `<workspace>/../shared`.
@@ -376,6 +429,21 @@ fn print_table(r: &Report, d: &Details, runs: usize, ort: Option<anyhow::Result<
     println!(
         "    of which detector frames: {}, tracked frames: {}",
         d.frame_detected, d.frame_tracked
+    );
+    match &d.session {
+        Some(s) => {
+            row("session, MiniFASNet loaded", &s.all, None);
+            println!(
+                "    {} sessions; passive-sample frames: {}; verdict frames: {}",
+                s.sessions, s.passive, s.verdict
+            );
+        }
+        None => println!("  {:<34}{:>10}", "session, MiniFASNet loaded", "absent"),
+    }
+    row("session, active only", &d.session_active.all, None);
+    println!(
+        "    {} sessions; verdict frames: {}",
+        d.session_active.sessions, d.session_active.verdict
     );
     println!(
         "  load (all models)                 {:>10.1} ms{}",
