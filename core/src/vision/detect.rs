@@ -58,7 +58,7 @@ pub struct Detector {
 }
 
 impl Detector {
-    /// Default minimum score (MediaPipe's threshold for this model; faces replayed on a phone score 0.5–0.6).
+    /// Default minimum score (MediaPipe's threshold for this model).
     pub const DEFAULT_MIN_SCORE: f32 = 0.5;
 
     /// Builds the detector from its manifest entry and the model bytes (sha256-checked before parsing).
@@ -82,8 +82,8 @@ impl Detector {
     /// The whole frame is searched letterboxed. When that finds nothing in a non-square frame, the frame is
     /// searched again as overlapping short-side squares spanning its long side (two for 4:3 and 16:9), whose
     /// candidates are merged by one NMS. Measured on the development clips: the phone-replay clip's small face is
-    /// found on 125 of the 137 frames that show one (the centred square alone: 124, with false faces on 9 of the
-    /// 20 frames where the phone screen is dark; the tiles: none); the live clips never reach the fallback.
+    /// found on 125 of the 137 frames that show one, and no face on the 20 where the phone's screen is dark (a
+    /// centred square instead: 124, and false faces on 9 of those 20); the live clips never need the tiles.
     pub fn run(&mut self, image: &RgbImage) -> Result<Vec<Face>, VisionError> {
         self.candidates.clear();
         self.infer(image, &letterbox(image)?)?;
