@@ -18,4 +18,5 @@ for step in "$root"/scripts/test.d/*.sh; do
   source "$step"
 done
 
-cargo test --workspace --all-targets
+# --no-fail-fast: every test binary runs, so one failure does not hide the others.
+cargo test --workspace --all-targets --no-fail-fast
