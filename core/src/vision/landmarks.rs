@@ -1,5 +1,6 @@
-//! Face mesh: MediaPipe's 468 3-D landmarks on a rotated square region of interest, plus what the liveness
-//! session reads off them every frame: head pose and per-eye openness.
+//! Face mesh: MediaPipe's 468 3-D landmarks on a rotated square region of interest, plus the head pose the
+//! liveness session reads off them every frame (eye openness comes from [`super::eyes`], on crops placed by the
+//! mesh's eye corners).
 //!
 //! The region comes either from a detection ([`Roi::from_face`]) or from the previous frame's mesh
 //! ([`Roi::from_landmarks`], for tracking without the detector). Points are source-image pixels in edge
@@ -34,10 +35,6 @@ pub mod mesh {
     pub const LEFT_EYE_INNER: usize = 362;
     /// Outer corner of the subject's left eye.
     pub const LEFT_EYE_OUTER: usize = 263;
-    /// Upper/lower lid pairs of the subject's right eye (outer to inner).
-    pub const RIGHT_EYE_LIDS: [(usize, usize); 3] = [(160, 144), (159, 145), (158, 153)];
-    /// Upper/lower lid pairs of the subject's left eye (inner to outer).
-    pub const LEFT_EYE_LIDS: [(usize, usize); 3] = [(385, 380), (386, 374), (387, 373)];
     /// Nose tip.
     pub const NOSE_TIP: usize = 1;
     /// Right mouth corner (the subject's right).
@@ -105,7 +102,7 @@ impl Roi {
     }
 
     /// Continuous dst→src map from an `n`×`n` crop of this region to the source image.
-    fn crop_map(&self, n: usize) -> Affine {
+    pub(crate) fn crop_map(&self, n: usize) -> Affine {
         let k = self.size / n as f32;
         let half = n as f32 * 0.5;
         let (sin, cos) = self.angle.sin_cos();
@@ -136,37 +133,6 @@ pub struct HeadPose {
     pub pitch: f32,
     /// In-plane tilt.
     pub roll: f32,
-}
-
-/// Per-eye openness, each the eye aspect ratio normalised so about 1 is a normally open eye and 0 a closed one.
-///
-/// Eye aspect ratio = mean lid-to-lid distance over corner-to-corner distance, from the mesh's eye contour;
-/// openness = `(ratio − CLOSED_RATIO) / (OPEN_RATIO − CLOSED_RATIO)`, clamped to `0..=1.5`.
-/// Caveat, measured on the development blink clip: the 468-point face mesh barely closes its eyelids, so a full
-/// blink reads only about 0.07–0.1 below the subject's open level (≈1.1), not 0. Detect blinks as a dip against
-/// the subject's own recent open level, not with an absolute threshold.
-#[derive(Clone, Copy, Debug, Default, PartialEq)]
-pub struct EyeOpenness {
-    /// The subject's right eye (image left on an unmirrored camera).
-    pub right: f32,
-    /// The subject's left eye.
-    pub left: f32,
-}
-
-impl EyeOpenness {
-    /// Eye aspect ratio of a typical open eye on the face mesh (maps to openness 1).
-    pub const OPEN_RATIO: f32 = 0.28;
-    /// Eye aspect ratio of a closed eye on the face mesh (maps to openness 0).
-    pub const CLOSED_RATIO: f32 = 0.08;
-
-    /// Mean of both eyes.
-    pub fn mean(&self) -> f32 {
-        (self.right + self.left) * 0.5
-    }
-
-    fn from_ratio(ratio: f32) -> f32 {
-        ((ratio - Self::CLOSED_RATIO) / (Self::OPEN_RATIO - Self::CLOSED_RATIO)).clamp(0.0, 1.5)
-    }
 }
 
 /// The 468-point mesh of one face.
@@ -225,35 +191,6 @@ impl Landmarks {
             pitch: pitch.to_degrees(),
             roll: roll.to_degrees(),
         }
-    }
-
-    /// Openness of each eye: see [`EyeOpenness`].
-    pub fn eye_openness(&self) -> EyeOpenness {
-        EyeOpenness {
-            right: EyeOpenness::from_ratio(self.eye_ratio(
-                mesh::RIGHT_EYE_OUTER,
-                mesh::RIGHT_EYE_INNER,
-                &mesh::RIGHT_EYE_LIDS,
-            )),
-            left: EyeOpenness::from_ratio(self.eye_ratio(
-                mesh::LEFT_EYE_INNER,
-                mesh::LEFT_EYE_OUTER,
-                &mesh::LEFT_EYE_LIDS,
-            )),
-        }
-    }
-
-    /// Eye aspect ratio: mean lid gap over corner distance (in the image plane).
-    fn eye_ratio(&self, corner_a: usize, corner_b: usize, lids: &[(usize, usize); 3]) -> f32 {
-        let dist = |i: usize, j: usize| {
-            let (a, b) = (self.xy(i), self.xy(j));
-            (a.0 - b.0).hypot(a.1 - b.1)
-        };
-        let width = dist(corner_a, corner_b);
-        if width <= f32::EPSILON {
-            return 0.0;
-        }
-        lids.iter().map(|&(u, l)| dist(u, l)).sum::<f32>() / (3.0 * width)
     }
 }
 
@@ -348,23 +285,13 @@ mod tests {
     use super::*;
 
     /// A synthetic mesh: a flat frontal face rotated by `yaw` about the vertical axis and `roll` in the image.
-    fn synthetic(yaw_deg: f32, roll_deg: f32, eye_gap: f32) -> Landmarks {
+    fn synthetic(yaw_deg: f32, roll_deg: f32) -> Landmarks {
         let mut points = [[0.0f32; 3]; MESH_POINTS];
         let mut set = |i: usize, x: f32, y: f32, z: f32| points[i] = [x, y, z];
         set(mesh::RIGHT_EYE_OUTER, -40.0, 0.0, 0.0);
         set(mesh::RIGHT_EYE_INNER, -10.0, 0.0, 0.0);
         set(mesh::LEFT_EYE_INNER, 10.0, 0.0, 0.0);
         set(mesh::LEFT_EYE_OUTER, 40.0, 0.0, 0.0);
-        for (k, &(u, l)) in mesh::RIGHT_EYE_LIDS.iter().enumerate() {
-            let x = -32.0 + 7.0 * k as f32;
-            set(u, x, -eye_gap * 0.5, 0.0);
-            set(l, x, eye_gap * 0.5, 0.0);
-        }
-        for (k, &(u, l)) in mesh::LEFT_EYE_LIDS.iter().enumerate() {
-            let x = 18.0 + 7.0 * k as f32;
-            set(u, x, -eye_gap * 0.5, 0.0);
-            set(l, x, eye_gap * 0.5, 0.0);
-        }
         set(mesh::FOREHEAD, 0.0, -60.0, 0.0);
         set(mesh::CHIN, 0.0, 90.0, 0.0);
         set(mesh::NOSE_TIP, 0.0, 30.0, -30.0);
@@ -390,16 +317,16 @@ mod tests {
 
     #[test]
     fn pose_recovers_yaw_and_roll_signs() {
-        let frontal = synthetic(0.0, 0.0, 8.0).pose();
+        let frontal = synthetic(0.0, 0.0).pose();
         assert!(
             frontal.yaw.abs() < 1e-3 && frontal.pitch.abs() < 1e-3 && frontal.roll.abs() < 1e-3,
             "{frontal:?}"
         );
-        let turned = synthetic(30.0, 0.0, 8.0).pose();
+        let turned = synthetic(30.0, 0.0).pose();
         assert!((turned.yaw - 30.0).abs() < 0.5, "{turned:?}");
-        let other = synthetic(-20.0, 0.0, 8.0).pose();
+        let other = synthetic(-20.0, 0.0).pose();
         assert!((other.yaw + 20.0).abs() < 0.5, "{other:?}");
-        let rolled = synthetic(0.0, 15.0, 8.0).pose();
+        let rolled = synthetic(0.0, 15.0).pose();
         assert!(
             (rolled.roll - 15.0).abs() < 0.5 && rolled.yaw.abs() < 0.5,
             "{rolled:?}"
@@ -407,22 +334,8 @@ mod tests {
     }
 
     #[test]
-    fn eye_openness_follows_the_lid_gap() {
-        // Eye width 30 px: a gap of 8.4 px is the open ratio 0.28, 2.4 px the closed ratio 0.08.
-        let open = synthetic(0.0, 0.0, 8.4).eye_openness();
-        assert!(
-            (open.right - 1.0).abs() < 0.02 && (open.left - 1.0).abs() < 0.02,
-            "{open:?}"
-        );
-        let closed = synthetic(0.0, 0.0, 2.4).eye_openness();
-        assert!(closed.right < 0.02 && closed.left < 0.02, "{closed:?}");
-        let rolled = synthetic(0.0, 25.0, 8.4).eye_openness();
-        assert!((rolled.mean() - 1.0).abs() < 0.02, "{rolled:?}");
-    }
-
-    #[test]
     fn roi_from_landmarks_is_levelled_on_the_eyes_and_contains_the_mesh() {
-        let lm = synthetic(0.0, 20.0, 8.0);
+        let lm = synthetic(0.0, 20.0);
         let roi = Roi::from_landmarks(&lm);
         assert!((roi.angle.to_degrees() - 20.0).abs() < 1e-3, "{roi:?}");
         // Extent along the face's vertical axis is 150 px (forehead to chin).

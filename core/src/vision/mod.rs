@@ -1,4 +1,4 @@
-//! On-device vision: detect ▸ landmarks ▸ align ▸ anti-spoof ▸ embed.
+//! On-device vision: detect ▸ landmarks ▸ eyes ▸ align ▸ anti-spoof ▸ embed.
 //!
 //! Each stage is a type built once from model bytes, with a pure `run` and no I/O.
 
@@ -7,6 +7,7 @@ pub mod antispoof;
 pub mod detect;
 pub mod embed;
 pub mod error;
+pub mod eyes;
 pub mod frame;
 pub mod image;
 pub mod landmarks;

@@ -28,6 +28,8 @@ pub enum Role {
     Embedder,
     /// Passive presentation-attack detection.
     Antispoof,
+    /// Eye contour (eyelids) and iris landmarks on an eye crop.
+    Eyes,
 }
 
 /// One model of the manifest: where its file comes from, its hash and how to feed it.
@@ -380,6 +382,7 @@ crop_scale = 2.7
             Role::Landmarks,
             Role::Embedder,
             Role::Antispoof,
+            Role::Eyes,
         ] {
             assert!(roles.contains(&role), "no {role:?} model in the manifest");
         }

@@ -1,4 +1,5 @@
-//! The per-frame vision pipeline: detect-or-track ▸ face mesh ▸ head pose ▸ eye openness ▸ frame quality, plus
+//! The per-frame vision pipeline: detect-or-track ▸ face mesh ▸ head pose ▸ eye openness (iris model on both
+//! eyes) ▸ frame quality, plus
 //! embedding and anti-spoofing on demand for the frames a caller selects.
 //!
 //! Tracking: after a detection, the next frames take their face region from the previous frame's mesh
@@ -11,8 +12,9 @@ use super::VisionError;
 use super::antispoof::AntiSpoof;
 use super::detect::{Detector, Face, iou};
 use super::embed::{Embedder, Embedding};
+use super::eyes::{EyeModel, EyeOpenness};
 use super::image::{Rect, RgbImage};
-use super::landmarks::{EyeOpenness, FaceMesh, HeadPose, Landmarks, Roi, mesh};
+use super::landmarks::{FaceMesh, HeadPose, Landmarks, Roi, mesh};
 use super::model::{ModelManifest, default_antispoof_dir, default_models_dir, read_model_file};
 use super::quality::{QualityReport, assess};
 use super::runner::ensure_image;
@@ -21,6 +23,8 @@ use super::runner::ensure_image;
 pub const DETECTOR_MODEL: &str = "face_detection_short_range";
 /// Manifest name of the face-mesh model.
 pub const MESH_MODEL: &str = "face_landmark";
+/// Manifest name of the iris/eye-contour model.
+pub const EYES_MODEL: &str = "iris_landmark";
 /// Manifest name of the embedding model.
 pub const EMBEDDER_MODEL: &str = "mobilefacenet";
 
@@ -66,7 +70,7 @@ pub struct FaceAnalysis {
     pub landmarks: Landmarks,
     /// Head pose in degrees.
     pub pose: HeadPose,
-    /// Per-eye openness.
+    /// Per-eye openness (iris model).
     pub eyes: EyeOpenness,
 }
 
@@ -75,6 +79,7 @@ pub struct FaceAnalysis {
 pub struct Vision {
     detector: Detector,
     mesh: FaceMesh,
+    eyes: EyeModel,
     embedder: Embedder,
     antispoof: Option<AntiSpoof>,
     tracking: Tracking,
@@ -108,25 +113,29 @@ impl Vision {
         let detector = Detector::new(entry, &data)?;
         let (entry, data) = bytes(MESH_MODEL)?;
         let mesh = FaceMesh::new(entry, &data)?;
+        let (entry, data) = bytes(EYES_MODEL)?;
+        let eyes = EyeModel::new(entry, &data)?;
         let (entry, data) = bytes(EMBEDDER_MODEL)?;
         let embedder = Embedder::new(entry, &data)?;
         let antispoof = match antispoof_dir {
             Some(dir) => AntiSpoof::load(&manifest, dir)?,
             None => None,
         };
-        Ok(Self::new(detector, mesh, embedder, antispoof))
+        Ok(Self::new(detector, mesh, eyes, embedder, antispoof))
     }
 
     /// Assembles the pipeline from loaded stages, with default [`Tracking`].
     pub fn new(
         detector: Detector,
         mesh: FaceMesh,
+        eyes: EyeModel,
         embedder: Embedder,
         antispoof: Option<AntiSpoof>,
     ) -> Self {
         Self {
             detector,
             mesh,
+            eyes,
             embedder,
             antispoof,
             tracking: Tracking::default(),
@@ -183,7 +192,7 @@ impl Vision {
                     others,
                 });
             }
-            primary = Some(face_analysis(face, landmarks));
+            primary = Some(face_analysis(&mut self.eyes, image, face, landmarks)?);
         }
         Ok(self.finish(image, faces, true, primary))
     }
@@ -211,7 +220,7 @@ impl Vision {
                 .filter(|f| iou(&f.rect, &face.rect) < 0.3)
                 .copied(),
         );
-        let primary = Some(face_analysis(face, landmarks));
+        let primary = Some(face_analysis(&mut self.eyes, image, face, landmarks)?);
         Ok(Some(self.finish(image, faces, false, primary)))
     }
 
@@ -262,13 +271,19 @@ fn area(r: &Rect) -> f32 {
     r.w * r.h
 }
 
-fn face_analysis(face: Face, landmarks: Landmarks) -> FaceAnalysis {
-    FaceAnalysis {
+/// The primary face's analysis: pose from the mesh, eye openness from the iris model on the mesh's eye corners.
+fn face_analysis(
+    eyes: &mut EyeModel,
+    image: &RgbImage,
+    face: Face,
+    landmarks: Landmarks,
+) -> Result<FaceAnalysis, VisionError> {
+    Ok(FaceAnalysis {
         face,
         pose: landmarks.pose(),
-        eyes: landmarks.eye_openness(),
+        eyes: eyes.run(image, &landmarks)?,
         landmarks,
-    }
+    })
 }
 
 /// Mesh points standing in for the detector's six keypoints (eyes, nose tip, mouth centre, ear tragions).
