@@ -140,6 +140,79 @@ fn mirrored(to_src: Affine) -> Affine {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::vision::detect::Detector;
+    use crate::vision::frame::decode_file;
+    use crate::vision::landmarks::FaceMesh;
+    use crate::vision::model::{
+        ModelManifest, default_models_dir, read_model_file, test_shared_dir,
+    };
+    use crate::vision::pipeline::{DETECTOR_MODEL, EYES_MODEL, MESH_MODEL};
+
+    fn committed(name: &str) -> (ModelEntry, Vec<u8>) {
+        let manifest = ModelManifest::load(&default_models_dir()).expect("models/manifest.toml");
+        let entry = manifest.entry(name).expect("manifest entry").clone();
+        let bytes = read_model_file(&default_models_dir(), &entry).expect("committed model file");
+        (entry, bytes)
+    }
+
+    /// Eye openness of the largest face on frame `index` (0-based) of the live blink clip.
+    fn clip_frame_openness(index: usize) -> EyeOpenness {
+        let (entry, bytes) = committed(DETECTOR_MODEL);
+        let mut detector = Detector::new(&entry, &bytes).unwrap();
+        let (entry, bytes) = committed(MESH_MODEL);
+        let mut mesh = FaceMesh::new(&entry, &bytes).unwrap();
+        let (entry, bytes) = committed(EYES_MODEL);
+        let mut eyes = EyeModel::new(&entry, &bytes).unwrap();
+        let path = test_shared_dir()
+            .join("data/clips/live-blink-7")
+            .join(format!("{:05}.jpg", index + 1));
+        let image = decode_file(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+        let face = detector
+            .run(&image)
+            .unwrap()
+            .into_iter()
+            .max_by(|a, b| (a.rect.w * a.rect.h).total_cmp(&(b.rect.w * b.rect.h)))
+            .expect("a face on the blink clip frame");
+        let landmarks = mesh.run(&image, &Roi::from_face(&face)).unwrap();
+        eyes.run(&image, &landmarks).unwrap()
+    }
+
+    #[test]
+    fn wrong_hash_model_is_refused() {
+        let (entry, _) = committed(EYES_MODEL);
+        let (_, mesh_bytes) = committed(MESH_MODEL);
+        for bytes in [&b"not a model"[..], &mesh_bytes] {
+            match EyeModel::new(&entry, bytes) {
+                Err(VisionError::ModelHash { name, .. }) => assert_eq!(name, EYES_MODEL),
+                other => panic!("expected ModelHash, got {:?}", other.map(|_| ())),
+            }
+        }
+        // The face mesh's entry (192×192 input) with its own bytes is refused by this stage's input check.
+        let (mesh_entry, _) = committed(MESH_MODEL);
+        assert!(matches!(
+            EyeModel::new(&mesh_entry, &mesh_bytes),
+            Err(VisionError::ModelLoad { .. })
+        ));
+    }
+
+    #[test]
+    fn closed_eyes_read_far_below_open_eyes_on_real_frames() {
+        // live-blink-7: frames 20 and 50 are open, 25 and 57 the deepest frames of two blinks (see
+        // docs/vision-evaluation.md, "Eye openness").
+        let open = [20, 50].map(clip_frame_openness);
+        let closed = [25, 57].map(clip_frame_openness);
+        for o in &open {
+            assert!(o.right > 0.75 && o.left > 0.75, "open frame reads {o:?}");
+            // The mirrored left-eye crop reads like the right one on an open, frontal face.
+            assert!((o.right - o.left).abs() < 0.2, "eyes disagree: {o:?}");
+        }
+        for c in &closed {
+            assert!(c.mean() < 0.5, "closed frame reads {c:?}");
+            for o in &open {
+                assert!(c.mean() < 0.55 * o.mean(), "closed {c:?} vs open {o:?}");
+            }
+        }
+    }
 
     /// A contour with the corners `width` apart and every lid pair `gap` apart.
     fn contour(width: f32, gap: f32) -> Vec<f32> {
