@@ -1,6 +1,7 @@
 //! `facepay enroll` and `facepay pay` (the real binary) against a checkout server started in-process on loopback
 //! with TLS (self-signed certificate, pinned with `--ca-cert`) and a blink-only challenge set: the shopper
-//! enrols and pays (one payment row); the impostor's clip is refused with `not_matched` and adds no row.
+//! enrols and pays (one payment row); the impostor's clip, which holds no blink, is refused by the liveness check
+//! and adds no row.
 //!
 //! Needs the shared development data (`FACEPAY_SHARED`, default `<workspace>/../shared`).
 
@@ -123,7 +124,8 @@ fn enroll_then_pay_against_a_running_server() {
         ],
     );
     assert!(!ok, "{json}");
-    assert_eq!(json["error"]["kind"], "not_matched", "{json}");
+    // live-turning holds no blink (turning and squinting must not count as one): refused by the blink challenge.
+    assert_eq!(json["error"]["kind"], "liveness_failed", "{json}");
     assert_eq!(
         rt.block_on(server.store().table_counts()).unwrap().payments,
         1
