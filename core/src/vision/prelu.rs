@@ -1,11 +1,14 @@
 //! PReLU fusion for the tract plans.
 //!
-//! tf2onnx writes each TFLite PReLU as five element-wise ops, `Relu(x) + (x − |x|)·w` with a per-channel
-//! constant `w` (half the slope). tract keeps them as three passes over the activation (`|x|`, `(x − |x|)·w`,
-//! `max(x, 0) + …`) with two temporaries; MobileFaceNet has 33 of them, a fifth of its time. [`fuse`] replaces
-//! each such pattern by one [`PRelu`] that rewrites the activation in place: `x` where `x > 0`, `x·2w` elsewhere.
-//! The result is bit-identical (`(x − |x|)·w = (2x)·w` and `x·(2w)` are the same product, rounded once), so the
-//! model's outputs — and every figure measured with it — do not change.
+//! Two spellings of PReLU reach tract as several element-wise passes over the activation, with temporaries:
+//! - tf2onnx writes each TFLite PReLU as `Relu(x) + (x − |x|)·w`, `w` half the per-channel slope: three passes
+//!   (`|x|`, `(x − |x|)·w`, `max(x, 0) + …`). MobileFaceNet has 33, a fifth of its time;
+//! - tract expands ONNX's own `PRelu(x, a)` into `if 0 > x { x·a } else { x }`: two passes and a boolean
+//!   temporary (the face mesh has 23, each MiniFASNet model its own).
+//!
+//! [`fuse`] replaces each by one [`PRelu`] that rewrites the activation in place: `x·a` where `x < 0`, `x`
+//! elsewhere. The results are bit-identical (for tf2onnx's form, `(x − |x|)·w = (2x)·w` and `x·(2w)` are the same
+//! product, rounded once), so the models' outputs — and every figure measured with them — do not change.
 
 use tract_onnx::prelude::{
     Arc, OutletId, TValue, TVec, Tensor, TractResult, TypedModel, TypedNode,
@@ -16,10 +19,11 @@ use tract_onnx::tract_core::internal::{
 };
 use tract_onnx::tract_core::ops::binary::{BinMiniOp, TypedBinOp};
 use tract_onnx::tract_core::ops::element_wise::ElementWiseOp;
+use tract_onnx::tract_core::ops::logic::{CompGT, Iff};
 use tract_onnx::tract_core::ops::math::{Abs, Add, Max, Mul, Sub};
 use tract_onnx::tract_core::{as_op, op_as_typed_op, op_out_of_plan};
 
-/// In-place PReLU: `x` where `x > 0`, `x · slope` elsewhere, with one slope per index of `axis` (or one for all).
+/// In-place PReLU: `x · slope` where `x < 0`, `x` elsewhere, with one slope per index of `axis` (or one for all).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub(crate) struct PRelu {
     /// The slopes, `f32`, one-dimensional: one per channel, or a single slope for every element.
@@ -90,16 +94,20 @@ impl TypedOp for PRelu {
     as_op!();
 }
 
-/// `v` when positive, `v · slope` otherwise.
+/// `v · slope` when negative, `v` otherwise (zero and NaN pass through, as in both unfused forms).
 #[inline]
 fn leaky(v: f32, slope: f32) -> f32 {
-    if v > 0.0 { v } else { v * slope }
+    if v < 0.0 { v * slope } else { v }
 }
 
-/// Replaces every `Relu(x) + (x − |x|)·w` of a decluttered model by one [`PRelu`] with slopes `2w`; a model
-/// without the pattern is returned unchanged.
+/// Replaces every `Relu(x) + (x − |x|)·w` (slopes `2w`) and every `if 0 > x { x·a } else { x }` (slopes `a`) of a
+/// decluttered model by one [`PRelu`]; a model without them is returned unchanged.
 pub(crate) fn fuse(mut model: TypedModel) -> TractResult<TypedModel> {
-    while let Some((node, x, op)) = model.nodes().iter().find_map(|n| prelu_at(&model, n)) {
+    while let Some((node, x, op)) = model
+        .nodes()
+        .iter()
+        .find_map(|n| tf2onnx_prelu_at(&model, n).or_else(|| onnx_prelu_at(&model, n)))
+    {
         let patch = TypedModelPatch::replace_single_op(&model, model.node(node), &[x], op)?;
         patch.apply(&mut model)?;
     }
@@ -107,8 +115,8 @@ pub(crate) fn fuse(mut model: TypedModel) -> TractResult<TypedModel> {
     Ok(model)
 }
 
-/// When `add` is the final `Add` of the pattern (its inner nodes feeding nothing else): the node, `x`, the op.
-fn prelu_at(model: &TypedModel, add: &TypedNode) -> Option<(usize, OutletId, PRelu)> {
+/// When `add` is the final `Add` of tf2onnx's PReLU (its inner nodes feeding nothing else): the node, `x`, the op.
+fn tf2onnx_prelu_at(model: &TypedModel, add: &TypedNode) -> Option<(usize, OutletId, PRelu)> {
     if !is_bin::<Add>(add) || add.inputs.len() != 2 {
         return None;
     }
@@ -156,15 +164,61 @@ fn prelu_at(model: &TypedModel, add: &TypedNode) -> Option<(usize, OutletId, PRe
         .shape
         .as_concrete()?
         .to_vec();
-    let (slopes, axis) = slopes_along(shape, &w_shape, &w)?;
-    Some((
-        add.id,
-        x,
-        PRelu {
-            slopes: Arc::new(Tensor::from(tract_onnx::tract_core::ndarray::arr1(&slopes))),
-            axis,
-        },
-    ))
+    let (half, axis) = slopes_along(shape, &w_shape, &w)?;
+    let slopes: Vec<f32> = half.iter().map(|w| 2.0 * w).collect();
+    Some((add.id, x, prelu(&slopes, axis)))
+}
+
+/// When `iff` is the `Iff` of tract's expansion of ONNX `PRelu` (`0 > x`, `x·a`, `x`; the test and the product
+/// feeding nothing else): the node, `x`, the op.
+fn onnx_prelu_at(model: &TypedModel, iff: &TypedNode) -> Option<(usize, OutletId, PRelu)> {
+    if !iff.op_is::<Iff>() {
+        return None;
+    }
+    let [test, product, x] = iff.inputs.as_slice() else {
+        return None;
+    };
+    let only_use = |o: &OutletId| model.outlet_successors(*o).len() == 1;
+    let test_node = model.node(test.node);
+    let mul = model.node(product.node);
+    if !(only_use(test) && only_use(product) && is_bin::<CompGT>(test_node) && is_bin::<Mul>(mul)) {
+        return None;
+    }
+    // 0 > x.
+    let [zero, tested] = test_node.inputs.as_slice() else {
+        return None;
+    };
+    let zero = model.outlet_fact(*zero).ok()?.konst.clone()?;
+    let zero = zero.try_as_plain_ram().ok()?;
+    if tested != x || !zero.as_slice::<f32>().ok()?.iter().all(|z| *z == 0.0) {
+        return None;
+    }
+    // x · a.
+    let (multiplied, a_outlet, a) = const_operand(model, mul)?;
+    let fact = model.outlet_fact(*x).ok()?;
+    let shape = fact.shape.as_concrete()?;
+    if multiplied != *x
+        || fact.datum_type != DatumType::F32
+        || iff.outputs[0].fact.shape.as_concrete()? != shape
+    {
+        return None;
+    }
+    let a_shape = model
+        .outlet_fact(a_outlet)
+        .ok()?
+        .shape
+        .as_concrete()?
+        .to_vec();
+    let (slopes, axis) = slopes_along(shape, &a_shape, &a)?;
+    Some((iff.id, *x, prelu(&slopes, axis)))
+}
+
+/// The op with these slopes along `axis`.
+fn prelu(slopes: &[f32], axis: usize) -> PRelu {
+    PRelu {
+        slopes: Arc::new(Tensor::from(tract_onnx::tract_core::ndarray::arr1(slopes))),
+        axis,
+    }
 }
 
 /// Whether `node` is a binary op of kind `B`.
@@ -196,7 +250,7 @@ fn const_operand(model: &TypedModel, node: &TypedNode) -> Option<(OutletId, Outl
     Some((x, c, values))
 }
 
-/// The slopes `2w` and their axis in `shape`, when `w` (of shape `w_shape`, broadcast from the right) varies
+/// The values of `w` and their axis in `shape`, when `w` (of shape `w_shape`, broadcast from the right) varies
 /// along at most one axis, over its whole length.
 fn slopes_along(shape: &[usize], w_shape: &[usize], w: &[f32]) -> Option<(Vec<f32>, usize)> {
     if w.is_empty() || w_shape.len() > shape.len() || w.iter().any(|v| !v.is_finite()) {
@@ -209,7 +263,7 @@ fn slopes_along(shape: &[usize], w_shape: &[usize], w: &[f32]) -> Option<(Vec<f3
         .filter(|(_, d)| **d != 1)
         .map(|(i, _)| i + offset)
         .collect();
-    let slopes: Vec<f32> = w.iter().map(|v| 2.0 * v).collect();
+    let slopes = w.to_vec();
     match varying.as_slice() {
         [] if slopes.len() == 1 => Some((slopes, 0)),
         [axis] if shape[*axis] == slopes.len() => Some((slopes, *axis)),
@@ -222,7 +276,9 @@ mod tests {
     use tract_onnx::prelude::*;
 
     use super::*;
-    use crate::vision::model::{ModelManifest, default_models_dir, load_plan, read_model_file};
+    use crate::vision::model::{
+        ModelManifest, default_models_dir, load_plan, read_model_file, test_shared_dir,
+    };
 
     fn run(op: &PRelu, x: Tensor) -> Vec<f32> {
         let out = op
@@ -287,16 +343,16 @@ mod tests {
         let shape = [1, 4, 4, 2];
         assert_eq!(
             slopes_along(&shape, &[1, 1, 1, 2], &[1.0, -0.5]),
-            Some((vec![2.0, -1.0], 3))
+            Some((vec![1.0, -0.5], 3))
         );
         assert_eq!(slopes_along(&shape, &[2, 1, 1], &[1.0, 3.0]), None);
         assert_eq!(
             slopes_along(&shape, &[4, 1], &[1.0; 4]),
-            Some((vec![2.0; 4], 2))
+            Some((vec![1.0; 4], 2))
         );
         assert_eq!(slopes_along(&shape, &[1, 4, 1, 2], &[1.0; 8]), None);
         assert_eq!(slopes_along(&shape, &[1], &[f32::NAN]), None);
-        assert_eq!(slopes_along(&shape, &[1], &[0.5]), Some((vec![1.0], 0)));
+        assert_eq!(slopes_along(&shape, &[1], &[0.5]), Some((vec![0.5], 0)));
         assert_eq!(slopes_along(&[1, 0], &[1, 0], &[]), None);
     }
 
@@ -308,8 +364,12 @@ mod tests {
         crate::vision::model::Plan,
         Vec<usize>,
     ) {
-        let dir = default_models_dir();
-        let manifest = ModelManifest::load(&dir).unwrap();
+        let manifest = ModelManifest::load(&default_models_dir()).unwrap();
+        let dir = if name.starts_with("minifasnet") {
+            test_shared_dir().join("models")
+        } else {
+            default_models_dir()
+        };
         let entry = manifest.entry(name).unwrap();
         let bytes = read_model_file(&dir, entry).unwrap();
         let fused = load_plan(entry, &bytes).unwrap();
@@ -335,10 +395,12 @@ mod tests {
 
     #[test]
     fn committed_models_fuse_every_prelu_with_bit_identical_outputs() {
-        for (name, prelus) in [
-            ("mobilefacenet", 33),
-            ("face_landmark", 0),
-            ("face_detection_short_range", 0),
+        for (name, prelus, unfused_op) in [
+            ("mobilefacenet", 33, "Abs"),
+            ("face_landmark", 23, "Iff"),
+            ("face_detection_short_range", 0, "Abs"),
+            ("minifasnet_v2", 33, "Iff"),
+            ("minifasnet_v1se", 33, "Iff"),
         ] {
             let (fused, plain, shape) = plans(name);
             assert_eq!(
@@ -347,8 +409,8 @@ mod tests {
                 "{name}"
             );
             assert_eq!(
-                count(&fused, "Abs"),
-                count(&plain, "Abs") - prelus,
+                count(&fused, unfused_op) + prelus,
+                count(&plain, unfused_op),
                 "{name}"
             );
             // A deterministic input over the normalised pixel range, so activations of both signs occur.
