@@ -4,7 +4,7 @@
 //! - tf2onnx writes each TFLite PReLU as `Relu(x) + (x − |x|)·w`, `w` half the per-channel slope: three passes
 //!   (`|x|`, `(x − |x|)·w`, `max(x, 0) + …`). MobileFaceNet has 33, a fifth of its time;
 //! - tract expands ONNX's own `PRelu(x, a)` into `if 0 > x { x·a } else { x }`: two passes and a boolean
-//!   temporary (the face mesh has 23, each MiniFASNet model its own).
+//!   temporary (the face mesh has 23, the iris model 53, each MiniFASNet model 33).
 //!
 //! [`fuse`] replaces each by one [`PRelu`] that rewrites the activation in place: `x·a` where `x < 0`, `x`
 //! elsewhere. The results are bit-identical (for tf2onnx's form, `(x − |x|)·w = (2x)·w` and `x·(2w)` are the same
@@ -399,6 +399,7 @@ mod tests {
             ("mobilefacenet", 33, "Abs"),
             ("face_landmark", 23, "Iff"),
             ("face_detection_short_range", 0, "Abs"),
+            ("iris_landmark", 53, "Iff"),
             ("minifasnet_v2", 33, "Iff"),
             ("minifasnet_v1se", 33, "Iff"),
         ] {
