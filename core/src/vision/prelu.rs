@@ -21,6 +21,7 @@ use tract_onnx::tract_core::ops::binary::{BinMiniOp, TypedBinOp};
 use tract_onnx::tract_core::ops::element_wise::ElementWiseOp;
 use tract_onnx::tract_core::ops::logic::{CompGT, Iff};
 use tract_onnx::tract_core::ops::math::{Abs, Add, Max, Mul, Sub};
+use tract_onnx::tract_core::tract_linalg::Func;
 use tract_onnx::tract_core::{as_op, op_as_typed_op, op_out_of_plan};
 
 /// In-place PReLU: `x · slope` where `x < 0`, `x` elsewhere, with one slope per index of `axis` (or one for all).
@@ -52,8 +53,11 @@ impl EvalOp for PRelu {
         {
             let mut ram = x.try_as_plain_ram_mut()?;
             let data = ram.as_slice_mut::<f32>()?;
+            // Contiguous runs sharing one slope go to tract's leaky-ReLU kernel (SIMD, `x > 0 ? x : a·x`, built
+            // optimised in every profile); channels-last rows, one slope per value, take the loop below.
+            let kernel = Func::LeakyRelu.ew_f32_param()?;
             if let [slope] = slopes {
-                data.iter_mut().for_each(|v| *v = leaky(*v, *slope));
+                kernel.run_with_params(data, *slope)?;
             } else {
                 ensure!(
                     !slopes.is_empty() && shape.get(self.axis) == Some(&slopes.len()),
@@ -72,8 +76,7 @@ impl EvalOp for PRelu {
                 } else {
                     // Planes of `inner` values cycle through the channels in order.
                     for (i, plane) in data.chunks_exact_mut(inner).enumerate() {
-                        let slope = slopes[i % slopes.len()];
-                        plane.iter_mut().for_each(|v| *v = leaky(*v, slope));
+                        kernel.run_with_params(plane, slopes[i % slopes.len()])?;
                     }
                 }
             }
