@@ -34,7 +34,9 @@ fn embeddings(vision: &mut Vision, clip: &str, frames: &[usize], max_yaw: f32) -
     for &i in frames {
         let image = decode_file(&frame(clip, i)).expect("decoding a clip frame");
         let analysis = vision.analyze(&image).expect("analysing a clip frame");
-        let Some(face) = analysis.primary else { continue };
+        let Some(face) = analysis.primary else {
+            continue;
+        };
         if face.pose.yaw.abs() > max_yaw {
             continue;
         }
@@ -55,7 +57,11 @@ fn template_accepts_the_shopper_and_refuses_another_person() {
     let model = "mobilefacenet@test";
 
     let enrolled = embeddings(&mut vision, "live-blink-7", &[2, 8, 14, 20, 26], 15.0);
-    assert_eq!(enrolled.len(), 5, "every enrolment frame has a frontal face");
+    assert_eq!(
+        enrolled.len(),
+        5,
+        "every enrolment frame has a frontal face"
+    );
     let template = enrol(enrolled, model).expect("the enrolment frames agree");
 
     let later = embeddings(&mut vision, "live-blink-7", &[100, 115, 130, 145], 15.0);
