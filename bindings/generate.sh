@@ -17,7 +17,7 @@ cd "$root"
 # dependency features match `cargo test --workspace --all-targets` and nothing is compiled twice. (`cargo build`,
 # not `cargo test --no-run`: only `build` also links the `uniffi-bindgen` binary and the cdylib used below.)
 if [ "${FACEPAY_BUILD_SCOPE:-crate}" = workspace ] && [ "$profile" = dev ]; then
-  cargo build --workspace --all-targets >&2
+  cargo build --workspace --all-targets ${FACEPAY_TEST_FEATURES:+--features "$FACEPAY_TEST_FEATURES"} >&2
 else
   cargo build -p facepay-bindings --profile "$profile" >&2
   [ "$profile" = dev ] || cargo build -p facepay-bindings --bin uniffi-bindgen >&2

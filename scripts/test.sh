@@ -12,6 +12,11 @@ if [ ! -d "$FACEPAY_SHARED/data" ]; then
   echo "         Put the shared/ folder beside the checkout or set FACEPAY_SHARED." >&2
 fi
 
+# Every test build uses these features, so the dependency tree is compiled once: the webcam support (nokhwa, the
+# CLI's `camera` feature and the core's) is built and tested; scripts/test.d/30-camera.sh installs what it needs.
+# No test needs a camera device.
+export FACEPAY_TEST_FEATURES="${FACEPAY_TEST_FEATURES:-facepay/camera}"
+
 for step in "$root"/scripts/test.d/*.sh; do
   [ -e "$step" ] || continue
   # shellcheck source=/dev/null
@@ -19,4 +24,4 @@ for step in "$root"/scripts/test.d/*.sh; do
 done
 
 # --no-fail-fast: every test binary runs, so one failure does not hide the others.
-cargo test --workspace --all-targets --no-fail-fast
+cargo test --workspace --all-targets --no-fail-fast --features "$FACEPAY_TEST_FEATURES"
