@@ -5,8 +5,8 @@
 //! (`.jpg`/`.jpeg`/`.png` outside clip folders) takes its label from a `labels.csv` in its folder
 //! (`file,label` lines, e.g. `image_F1.jpg,print`), else from the file-name convention of the MiniFASNet samples:
 //! a name starting `image_T` is `live`, `image_F` is an attack (`attack`). Stills with neither are skipped (listed
-//! on stderr). Clips run the full session (challenges: the clip's own if it is a recording, else `--challenges`,
-//! else the nonce-derived ones of the zero nonce); stills run the passive check only (fused MiniFASNet ≥ the
+//! on stderr). Clips run the full session (challenges: the clip's own if it is a recording, else
+//! `--clip-challenges NAME=LIST` for that folder, else `--challenges`, else the nonce-derived ones of the zero nonce); stills run the passive check only (fused MiniFASNet ≥ the
 //! policy's `passive.still_threshold`), trying the four rotations and keeping the one where a face is found (stills may be stored
 //! rotated). BPCER = live items not passed / live items; APCER = attack items passed / attack items, overall and
 //! per attack type.
@@ -34,6 +34,10 @@ pub struct Args {
     /// Challenges for clips that are not recordings, e.g. `blink` (default: those of the zero nonce).
     #[arg(long)]
     pub challenges: Option<String>,
+    /// Challenges for one clip folder, by its name: `NAME=LIST`, e.g. `live-turning=turn_right,turn_left`
+    /// (repeatable; a recorded clip cannot follow prompts, so each is asked what it holds). Wins over `--challenges`.
+    #[arg(long, value_name = "NAME=LIST")]
+    pub clip_challenges: Vec<String>,
     /// Print one JSON object on stdout.
     #[arg(long)]
     pub json: bool,
@@ -153,6 +157,7 @@ pub fn evaluate(
     policy: &LivenessPolicy,
     dir: &Path,
     challenges: Option<&str>,
+    clip_challenges: &BTreeMap<String, String>,
 ) -> anyhow::Result<Report> {
     let (mut clips, mut stills) = (vec![], vec![]);
     collect(dir, &mut clips, &mut stills)?;
@@ -170,7 +175,9 @@ pub fn evaluate(
             .label
             .clone()
             .unwrap_or_else(|| "unlabelled".into());
-        let (nonce, list) = session_inputs(&clip, None, challenges)?;
+        let name = c.file_name().and_then(|n| n.to_str()).unwrap_or_default();
+        let asked = clip_challenges.get(name).map(String::as_str).or(challenges);
+        let (nonce, list) = session_inputs(&clip, None, asked)?;
         let r = replay_clip(vision, policy, &clip, nonce, list, false, None)?;
         items.push(Item {
             path: c.display().to_string(),
@@ -233,7 +240,20 @@ pub fn evaluate(
 pub fn run(args: Args) -> anyhow::Result<()> {
     let policy = load_policy(args.policy.as_deref())?;
     let mut vision = load_vision(false)?;
-    let report = evaluate(&mut vision, &policy, &args.dir, args.challenges.as_deref())?;
+    let mut per_clip = BTreeMap::new();
+    for entry in &args.clip_challenges {
+        let (name, list) = entry.split_once('=').with_context(|| {
+            format!("--clip-challenges {entry:?}: expected NAME=LIST, e.g. live-turning=turn_right,turn_left")
+        })?;
+        per_clip.insert(name.to_owned(), list.to_owned());
+    }
+    let report = evaluate(
+        &mut vision,
+        &policy,
+        &args.dir,
+        args.challenges.as_deref(),
+        &per_clip,
+    )?;
     if args.json {
         println!("{}", serde_json::to_string(&report)?);
     } else {

@@ -99,3 +99,34 @@ fn eval_liveness_on_the_stills_rejects_attacks_and_keeps_live() {
     assert_eq!(json["apcer"].as_f64(), Some(0.0), "{json}");
     assert_eq!(json["items"].as_array().map(Vec::len), Some(4), "{json}");
 }
+
+#[test]
+fn eval_liveness_on_the_clips_with_the_challenges_each_holds() {
+    let clips = shared_data().join("clips");
+    let out = facepay(&[
+        "eval".as_ref(),
+        "liveness".as_ref(),
+        clips.as_os_str(),
+        "--clip-challenges".as_ref(),
+        "live-blink-7=blink,blink".as_ref(),
+        "--clip-challenges".as_ref(),
+        "live-turning=turn_right,turn_left".as_ref(),
+        "--challenges".as_ref(),
+        "blink,blink".as_ref(),
+        "--json".as_ref(),
+    ]);
+    let json: serde_json::Value = serde_json::from_str(out.trim()).expect("one JSON object");
+    // The two live clips pass with what they hold; the phone replay fails whatever it is asked.
+    assert_eq!(
+        (json["live"].as_u64(), json["attacks"].as_u64()),
+        (Some(2), Some(1)),
+        "{json}"
+    );
+    assert_eq!(json["bpcer"].as_f64(), Some(0.0), "{json}");
+    assert_eq!(json["apcer"].as_f64(), Some(0.0), "{json}");
+    assert_eq!(
+        json["apcer_by_type"]["replay"].as_f64(),
+        Some(0.0),
+        "{json}"
+    );
+}
