@@ -1,6 +1,7 @@
 //! `facepay demo` end to end, running the real binary: the shopper pays and gets a receipt; the impostor is
-//! refused with a typed "not matched" error and the server records no payment; cancellation stops the payment;
-//! a missing clips folder and `--camera` give clear messages.
+//! refused (their clip holds no blink) and the server records no payment; cancellation stops the payment; a
+//! missing clips folder gives a clear message. (`--camera`'s answers, with or without the feature, are checked by
+//! `record_replay.rs`.)
 //!
 //! Needs the shared development data (`FACEPAY_SHARED`, default `<workspace>/../shared`).
 
@@ -102,14 +103,4 @@ fn demo_without_clips_says_what_to_pass() {
         err.contains("--clips DIR") && err.contains(&*missing.to_string_lossy()),
         "{err}"
     );
-}
-
-#[test]
-fn demo_camera_without_support_is_a_clear_error() {
-    let out = Command::new(env!("CARGO_BIN_EXE_facepay"))
-        .args(["demo", "--camera"])
-        .output()
-        .unwrap();
-    assert!(!out.status.success());
-    assert!(String::from_utf8_lossy(&out.stderr).contains("--camera needs webcam support"));
 }
