@@ -32,7 +32,9 @@ use facepay_server::{DatabaseTarget, RunningServer, Server, ServerConfig, TlsMod
 use crate::camera::{self, Webcam};
 use crate::clip_frames::{Clip, clips_dir};
 use crate::enroll::enrol_with_clip;
-use crate::pay::{GuidancePrinter, Output, Recording, error_json, print_receipt, push_clip};
+use crate::pay::{
+    GuidancePrinter, Output, Recording, error_json, print_receipt, push_clip, start_payment,
+};
 
 /// Arguments of `facepay demo`.
 #[derive(clap::Args)]
@@ -272,16 +274,7 @@ fn pay(
     printer: &Arc<GuidancePrinter>,
     record: Option<&Path>,
 ) -> Result<Receipt, FlowError> {
-    let session = rt.block_on(device.start_payment(client_token, printer.clone()))?;
-    let names: Vec<&str> = session
-        .challenges()
-        .iter()
-        .map(|c| challenge_name(*c))
-        .collect();
-    printer.say(&format!(
-        "Challenges from the server's nonce: {}",
-        names.join(", ")
-    ));
+    let session = start_payment(rt, device, client_token, printer)?;
     let mut recording = match (record, &payer) {
         (None, _) => None,
         (Some(dir), Payer::Clip { clip, .. }) => Some(Recording::start(dir, &session, clip.fps)?),

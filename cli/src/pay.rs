@@ -104,6 +104,19 @@ pub fn pay_with_clip(
     skip: usize,
     printer: Arc<GuidancePrinter>,
 ) -> Result<Receipt, FlowError> {
+    let session = start_payment(rt, device, client_token, &printer)?;
+    push_clip(&session, clip, skip, None, &printer, None)?;
+    rt.block_on(session.pay())
+}
+
+/// Opens a payment for `client_token` with `printer` as its listener and says which challenges the server's nonce
+/// asks for.
+pub fn start_payment(
+    rt: &tokio::runtime::Runtime,
+    device: &FacePay,
+    client_token: &str,
+    printer: &Arc<GuidancePrinter>,
+) -> Result<PaymentSession, FlowError> {
     let listener: Arc<dyn FlowListener> = printer.clone();
     let session = rt.block_on(device.start_payment(client_token, listener))?;
     let names: Vec<&str> = session
@@ -115,8 +128,7 @@ pub fn pay_with_clip(
         "Challenges from the server's nonce: {}",
         names.join(", ")
     ));
-    push_clip(&session, clip, skip, None, &printer, None)?;
-    rt.block_on(session.pay())
+    Ok(session)
 }
 
 /// Pushes clip frames from `skip` until the face is verified (or the session fails), writing each frame to
