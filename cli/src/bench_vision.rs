@@ -4,8 +4,9 @@
 //! the process has one thread and says so). The stage frame is a clip frame brought to 640×480: scaled to cover
 //! 640×480 and centre-cropped (the clips are 640×427 or 640×360), which is a 4:3 camera frame.
 //!
-//! - `detect_ms`, `landmarks_ms`, `embed_ms`, `antispoof_ms`: each stage alone on that frame, repeated `--runs`
-//!   times after a warm-up (the stage's full `run`: input warp + inference + decoding);
+//! - `detect_ms`, `landmarks_ms`, `eyes_ms`, `embed_ms`, `antispoof_ms`: each stage alone on that frame, repeated
+//!   `--runs` times after a warm-up (the stage's full `run`: input warp + inference + decoding; `eyes_ms` is both
+//!   eyes, two inferences of the iris model);
 //! - `frame_ms`: [`Vision::analyze`] (detect or track ▸ face mesh ▸ pose ▸ eye openness ▸ quality) over the clip's
 //!   frames in order, so the tracker skips the detector as it does in a session; `--runs` frames are timed,
 //!   wrapping around the clip (tracking is reset at the wrap);
@@ -26,13 +27,16 @@ use anyhow::Context;
 use facepay_core::vision::antispoof::AntiSpoof;
 use facepay_core::vision::detect::Detector;
 use facepay_core::vision::embed::Embedder;
+use facepay_core::vision::eyes::EyeModel;
 use facepay_core::vision::frame::decode_file;
 use facepay_core::vision::image::{Affine, RgbImage, warp_to_rgb};
 use facepay_core::vision::landmarks::{FaceMesh, Roi};
 use facepay_core::vision::model::{
     ModelManifest, default_antispoof_dir, default_models_dir, read_model_file,
 };
-use facepay_core::vision::pipeline::{DETECTOR_MODEL, EMBEDDER_MODEL, MESH_MODEL, Vision};
+use facepay_core::vision::pipeline::{
+    DETECTOR_MODEL, EMBEDDER_MODEL, EYES_MODEL, MESH_MODEL, Vision,
+};
 use serde::Serialize;
 use session::{SessionReport, SessionRun};
 use stats::Timings;
@@ -75,6 +79,8 @@ pub struct Report {
     pub detect_ms: f64,
     /// Face mesh on the detected face.
     pub landmarks_ms: f64,
+    /// Eye openness of both eyes (the iris model, once per eye) from that mesh.
+    pub eyes_ms: f64,
     /// Alignment + MobileFaceNet, one inference (flip-averaging, when calibrated on, costs two: see the table).
     pub embed_ms: f64,
     /// Both MiniFASNet models, `null` when they are absent.
@@ -91,11 +97,7 @@ pub struct Report {
 
 /// Timings beyond the JSON figures, for the table.
 struct Details {
-    detect: Timings,
-    landmarks: Timings,
-    embed: Timings,
-    embed_flip: Timings,
-    antispoof: Option<Timings>,
+    stages: Stages,
     frame: Timings,
     frame_detected: Timings,
     frame_tracked: Timings,
@@ -132,8 +134,6 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         &frame_source,
         runs,
     )?;
-    let [detect, landmarks_t, embed, embed_flip] = stages.0;
-    let antispoof_t = stages.1;
 
     let flip = manifest.calibration()?.flip_average;
     let fps = session::clip_fps(&clip);
@@ -157,11 +157,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     drop(vision);
 
     let details = Details {
-        detect,
-        landmarks: landmarks_t,
-        embed,
-        embed_flip,
-        antispoof: antispoof_t,
+        stages,
         frame: frame_all,
         frame_detected,
         frame_tracked,
@@ -172,10 +168,11 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         frame_source,
     };
     let report = Report {
-        detect_ms: details.detect.median,
-        landmarks_ms: details.landmarks.median,
-        embed_ms: details.embed.median,
-        antispoof_ms: details.antispoof.as_ref().map(|t| t.median),
+        detect_ms: details.stages.detect.median,
+        landmarks_ms: details.stages.landmarks.median,
+        eyes_ms: details.stages.eyes.median,
+        embed_ms: details.stages.embed.median,
+        antispoof_ms: details.stages.antispoof.as_ref().map(|t| t.median),
         frame_ms: details.frame.median,
         session_ms: SessionReport::new(details.session.as_ref(), &details.session_active),
         load_ms: load,
@@ -201,8 +198,20 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// Per-stage timings: detect, landmarks, embed (one inference), embed flip-averaged; and anti-spoof when the
-/// models are present. The stage models live only for this.
+/// Each stage alone on the stage frame.
+struct Stages {
+    detect: Timings,
+    landmarks: Timings,
+    eyes: Timings,
+    /// One inference.
+    embed: Timings,
+    /// Flip-averaged: two inferences.
+    embed_flip: Timings,
+    /// `None` when the MiniFASNet models are absent.
+    antispoof: Option<Timings>,
+}
+
+/// Times each stage on `frame`. The stage models live only for this.
 fn time_stages(
     manifest: &ModelManifest,
     models_dir: &Path,
@@ -210,7 +219,7 @@ fn time_stages(
     frame: &RgbImage,
     frame_source: &Path,
     runs: usize,
-) -> anyhow::Result<([Timings; 4], Option<Timings>)> {
+) -> anyhow::Result<Stages> {
     let model = |name: &str| -> anyhow::Result<_> {
         let entry = manifest.entry(name)?;
         Ok((entry, read_model_file(models_dir, entry)?))
@@ -219,6 +228,8 @@ fn time_stages(
     let mut detector = Detector::new(entry, &bytes)?;
     let (entry, bytes) = model(MESH_MODEL)?;
     let mut mesh = FaceMesh::new(entry, &bytes)?;
+    let (entry, bytes) = model(EYES_MODEL)?;
+    let mut eyes = EyeModel::new(entry, &bytes)?;
     let (entry, bytes) = model(EMBEDDER_MODEL)?;
     let mut embedder = Embedder::new(entry, &bytes)?;
     let mut antispoof = AntiSpoof::load(manifest, antispoof_dir)?;
@@ -232,6 +243,7 @@ fn time_stages(
 
     let detect = measure(runs, || detector.run(frame).map(drop))?;
     let landmarks_t = measure(runs, || mesh.run(frame, &roi).map(drop))?;
+    let eyes_t = measure(runs, || eyes.run(frame, &landmarks).map(drop))?;
     let embed = measure(runs, || embedder.run(frame, &landmarks).map(drop))?;
     embedder.set_flip_average(true);
     let embed_flip = measure(runs, || embedder.run(frame, &landmarks).map(drop))?;
@@ -239,7 +251,14 @@ fn time_stages(
         Some(a) => Some(measure(runs, || a.run(frame, &face.rect).map(drop))?),
         None => None,
     };
-    Ok(([detect, landmarks_t, embed, embed_flip], antispoof_t))
+    Ok(Stages {
+        detect,
+        landmarks: landmarks_t,
+        eyes: eyes_t,
+        embed,
+        embed_flip,
+        antispoof: antispoof_t,
+    })
 }
 
 /// `FACEPAY_SHARED`, else `<workspace>/../shared`.
@@ -401,23 +420,29 @@ fn print_table(r: &Report, d: &Details, runs: usize, ort: Option<anyhow::Result<
             ort_col(o)
         );
     };
+    let st = &d.stages;
     row(
         "detect (BlazeFace)",
-        &d.detect,
+        &st.detect,
         ort_ok.and_then(|o| o.detect_ms),
     );
     row(
         "landmarks (face mesh 468)",
-        &d.landmarks,
+        &st.landmarks,
         ort_ok.and_then(|o| o.landmarks_ms),
     );
     row(
+        "eyes (iris model, both eyes)",
+        &st.eyes,
+        ort_ok.and_then(|o| o.eyes_ms),
+    );
+    row(
         "embed (MobileFaceNet)",
-        &d.embed,
+        &st.embed,
         ort_ok.and_then(|o| o.embed_ms),
     );
-    row("embed, flip-averaged (2 inferences)", &d.embed_flip, None);
-    match &d.antispoof {
+    row("embed, flip-averaged (2 inferences)", &st.embed_flip, None);
+    match &st.antispoof {
         Some(t) => row(
             "antispoof (MiniFASNet V2 + V1SE)",
             t,

@@ -1,7 +1,8 @@
 //! `cargo bench -p facepay-core`: criterion timings of each vision stage and of the liveness session on real
 //! frames of `$FACEPAY_SHARED/data/clips/live-blink-7` (default `<workspace>/../shared`), one thread.
 //!
-//! Groups: `detect` (BlazeFace), `landmarks` (face mesh on the detected face), `embed` (alignment + MobileFaceNet,
+//! Groups: `detect` (BlazeFace), `landmarks` (face mesh on the detected face), `eyes` (the iris model on both
+//! eyes of that mesh), `embed` (alignment + MobileFaceNet,
 //! one inference and flip-averaged), `antispoof` (both MiniFASNet models, only when they are in
 //! `$FACEPAY_SHARED/models`), `frame` (`Vision::analyze` over consecutive clip frames, tracking on) and `session`
 //! (`LivenessSession::push_image` over the clip, a fresh blink session whenever one ends, with and without the
@@ -17,13 +18,16 @@ use facepay_core::liveness::{Challenge, LivenessPolicy, LivenessSession};
 use facepay_core::vision::antispoof::AntiSpoof;
 use facepay_core::vision::detect::{Detector, Face};
 use facepay_core::vision::embed::Embedder;
+use facepay_core::vision::eyes::EyeModel;
 use facepay_core::vision::frame::decode_file;
 use facepay_core::vision::image::RgbImage;
 use facepay_core::vision::landmarks::{FaceMesh, Landmarks, Roi};
 use facepay_core::vision::model::{
     ModelManifest, default_antispoof_dir, default_models_dir, read_model_file,
 };
-use facepay_core::vision::pipeline::{DETECTOR_MODEL, EMBEDDER_MODEL, MESH_MODEL, Vision};
+use facepay_core::vision::pipeline::{
+    DETECTOR_MODEL, EMBEDDER_MODEL, EYES_MODEL, MESH_MODEL, Vision,
+};
 
 /// Clip frames decoded for the `frame` and `session` groups (5 s at 15 fps: the face settles, then blinks).
 const CLIP_FRAMES: usize = 75;
@@ -59,6 +63,7 @@ fn clip_frames() -> Vec<RgbImage> {
 struct Stages {
     detector: Detector,
     mesh: FaceMesh,
+    eyes: EyeModel,
     embedder: Embedder,
     antispoof: Option<AntiSpoof>,
     face: Face,
@@ -81,6 +86,8 @@ impl Stages {
         let mut detector = Detector::new(entry, &data).expect("detector loads");
         let (entry, data) = bytes(MESH_MODEL);
         let mut mesh = FaceMesh::new(entry, &data).expect("face mesh loads");
+        let (entry, data) = bytes(EYES_MODEL);
+        let eyes = EyeModel::new(entry, &data).expect("iris model loads");
         let (entry, data) = bytes(EMBEDDER_MODEL);
         let embedder = Embedder::new(entry, &data).expect("embedder loads");
         let antispoof = AntiSpoof::load(&manifest, &default_antispoof_dir()).expect("MiniFASNet");
@@ -94,6 +101,7 @@ impl Stages {
         Self {
             detector,
             mesh,
+            eyes,
             embedder,
             antispoof,
             face,
@@ -113,6 +121,10 @@ fn stages(c: &mut Criterion) {
     c.benchmark_group("landmarks")
         .bench_function("face_mesh", |b| {
             b.iter(|| s.mesh.run(black_box(frame), &s.roi).expect("mesh"))
+        });
+    c.benchmark_group("eyes")
+        .bench_function("iris_both_eyes", |b| {
+            b.iter(|| s.eyes.run(black_box(frame), &s.landmarks).expect("eyes"))
         });
     let mut group = c.benchmark_group("embed");
     for (id, flip) in [("one_inference", false), ("flip_averaged", true)] {

@@ -14,6 +14,9 @@ pub struct OrtFigures {
     pub detect_ms: Option<f64>,
     /// Face mesh.
     pub landmarks_ms: Option<f64>,
+    /// Iris model, both eyes (two inferences); absent from older script output.
+    #[serde(default)]
+    pub eyes_ms: Option<f64>,
     /// MobileFaceNet.
     pub embed_ms: Option<f64>,
     /// Both MiniFASNet models, `null` when absent.
