@@ -32,7 +32,7 @@ fn frame(clip: &str, index: usize) -> PathBuf {
 fn embeddings(vision: &mut Vision, clip: &str, frames: &[usize], max_yaw: f32) -> Vec<Vec<f32>> {
     let mut out = Vec::new();
     for &i in frames {
-        let image = decode_file(&frame(clip, i)).expect("decoding a clip frame");
+        let image = decode_file(frame(clip, i)).expect("decoding a clip frame");
         let analysis = vision.analyze(&image).expect("analysing a clip frame");
         let Some(face) = analysis.primary else {
             continue;

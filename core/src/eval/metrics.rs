@@ -220,13 +220,15 @@ pub fn k_fold(pairs: &[Scored], fold_of: &[usize]) -> Result<KFold, EvalError> {
     }
     let mut folds = Vec::with_capacity(k);
     for f in 0..k {
-        let (test, train): (Vec<(Scored, usize)>, Vec<(Scored, usize)>) = pairs
-            .iter()
-            .copied()
-            .zip(fold_of.iter().copied())
-            .partition(|(_, fold)| *fold == f);
-        let test: Vec<Scored> = test.into_iter().map(|(p, _)| p).collect();
-        let train: Vec<Scored> = train.into_iter().map(|(p, _)| p).collect();
+        let in_fold = |want: bool| -> Vec<Scored> {
+            pairs
+                .iter()
+                .zip(fold_of)
+                .filter(|&(_, &fold)| (fold == f) == want)
+                .map(|(p, _)| *p)
+                .collect()
+        };
+        let (test, train) = (in_fold(true), in_fold(false));
         if test.is_empty() {
             return Err(EvalError::Folds(format!("fold {f} has no pairs")));
         }

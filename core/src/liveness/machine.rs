@@ -415,14 +415,14 @@ impl LivenessMachine {
         let wanted = self.gates.evaluate(face, &placement, &self.policy);
         let moved = self.prev_center.is_some_and(|(x, y)| {
             let d = ((placement.center.0 - x).powi(2) + (placement.center.1 - y).powi(2)).sqrt();
-            !(d <= self.policy.placement.max_motion * placement.height.max(f32::EPSILON))
+            d.is_nan() || d > self.policy.placement.max_motion * placement.height.max(f32::EPSILON)
         });
         self.prev_center = Some(placement.center);
         if wanted != GuidanceState::HoldStill || moved {
             return (wanted, 0.0);
         }
         let eye = face.mean_eye_openness();
-        if !(eye >= self.policy.quality.min_eye_openness) {
+        if eye.is_nan() || eye < self.policy.quality.min_eye_openness {
             // Eyes closed (a blink): the hold pauses rather than restarting.
             return (wanted, held_s);
         }

@@ -9,7 +9,7 @@ use serde::{Deserialize, Serialize};
 use super::LivenessError;
 
 /// Thresholds, tolerances and timeouts of a liveness session.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct LivenessPolicy {
     /// The head outline the face must fill.
@@ -168,21 +168,6 @@ pub struct TimingPolicy {
     pub min_prompt_s: f64,
     /// Face missing longer than this during the challenges sends the session back to aligning.
     pub max_face_gap_s: f64,
-}
-
-impl Default for LivenessPolicy {
-    fn default() -> Self {
-        Self {
-            oval: OvalPolicy::default(),
-            placement: PlacementPolicy::default(),
-            quality: QualityPolicy::default(),
-            blink: BlinkPolicy::default(),
-            turn: TurnPolicy::default(),
-            passive: PassivePolicy::default(),
-            timing: TimingPolicy::default(),
-            vision: VisionPolicy::default(),
-        }
-    }
 }
 
 impl Default for OvalPolicy {

@@ -60,7 +60,7 @@ pub fn similarity(src: &[(f32, f32)], dst: &[(f32, f32)]) -> Option<Affine> {
         b += sx * dy - sy * dx;
         var += sx * sx + sy * sy;
     }
-    if !(var > 1e-9) {
+    if var.is_nan() || var <= 1e-9 {
         return None;
     }
     // dst = [[c, −s], [s, c]] · src + t

@@ -57,7 +57,7 @@ impl EyeOpenness {
             (a.0 - b.0).hypot(a.1 - b.1)
         };
         let width = dist(OUTER_CORNER, INNER_CORNER);
-        if !(width > f32::EPSILON) {
+        if width.is_nan() || width <= f32::EPSILON {
             return 0.0;
         }
         let gap = LID_PAIRS.iter().map(|&(u, l)| dist(u, l)).sum::<f32>() / LID_PAIRS.len() as f32;
