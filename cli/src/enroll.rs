@@ -17,7 +17,7 @@ use facepay_core::vision::model::default_models_dir;
 use facepay_core::vision::pipeline::Vision;
 
 use crate::clip_frames::Clip;
-use crate::pay::{GuidancePrinter, Output, error_json};
+use crate::pay::{GuidancePrinter, Output, failure};
 
 /// File of the device's private key (PKCS#8) in the state directory.
 const DEVICE_KEY_FILE: &str = "device-key.pk8";
@@ -134,15 +134,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
             }
             Ok(())
         }
-        Err(e) => {
-            if args.json {
-                println!(
-                    "{}",
-                    serde_json::json!({ "outcome": "failed", "error": error_json(&e) })
-                );
-            }
-            Err(e.into())
-        }
+        Err(e) => Err(failure(args.json, "failed", e)),
     }
 }
 

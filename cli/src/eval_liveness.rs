@@ -10,6 +10,11 @@
 //! policy's `passive.still_threshold`), trying the four rotations and keeping the one where a face is found (stills may be stored
 //! rotated). BPCER = live items not passed / live items; APCER = attack items passed / attack items, overall and
 //! per attack type.
+//!
+//! `--starts-every N` also starts a session at every N-th frame of each clip (a shopper who starts later in the same
+//! footage: other light, pose and blur at the moments the passive check samples). Such a later session that the
+//! clip runs out on before a verdict is `undecided` and not counted (the footage left was too short to judge); a
+//! session from frame 0 always counts, as without the flag.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -21,7 +26,7 @@ use facepay_core::vision::frame::decode_file;
 use facepay_core::vision::pipeline::Vision;
 use serde::Serialize;
 
-use crate::replay::{load_policy, load_vision, replay_clip, session_inputs};
+use crate::replay::{SessionInputs, load_policy, load_vision, replay_clip, session_inputs};
 
 /// Arguments.
 #[derive(clap::Args)]
@@ -38,6 +43,9 @@ pub struct Args {
     /// (repeatable; a recorded clip cannot follow prompts, so each is asked what it holds). Wins over `--challenges`.
     #[arg(long, value_name = "NAME=LIST")]
     pub clip_challenges: Vec<String>,
+    /// Also start a session at every N-th frame of each clip (N, 2N, …), besides frame 0.
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..))]
+    pub starts_every: Option<u32>,
     /// Print one JSON object on stdout.
     #[arg(long)]
     pub json: bool,
@@ -50,9 +58,11 @@ pub struct Item {
     pub path: String,
     /// `clip` or `still`.
     pub kind: &'static str,
+    /// Clip frame the session started at (`null` for a still).
+    pub start_frame: Option<usize>,
     /// `live` or the attack type.
     pub label: String,
-    /// `passed`, `failed` or `timed_out`.
+    /// `passed`, `failed`, `timed_out`, or `undecided` (a later start the clip ran out on: not counted).
     pub verdict: &'static str,
     /// The fused passive score, when computed.
     pub passive_score: Option<f32>,
@@ -69,10 +79,12 @@ pub struct Report {
     pub apcer: Option<f64>,
     /// APCER per attack type.
     pub apcer_by_type: BTreeMap<String, f64>,
-    /// Number of live items.
+    /// Number of live items counted.
     pub live: usize,
-    /// Number of attack items.
+    /// Number of attack items counted.
     pub attacks: usize,
+    /// Later-start sessions the clip ran out on (not counted).
+    pub undecided: usize,
     /// Every item.
     pub items: Vec<Item>,
 }
@@ -151,13 +163,23 @@ fn collect(dir: &Path, clips: &mut Vec<PathBuf>, stills: &mut Vec<PathBuf>) -> a
     Ok(())
 }
 
+/// Which sessions to run and what to ask them.
+#[derive(Debug, Clone, Default)]
+pub struct Plan {
+    /// Challenges for clips that are not recordings.
+    pub challenges: Option<String>,
+    /// Challenges per clip folder name (wins over `challenges`).
+    pub clip_challenges: BTreeMap<String, String>,
+    /// Also start at every this-many frames.
+    pub starts_every: Option<usize>,
+}
+
 /// Evaluates every clip and still under `dir`.
 pub fn evaluate(
     vision: &mut Vision,
     policy: &LivenessPolicy,
     dir: &Path,
-    challenges: Option<&str>,
-    clip_challenges: &BTreeMap<String, String>,
+    plan: &Plan,
 ) -> anyhow::Result<Report> {
     let (mut clips, mut stills) = (vec![], vec![]);
     collect(dir, &mut clips, &mut stills)?;
@@ -176,17 +198,45 @@ pub fn evaluate(
             .clone()
             .unwrap_or_else(|| "unlabelled".into());
         let name = c.file_name().and_then(|n| n.to_str()).unwrap_or_default();
-        let asked = clip_challenges.get(name).map(String::as_str).or(challenges);
-        let (nonce, list) = session_inputs(&clip, None, asked)?;
-        let r = replay_clip(vision, policy, &clip, nonce, list, false, None)?;
-        items.push(Item {
-            path: c.display().to_string(),
-            kind: "clip",
-            label,
-            verdict: r.verdict,
-            passive_score: r.passive_score,
-            reason: r.reason,
-        });
+        let asked = plan
+            .clip_challenges
+            .get(name)
+            .map(String::as_str)
+            .or(plan.challenges.as_deref());
+        let inputs = session_inputs(&clip, None, asked)?;
+        let starts = match plan.starts_every {
+            Some(n) => (0..clip.len()).step_by(n.max(1)).collect(),
+            None => vec![0],
+        };
+        for from in starts {
+            let r = replay_clip(
+                vision,
+                policy,
+                &clip,
+                &SessionInputs {
+                    from,
+                    ..inputs.clone()
+                },
+                false,
+                None,
+            )?;
+            if from > 0 {
+                eprintln!("  from frame {from}: {}", r.verdict);
+            }
+            items.push(Item {
+                path: c.display().to_string(),
+                kind: "clip",
+                start_frame: Some(from),
+                label: label.clone(),
+                verdict: if from > 0 && r.clip_ended {
+                    "undecided"
+                } else {
+                    r.verdict
+                },
+                passive_score: r.passive_score,
+                reason: r.reason,
+            });
+        }
     }
     for s in &stills {
         let Some(label) = still_label(s)? else {
@@ -199,17 +249,19 @@ pub fn evaluate(
         items.push(Item {
             path: s.display().to_string(),
             kind: "still",
+            start_frame: None,
             label,
             verdict: if passed { "passed" } else { "failed" },
             passive_score: score,
             reason: (!passed).then_some(reason),
         });
     }
-    let live: Vec<&Item> = items.iter().filter(|i| i.label == "live").collect();
-    let attacks: Vec<&Item> = items
-        .iter()
+    let counted = || items.iter().filter(|i| i.verdict != "undecided");
+    let live: Vec<&Item> = counted().filter(|i| i.label == "live").collect();
+    let attacks: Vec<&Item> = counted()
         .filter(|i| i.label != "live" && i.label != "unlabelled")
         .collect();
+    let undecided = items.len() - counted().count();
     let rate = |n: usize, d: usize| (d > 0).then(|| n as f64 / d as f64);
     let mut by_type: BTreeMap<String, (usize, usize)> = BTreeMap::new();
     for a in &attacks {
@@ -232,6 +284,7 @@ pub fn evaluate(
             .collect(),
         live: live.len(),
         attacks: attacks.len(),
+        undecided,
         items,
     })
 }
@@ -247,25 +300,32 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         })?;
         per_clip.insert(name.to_owned(), list.to_owned());
     }
-    let report = evaluate(
-        &mut vision,
-        &policy,
-        &args.dir,
-        args.challenges.as_deref(),
-        &per_clip,
-    )?;
+    let plan = Plan {
+        challenges: args.challenges,
+        clip_challenges: per_clip,
+        starts_every: args.starts_every.map(|n| n as usize),
+    };
+    let report = evaluate(&mut vision, &policy, &args.dir, &plan)?;
     if args.json {
         println!("{}", serde_json::to_string(&report)?);
     } else {
         for i in &report.items {
+            let from = i
+                .start_frame
+                .map_or(String::new(), |f| format!(" from {f}"));
             println!(
-                "{:<6} {:<8} {:<10} {:?}  {}",
+                "{:<6} {:<8} {:<10} {:?}  {}{from}",
                 i.kind, i.label, i.verdict, i.passive_score, i.path
             );
         }
         println!(
-            "BPCER {:?} over {} live, APCER {:?} over {} attacks ({:?})",
-            report.bpcer, report.live, report.apcer, report.attacks, report.apcer_by_type
+            "BPCER {:?} over {} live, APCER {:?} over {} attacks ({:?}); {} undecided",
+            report.bpcer,
+            report.live,
+            report.apcer,
+            report.attacks,
+            report.apcer_by_type,
+            report.undecided
         );
     }
     Ok(())

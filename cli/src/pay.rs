@@ -83,15 +83,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
             }
             Ok(())
         }
-        Err(e) => {
-            if args.json {
-                println!(
-                    "{}",
-                    serde_json::json!({ "outcome": "refused", "error": error_json(&e) })
-                );
-            }
-            Err(e.into())
-        }
+        Err(e) => Err(failure(args.json, "refused", e)),
     }
 }
 
@@ -323,7 +315,19 @@ impl FlowListener for GuidancePrinter {
     }
 }
 
-/// `{"kind": …, "message": …}` plus the score and threshold of a non-match.
+/// A failed `enroll` or `pay`: with `--json`, prints `{"outcome": outcome, "error": …}` on stdout; returns the error
+/// for the exit status and the `error:` line.
+pub fn failure(json: bool, outcome: &str, e: FlowError) -> anyhow::Error {
+    if json {
+        println!(
+            "{}",
+            serde_json::json!({ "outcome": outcome, "error": error_json(&e) })
+        );
+    }
+    e.into()
+}
+
+/// `{"kind": …, "message": …}` plus the score and threshold of a non-match, or the code of a decline.
 pub fn error_json(e: &FlowError) -> serde_json::Value {
     let mut v = serde_json::json!({ "kind": e.kind(), "message": e.to_string() });
     if let FlowError::NotMatched { score, threshold } = e {

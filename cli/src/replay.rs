@@ -3,7 +3,9 @@
 //! run of the same input), optionally JUnit XML for device-farm CI.
 //!
 //! Challenges: `--challenges` if given, else the recording's, else those derived from the nonce (`--nonce`, else
-//! the recording's, else 32 zero bytes). A clip that ends before the session decides is reported `timed_out`.
+//! the recording's, else 32 zero bytes). `--from N` starts the session at the clip's frame `N` (a shopper who
+//! starts later in the same footage). A clip that ends before the session decides is reported `timed_out`, with
+//! a reason saying so.
 
 use std::path::{Path, PathBuf};
 
@@ -32,6 +34,9 @@ pub struct Args {
     /// Server nonce, 64 hex digits.
     #[arg(long)]
     pub nonce: Option<String>,
+    /// First frame to push (0-based clip index; the frames before it are skipped).
+    #[arg(long, default_value_t = 0)]
+    pub from: usize,
     /// Run without the passive anti-spoof models (active challenges only).
     #[arg(long)]
     pub active_only: bool,
@@ -60,6 +65,10 @@ pub struct Report {
     pub verdict: &'static str,
     /// Why it failed or timed out.
     pub reason: Option<String>,
+    /// The clip ran out before the session decided (`verdict` is then `timed_out`): no verdict on the person.
+    pub clip_ended: bool,
+    /// Clip index of the first frame pushed (`--from`); the `frame` numbers below count from it.
+    pub start_frame: usize,
     /// Frames pushed up to the decision (all of them when the clip ended first).
     pub frames: u64,
     /// Frames in the clip.
@@ -124,28 +133,49 @@ pub fn load_policy(path: Option<&Path>) -> anyhow::Result<LivenessPolicy> {
     }
 }
 
-/// Replays `clip` through a session on `vision` with the given nonce and challenges.
+/// What a replayed session is started with.
+#[derive(Debug, Clone)]
+pub struct SessionInputs {
+    /// The server nonce.
+    pub nonce: [u8; 32],
+    /// The challenges asked, in order.
+    pub challenges: Vec<Challenge>,
+    /// Clip index of the first frame pushed.
+    pub from: usize,
+}
+
+/// Replays `clip` from frame `inputs.from` through a session on `vision` with the given nonce and challenges.
 pub fn replay_clip(
     vision: &mut Vision,
     policy: &LivenessPolicy,
     clip: &Clip,
-    nonce: [u8; 32],
-    challenges: Vec<Challenge>,
+    inputs: &SessionInputs,
     trace: bool,
     mut sheet: Option<&mut ContactSheet>,
 ) -> anyhow::Result<Report> {
-    let step = (clip.len() / 12).max(1);
-    let mut session =
-        LivenessSession::with_challenges(&mut *vision, policy.clone(), nonce, challenges.clone());
+    let from = inputs.from;
+    anyhow::ensure!(
+        from < clip.len(),
+        "--from {from}: the clip has {} frames (0 to {})",
+        clip.len(),
+        clip.len().saturating_sub(1)
+    );
+    let step = ((clip.len() - from) / 12).max(1);
+    let mut session = LivenessSession::with_challenges(
+        &mut *vision,
+        policy.clone(),
+        inputs.nonce,
+        inputs.challenges.clone(),
+    );
     let mut timeline = Timeline::default();
     let mut pushed = 0u64;
-    for i in 0..clip.len() {
+    for i in from..clip.len() {
         let t = clip.timestamp(i);
         let g = match clip.read_frame(i) {
             Ok(image) => {
                 let g = session.push_image(&image, t);
                 if let Some(sheet) = sheet.as_deref_mut()
-                    && (i % step == 0 || g.state.is_terminal())
+                    && ((i - from) % step == 0 || g.state.is_terminal())
                 {
                     let points: Vec<(f32, f32)> = session
                         .last_analysis()
@@ -188,7 +218,7 @@ pub fn replay_clip(
                 "the clip ended after {pushed} frames before the session decided"
             )),
             pushed,
-            clip.timestamp(clip.len() - 1) - clip.timestamp(0),
+            clip.timestamp(clip.len() - 1) - clip.timestamp(from),
         ),
     };
     let m = session.machine();
@@ -203,6 +233,8 @@ pub fn replay_clip(
         label: clip.info().label.clone(),
         verdict,
         reason,
+        clip_ended: session.verdict().is_none(),
+        start_frame: from,
         frames,
         clip_frames: clip.len(),
         time_to_verdict_s: ttv,
@@ -214,7 +246,7 @@ pub fn replay_clip(
         }
         .to_string(),
         passive_samples: m.passive_samples(),
-        nonce: to_hex(&nonce),
+        nonce: to_hex(&inputs.nonce),
         challenges: v.map_or_else(|| m.records().to_vec(), |v| v.challenges.clone()),
         frame_errors: session.frame_errors(),
         best_frame,
@@ -247,12 +279,12 @@ fn trace_obs<V: std::borrow::BorrowMut<Vision>>(s: &LivenessSession<V>) -> Strin
     }
 }
 
-/// The nonce and challenges for a replay: flags first, then the recording's, then the defaults.
+/// The nonce and challenges for a replay from frame 0: flags first, then the recording's, then the defaults.
 pub fn session_inputs(
     clip: &Clip,
     nonce: Option<&str>,
     challenges: Option<&str>,
-) -> anyhow::Result<([u8; 32], Vec<Challenge>)> {
+) -> anyhow::Result<SessionInputs> {
     let nonce = match nonce.or(clip.info().nonce.as_deref()) {
         Some(hex) => parse_nonce(hex)?,
         None => [0u8; 32],
@@ -265,7 +297,11 @@ pub fn session_inputs(
             .clone()
             .unwrap_or_else(|| challenges_for_nonce(&nonce)),
     };
-    Ok((nonce, challenges))
+    Ok(SessionInputs {
+        nonce,
+        challenges,
+        from: 0,
+    })
 }
 
 /// Whether a report counts as correct for its label: `live` must pass, anything else must not.
@@ -333,16 +369,17 @@ pub fn junit_xml(report: &Report) -> String {
 pub fn run(args: Args) -> anyhow::Result<()> {
     let policy = load_policy(args.policy.as_deref())?;
     let clip = Clip::open(&args.clip)?;
-    let (nonce, challenges) =
-        session_inputs(&clip, args.nonce.as_deref(), args.challenges.as_deref())?;
+    let inputs = SessionInputs {
+        from: args.from,
+        ..session_inputs(&clip, args.nonce.as_deref(), args.challenges.as_deref())?
+    };
     let mut vision = load_vision(args.active_only)?;
     let mut sheet = args.sheet.as_ref().map(|_| ContactSheet::new(240, 4));
     let report = replay_clip(
         &mut vision,
         &policy,
         &clip,
-        nonce,
-        challenges,
+        &inputs,
         args.trace,
         sheet.as_mut(),
     )?;
