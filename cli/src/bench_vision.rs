@@ -31,6 +31,7 @@ use facepay_core::vision::eyes::EyeModel;
 use facepay_core::vision::frame::decode_file;
 use facepay_core::vision::image::{Affine, RgbImage, warp_to_rgb};
 use facepay_core::vision::landmarks::{FaceMesh, Roi};
+use facepay_core::vision::model::default_shared_dir;
 use facepay_core::vision::model::{
     ModelManifest, default_antispoof_dir, default_models_dir, read_model_file,
 };
@@ -117,7 +118,10 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         .unwrap_or_else(default_antispoof_dir);
     let clip = match &args.clip {
         Some(c) => c.clone(),
-        None => shared_dir().join("data").join("clips").join("live-blink-7"),
+        None => default_shared_dir()
+            .join("data")
+            .join("clips")
+            .join("live-blink-7"),
     };
     let clip_frames = clip_frames(&clip)?;
     let frame_source = args.frame.clone().unwrap_or_else(|| clip_frames[0].clone());
@@ -259,18 +263,6 @@ fn time_stages(
         embed_flip,
         antispoof: antispoof_t,
     })
-}
-
-/// `FACEPAY_SHARED`, else `<workspace>/../shared`.
-fn shared_dir() -> PathBuf {
-    std::env::var_os("FACEPAY_SHARED")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| {
-            Path::new(env!("CARGO_MANIFEST_DIR"))
-                .join("..")
-                .join("..")
-                .join("shared")
-        })
 }
 
 /// The clip's `*.jpg` frames in name order.

@@ -7,6 +7,7 @@ use std::sync::mpsc;
 use anyhow::{Context, bail};
 use facepay_core::vision::frame::decode_file;
 use facepay_core::vision::image::RgbImage;
+use facepay_core::vision::model::default_shared_dir;
 
 /// Frame rate assumed when a clip has no `clip.json`.
 const DEFAULT_FPS: f64 = 15.0;
@@ -94,14 +95,5 @@ pub fn clips_dir(explicit: Option<&Path>) -> PathBuf {
     if let Some(dir) = explicit {
         return dir.to_owned();
     }
-    std::env::var_os("FACEPAY_SHARED")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| {
-            Path::new(env!("CARGO_MANIFEST_DIR"))
-                .join("..")
-                .join("..")
-                .join("shared")
-        })
-        .join("data")
-        .join("clips")
+    default_shared_dir().join("data").join("clips")
 }

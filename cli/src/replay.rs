@@ -175,7 +175,7 @@ pub fn replay_clip(
             Ok(image) => {
                 let g = session.push_image(&image, t);
                 if let Some(sheet) = sheet.as_deref_mut()
-                    && ((i - from) % step == 0 || g.state.is_terminal())
+                    && ((i - from).is_multiple_of(step) || g.state.is_terminal())
                 {
                     let points: Vec<(f32, f32)> = session
                         .last_analysis()

@@ -1,14 +1,13 @@
 //! `facepay bench vision --json` end to end on a shared clip: one JSON object with every key the issue names (and
 //! `eyes_ms`, `session_ms`), each a finite positive figure, and the refusal of too few runs.
 
-use std::path::{Path, PathBuf};
+use facepay_core::vision::model::default_shared_dir;
+use std::path::PathBuf;
 use std::process::Command;
 
 /// The shared MiniFASNet folder and a clip; panics with what is missing.
 fn shared() -> PathBuf {
-    let dir = std::env::var_os("FACEPAY_SHARED")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("../../shared"));
+    let dir = default_shared_dir();
     assert!(
         dir.join("data/clips/live-blink-7").is_dir() && dir.join("models").is_dir(),
         "shared data not found at {} (data/clips/live-blink-7 and models/): put the shared data folder beside \

@@ -9,12 +9,11 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use facepay_core::checkout::protocol::Challenge;
+use facepay_core::vision::model::default_shared_dir;
 use facepay_server::{DatabaseTarget, Server, ServerConfig, TlsMode};
 
 fn clip(name: &str) -> PathBuf {
-    let shared = std::env::var_os("FACEPAY_SHARED")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("../../shared"));
+    let shared = default_shared_dir();
     let dir = shared.join("data/clips").join(name);
     assert!(
         dir.is_dir(),

@@ -2,18 +2,12 @@
 //! from View 1 names (10 folds × (10 matched + 10 mismatched)), its JSON, ROC PNG and scores CSV, and the
 //! refusals for unusable pairs files.
 
+use facepay_core::vision::model::default_shared_dir;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
 fn shared() -> PathBuf {
-    let dir = std::env::var_os("FACEPAY_SHARED")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| {
-            Path::new(env!("CARGO_MANIFEST_DIR"))
-                .join("..")
-                .join("..")
-                .join("shared")
-        });
+    let dir = default_shared_dir();
     let view1 = dir.join("data").join("lfw-view1");
     assert!(
         view1.join("pairsDevTest.txt").is_file() && view1.join("images").is_dir(),

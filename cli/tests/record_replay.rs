@@ -5,15 +5,14 @@
 //!
 //! Needs the shared development data (`FACEPAY_SHARED`, default `<workspace>/../shared`).
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::{Command, Output};
 
+use facepay_core::vision::model::default_shared_dir;
 use serde_json::Value;
 
 fn clips() -> PathBuf {
-    let shared = std::env::var_os("FACEPAY_SHARED")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("../../shared"));
+    let shared = default_shared_dir();
     let clips = shared.join("data/clips");
     assert!(
         clips.join("live-blink-7").is_dir(),

@@ -5,13 +5,12 @@
 //!
 //! Needs the shared development data (`FACEPAY_SHARED`, default `<workspace>/../shared`).
 
-use std::path::{Path, PathBuf};
+use facepay_core::vision::model::default_shared_dir;
+use std::path::PathBuf;
 use std::process::Command;
 
 fn shared_data() -> PathBuf {
-    let shared = std::env::var_os("FACEPAY_SHARED")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("../../shared"));
+    let shared = default_shared_dir();
     let data = shared.join("data");
     assert!(
         data.join("clips/live-blink-7").is_dir() && data.join("stills").is_dir(),

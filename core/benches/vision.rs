@@ -11,7 +11,7 @@
 //! Under `cargo test` (no `--bench`), criterion runs each benchmark once as a smoke test.
 
 use std::hint::black_box;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 use criterion::{Criterion, criterion_group, criterion_main};
 use facepay_core::liveness::{Challenge, LivenessPolicy, LivenessSession};
@@ -22,6 +22,7 @@ use facepay_core::vision::eyes::EyeModel;
 use facepay_core::vision::frame::decode_file;
 use facepay_core::vision::image::RgbImage;
 use facepay_core::vision::landmarks::{FaceMesh, Landmarks, Roi};
+use facepay_core::vision::model::default_shared_dir;
 use facepay_core::vision::model::{
     ModelManifest, default_antispoof_dir, default_models_dir, read_model_file,
 };
@@ -36,9 +37,7 @@ const FPS: f64 = 15.0;
 
 /// The development data folder, or a panic naming what is missing.
 fn clip_dir() -> PathBuf {
-    let shared = std::env::var_os("FACEPAY_SHARED")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("../../shared"));
+    let shared = default_shared_dir();
     let clip = shared.join("data/clips/live-blink-7");
     assert!(
         clip.join("00001.jpg").is_file(),

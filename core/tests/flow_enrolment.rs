@@ -19,12 +19,11 @@ use facepay_core::liveness::LivenessPolicy;
 use facepay_core::template::MemoryKeyStore;
 use facepay_core::vision::frame::decode_file;
 use facepay_core::vision::model::default_models_dir;
+use facepay_core::vision::model::default_shared_dir;
 use facepay_core::vision::pipeline::Vision;
 
 fn clip_dir(name: &str) -> PathBuf {
-    let shared = std::env::var_os("FACEPAY_SHARED")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("../../shared"));
+    let shared = default_shared_dir();
     let dir = shared.join("data/clips").join(name);
     assert!(
         dir.is_dir(),

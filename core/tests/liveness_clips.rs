@@ -9,12 +9,11 @@ use facepay_core::liveness::{
     still_passive_score,
 };
 use facepay_core::vision::frame::{Frame, Pixels, Rotation, decode_file};
+use facepay_core::vision::model::default_shared_dir;
 use facepay_core::vision::pipeline::Vision;
 
 fn shared() -> PathBuf {
-    let dir = std::env::var_os("FACEPAY_SHARED")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/../../shared")));
+    let dir = default_shared_dir();
     for need in [
         "data/clips/live-blink-7",
         "data/stills",

@@ -4,18 +4,17 @@
 //!
 //! Needs the shared development data (`FACEPAY_SHARED`, default `<workspace>/../shared`).
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 use facepay_core::matcher::match_template;
 use facepay_core::template::enrol;
 use facepay_core::vision::frame::decode_file;
+use facepay_core::vision::model::default_shared_dir;
 use facepay_core::vision::model::{ModelManifest, default_models_dir};
 use facepay_core::vision::pipeline::Vision;
 
 fn frame(clip: &str, index: usize) -> PathBuf {
-    let shared = std::env::var_os("FACEPAY_SHARED")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("../../shared"));
+    let shared = default_shared_dir();
     let path = shared
         .join("data/clips")
         .join(clip)

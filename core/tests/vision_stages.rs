@@ -12,6 +12,7 @@ use facepay_core::vision::embed::Embedder;
 use facepay_core::vision::frame::decode_file;
 use facepay_core::vision::image::{Rect, RgbImage};
 use facepay_core::vision::landmarks::{FaceMesh, Roi};
+use facepay_core::vision::model::default_shared_dir;
 use facepay_core::vision::model::{ModelManifest, default_models_dir, read_model_file};
 use facepay_core::vision::pipeline::{
     DETECTOR_MODEL, EMBEDDER_MODEL, MESH_MODEL, Tracking, Vision,
@@ -19,9 +20,7 @@ use facepay_core::vision::pipeline::{
 
 /// The shared development data directory; panics with what is missing.
 fn shared() -> PathBuf {
-    let dir = std::env::var_os("FACEPAY_SHARED")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("../../shared"));
+    let dir = default_shared_dir();
     assert!(
         dir.join("data").is_dir(),
         "shared development data not found at {} (set FACEPAY_SHARED to the directory holding data/clips, \

@@ -152,10 +152,14 @@ mod tests {
     use facepay_core::vision::model::{default_antispoof_dir, default_models_dir};
 
     use super::*;
-    use crate::bench_vision::{clip_frames, shared_dir};
+    use crate::bench_vision::clip_frames;
+    use facepay_core::vision::model::default_shared_dir;
 
     fn blink_clip() -> PathBuf {
-        let clip = shared_dir().join("data").join("clips").join("live-blink-7");
+        let clip = default_shared_dir()
+            .join("data")
+            .join("clips")
+            .join("live-blink-7");
         assert!(
             clip.join("clip.json").is_file(),
             "development data missing: {} (set FACEPAY_SHARED to the shared data folder)",

@@ -303,10 +303,15 @@ pub fn default_antispoof_dir() -> PathBuf {
     if let Some(dir) = std::env::var_os("FACEPAY_ANTISPOOF_MODELS") {
         return PathBuf::from(dir);
     }
+    default_shared_dir().join("models")
+}
+
+/// The development and evaluation data folder (clips, LFW, stills and the MiniFASNet models; never shipped): env
+/// FACEPAY_SHARED, else <workspace>/../shared.
+pub fn default_shared_dir() -> PathBuf {
     std::env::var_os("FACEPAY_SHARED")
         .map(PathBuf::from)
         .unwrap_or_else(|| workspace_dir().join("..").join("shared"))
-        .join("models")
 }
 
 /// The workspace root as seen at compile time.
@@ -324,9 +329,7 @@ fn is_sha256_hex(s: &str) -> bool {
 /// `FACEPAY_SHARED` or `<workspace>/../shared`, asserting the development data is there.
 #[cfg(test)]
 pub(crate) fn test_shared_dir() -> PathBuf {
-    let dir = std::env::var_os("FACEPAY_SHARED")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| workspace_dir().join("..").join("shared"));
+    let dir = default_shared_dir();
     assert!(
         dir.join("models").is_dir() && dir.join("data").is_dir(),
         "development data missing: expected models/ and data/ in {} (set FACEPAY_SHARED to the shared directory)",
