@@ -35,7 +35,7 @@ pub struct Args {
     #[arg(long)]
     pub nonce: Option<String>,
     /// First frame to push (0-based clip index; the frames before it are skipped).
-    #[arg(long, default_value_t = 0)]
+    #[arg(long, value_name = "N", default_value_t = 0)]
     pub from: usize,
     /// Run without the passive anti-spoof models (active challenges only).
     #[arg(long)]
