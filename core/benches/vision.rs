@@ -22,9 +22,8 @@ use facepay_core::vision::eyes::EyeModel;
 use facepay_core::vision::frame::decode_file;
 use facepay_core::vision::image::RgbImage;
 use facepay_core::vision::landmarks::{FaceMesh, Landmarks, Roi};
-use facepay_core::vision::model::default_shared_dir;
 use facepay_core::vision::model::{
-    ModelManifest, default_antispoof_dir, default_models_dir, read_model_file,
+    ModelManifest, default_antispoof_dir, default_models_dir, default_shared_dir, read_model_file,
 };
 use facepay_core::vision::pipeline::{
     DETECTOR_MODEL, EMBEDDER_MODEL, EYES_MODEL, MESH_MODEL, Vision,

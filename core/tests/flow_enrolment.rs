@@ -18,8 +18,7 @@ use facepay_core::flow::{EnrolmentStep, FacePay, FacePayConfig, FlowError, FlowE
 use facepay_core::liveness::LivenessPolicy;
 use facepay_core::template::MemoryKeyStore;
 use facepay_core::vision::frame::decode_file;
-use facepay_core::vision::model::default_models_dir;
-use facepay_core::vision::model::default_shared_dir;
+use facepay_core::vision::model::{default_models_dir, default_shared_dir};
 use facepay_core::vision::pipeline::Vision;
 
 fn clip_dir(name: &str) -> PathBuf {

@@ -9,8 +9,7 @@ use std::path::PathBuf;
 use facepay_core::matcher::match_template;
 use facepay_core::template::enrol;
 use facepay_core::vision::frame::decode_file;
-use facepay_core::vision::model::default_shared_dir;
-use facepay_core::vision::model::{ModelManifest, default_models_dir};
+use facepay_core::vision::model::{ModelManifest, default_models_dir, default_shared_dir};
 use facepay_core::vision::pipeline::Vision;
 
 fn frame(clip: &str, index: usize) -> PathBuf {

@@ -149,11 +149,12 @@ pub fn time_sessions(
 
 #[cfg(test)]
 mod tests {
-    use facepay_core::vision::model::{default_antispoof_dir, default_models_dir};
+    use facepay_core::vision::model::{
+        default_antispoof_dir, default_models_dir, default_shared_dir,
+    };
 
     use super::*;
     use crate::bench_vision::clip_frames;
-    use facepay_core::vision::model::default_shared_dir;
 
     fn blink_clip() -> PathBuf {
         let clip = default_shared_dir()

@@ -156,18 +156,7 @@ fn tf2onnx_prelu_at(model: &TypedModel, add: &TypedNode) -> Option<(usize, Outle
     if !(is_abs && abs.inputs == [x] && only_use(sub.inputs[1])) {
         return None;
     }
-    let fact = model.outlet_fact(x).ok()?;
-    let shape = fact.shape.as_concrete()?;
-    if fact.datum_type != DatumType::F32 || add.outputs[0].fact.shape.as_concrete()? != shape {
-        return None;
-    }
-    let w_shape = model
-        .outlet_fact(w_outlet)
-        .ok()?
-        .shape
-        .as_concrete()?
-        .to_vec();
-    let (half, axis) = slopes_along(shape, &w_shape, &w)?;
+    let (half, axis) = in_place_slopes(model, x, add, w_outlet, &w)?;
     let slopes: Vec<f32> = half.iter().map(|w| 2.0 * w).collect();
     Some((add.id, x, prelu(&slopes, axis)))
 }
@@ -198,22 +187,34 @@ fn onnx_prelu_at(model: &TypedModel, iff: &TypedNode) -> Option<(usize, OutletId
     }
     // x · a.
     let (multiplied, a_outlet, a) = const_operand(model, mul)?;
-    let fact = model.outlet_fact(*x).ok()?;
-    let shape = fact.shape.as_concrete()?;
-    if multiplied != *x
-        || fact.datum_type != DatumType::F32
-        || iff.outputs[0].fact.shape.as_concrete()? != shape
-    {
+    if multiplied != *x {
         return None;
     }
-    let a_shape = model
-        .outlet_fact(a_outlet)
+    let (slopes, axis) = in_place_slopes(model, *x, iff, a_outlet, &a)?;
+    Some((iff.id, *x, prelu(&slopes, axis)))
+}
+
+/// The constant `w` (at `w_outlet`) as slopes along one axis of `x`, when `x` is `f32` with the concrete shape of
+/// `out`'s output (so the fused op can rewrite it in place) and `w` varies along at most one axis.
+fn in_place_slopes(
+    model: &TypedModel,
+    x: OutletId,
+    out: &TypedNode,
+    w_outlet: OutletId,
+    w: &[f32],
+) -> Option<(Vec<f32>, usize)> {
+    let fact = model.outlet_fact(x).ok()?;
+    let shape = fact.shape.as_concrete()?;
+    if fact.datum_type != DatumType::F32 || out.outputs[0].fact.shape.as_concrete()? != shape {
+        return None;
+    }
+    let w_shape = model
+        .outlet_fact(w_outlet)
         .ok()?
         .shape
         .as_concrete()?
         .to_vec();
-    let (slopes, axis) = slopes_along(shape, &a_shape, &a)?;
-    Some((iff.id, *x, prelu(&slopes, axis)))
+    slopes_along(shape, &w_shape, w)
 }
 
 /// The op with these slopes along `axis`.
