@@ -19,7 +19,7 @@ use crate::api::{check_locks, client_order, order_ref, revoked, unauthorized_cli
 use crate::app::{App, millis, now_ms};
 use crate::error::{ApiError, json_response};
 use crate::http::{JsonBody, bearer};
-use crate::lockout::Subject;
+use crate::lockout::{LockoutRule, Subject};
 use crate::store::{DeviceRow, IdempotencyRow, NewPayment, PayContext};
 use crate::tokens;
 
@@ -211,8 +211,17 @@ async fn count_failure(
     } else {
         return;
     };
+    let device_rule: LockoutRule = app.config.lockout.into();
     for subject in subjects {
-        match app.store.record_failure(&subject, now, app.config.lockout.into()).await {
+        // An account locks at twice a device's limit: one misbehaving device should not lock its siblings first.
+        let rule = match subject {
+            Subject::Account { .. } => LockoutRule {
+                max_failures: device_rule.max_failures.saturating_mul(2),
+                ..device_rule
+            },
+            _ => device_rule,
+        };
+        match app.store.record_failure(&subject, now, rule).await {
             Ok(Some(_)) => tracing::warn!(subject = subject.key(), "locked after repeated failed payment attempts"),
             Ok(None) => {}
             Err(e) => tracing::error!(error = %e, "recording a failed attempt failed"),

@@ -10,7 +10,7 @@ use axum::extract::{Path, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use facepay_core::checkout::protocol::{
-    check_id, check_public_key, registration_message, verify_signature,
+    check_id, check_point_on_curve, registration_message, verify_signature,
 };
 use facepay_core::checkout::wire::{
     AccountDevices, DeviceAttestation, DeviceInfo, ErrorCode, RegisterDeviceRequest,
@@ -63,7 +63,7 @@ pub async fn register(
     let req = body?.value;
     check_id("device_id", &req.device_id).map_err(invalid)?;
     let public_key = b64_decode("public_key", &req.public_key).map_err(invalid)?;
-    check_public_key(&public_key).map_err(|e| ApiError::new(ErrorCode::InvalidPublicKey, e.to_string()))?;
+    check_point_on_curve(&public_key).map_err(|e| ApiError::new(ErrorCode::InvalidPublicKey, e.to_string()))?;
     let challenge = req
         .challenge
         .as_deref()

@@ -140,7 +140,7 @@ async fn non_increasing_counter_is_rejected() {
 }
 
 #[tokio::test]
-async fn too_many_failures_lock_the_device() {
+async fn bad_signatures_lock_the_order_not_the_device() {
     on_each_backend(|db| async move {
         let env = Env::start(db, |_| {}).await; // default: 5 failures in 3 minutes
         let order = env.order("o-1", 500, "EUR").await;
@@ -155,8 +155,9 @@ async fn too_many_failures_lock_the_device() {
             env.pay_rejected(tok, &key, &bytes, &bad_sig, 403, E::BadSignature)
                 .await;
         }
-        // Locked now: even the genuine signature is refused, and so is a new challenge.
-        env.pay_rejected(tok, "good", &bytes, &good_sig, 429, E::DeviceLocked)
+        // The order's client token is locked now (anyone holding it can name any device, so the device is not):
+        // even the genuine signature is refused with it, and so is a new challenge.
+        env.pay_rejected(tok, "good", &bytes, &good_sig, 429, E::OrderLocked)
             .await;
         let a = env
             .post(
@@ -166,11 +167,12 @@ async fn too_many_failures_lock_the_device() {
                 &json!({"device_id": dev.id}),
             )
             .await;
-        a.assert_error(429, ErrorCode::DeviceLocked);
-        // Another device of the same merchant is unaffected.
-        let ch2 = env.challenge(tok, &other.id).await;
-        let (bytes2, sig2) = signed(&payload_for(&ch2, &other.id, 1), &other);
-        env.pay_ok(tok, "other", &bytes2, &sig2).await;
+        a.assert_error(429, ErrorCode::OrderLocked);
+        // The device itself pays another order.
+        let order2 = env.order("o-2", 500, "EUR").await;
+        let ch2 = env.challenge(&order2.client_token, &dev.id).await;
+        let (bytes2, sig2) = signed(&payload_for(&ch2, &dev.id, 1), &dev);
+        env.pay_ok(&order2.client_token, "other", &bytes2, &sig2).await;
         env.server.shutdown().await;
     })
     .await;
@@ -192,7 +194,7 @@ async fn lockout_ends_after_its_window() {
         env.pay_rejected(tok, key, &bytes, b"\x30\x00", 403, E::BadSignature)
             .await;
     }
-    env.pay_rejected(tok, "g", &bytes, &sig, 429, E::DeviceLocked)
+    env.pay_rejected(tok, "g", &bytes, &sig, 429, E::OrderLocked)
         .await;
     tokio::time::sleep(Duration::from_millis(400)).await;
     env.pay_ok(tok, "g", &bytes, &sig).await;
@@ -646,7 +648,7 @@ async fn postgres_is_tested_in_ci() {
 #[tokio::test]
 async fn concurrent_payments_commit_independently() {
     on_each_backend(|db| async move {
-        let env = Env::start(db, |_| {}).await;
+        let env = Env::start(db, |c| c.policy.devices.max_per_account = 12).await;
         let mut requests = Vec::new();
         for i in 0..12 {
             let dev = env.device(&format!("dev-{i}")).await;

@@ -535,7 +535,8 @@ async fn every_server_rejection_maps_to_its_typed_error() {
         ErrorCode::OrderAlreadyPaid,
     );
 
-    // Lock-out after 5 failures of one device (phone-a has 3 so far: nonce reused, counter, bad signature).
+    // Lock-out after 5 failures of one device (phone-a has 2 so far: nonce reused, counter; the bad signature counted
+    // against the order, not the device).
     let (_, spoof) = shop.payload(&token_2, "phone-a", 20).await;
     let spoof = PaymentPayload {
         evidence: facepay_core::checkout::protocol::Evidence {
@@ -544,6 +545,11 @@ async fn every_server_rejection_maps_to_its_typed_error() {
         },
         ..spoof
     };
+    assert_rejected(
+        client.pay(&token_2, &spoof, &signer).await,
+        403,
+        ErrorCode::LivenessFailed,
+    );
     assert_rejected(
         client.pay(&token_2, &spoof, &signer).await,
         403,

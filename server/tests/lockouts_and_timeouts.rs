@@ -79,7 +79,7 @@ async fn lockouts_live_in_the_database_and_count_against_the_right_subject() {
         for i in 0..3 {
             let ch = env.challenge(&order2.client_token, &victim.id).await;
             let mut p = payload_for(&ch, &victim.id, 10 + i);
-            p.evidence.liveness = LivenessVerdict::NotLive;
+            p.evidence.liveness = LivenessVerdict::Spoof;
             let (b, s) = signed(&p, &victim);
             let (status, _, code) = post(&env, "/v1/checkout/pay", Some(&order2.client_token), Some(&format!("l-{i}")), &pay_body(&b, &s)).await;
             assert_eq!((status, code), (403, Some(ErrorCode::LivenessFailed)), "attempt {i}");

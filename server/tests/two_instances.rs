@@ -126,7 +126,7 @@ async fn two_processes_share_lockouts_and_record_a_payment_once() {
         assert_eq!(s, 200, "{ch}");
         let ch: ChallengeResponse = serde_json::from_value(ch).unwrap();
         let mut p = payload_for(&ch, "dev-1", 5 + i);
-        p.evidence.liveness = LivenessVerdict::NotLive;
+        p.evidence.liveness = LivenessVerdict::Spoof;
         let bytes = p.to_canonical_bytes();
         let body = json!({"payload": b64_encode(&bytes), "signature": b64_encode(&signer.sign(&bytes).unwrap())});
         let (s, e) = post(&a.base, "/v1/checkout/pay", Some(&token2), Some(&format!("f-{i}")), &body).await;

@@ -130,7 +130,7 @@ fn malformed(what: &str) -> AttestationError {
     AttestationError::Malformed(format!("KeyDescription: {what}"))
 }
 
-fn der_error(what: &'static str) -> impl Fn(der_parser::error::BerError) -> AttestationError {
+fn der_error<E: std::fmt::Display>(what: &'static str) -> impl Fn(E) -> AttestationError {
     move |e| malformed(&format!("{what}: {e}"))
 }
 

@@ -195,7 +195,9 @@ pub fn verify_attestation(
 
 /// The nonce in the extension: `SEQUENCE { [1] EXPLICIT OCTET STRING }`.
 fn attested_nonce(value: &[u8]) -> Result<Vec<u8>, AttestationError> {
-    let der = |e: der_parser::error::BerError| malformed(format!("nonce extension: {e}"));
+    fn der<E: std::fmt::Display>(e: E) -> AttestationError {
+        malformed(format!("nonce extension: {e}"))
+    }
     let (_, seq) = der_parser::der::parse_der(value).map_err(der)?;
     let first = seq
         .as_sequence()
