@@ -205,7 +205,11 @@ pub fn check_locks(locks: &Locks, now: i64) -> Result<(), ApiError> {
     let locked = [
         (locks.device, ErrorCode::DeviceLocked, "this device"),
         (locks.account, ErrorCode::AccountLocked, "this account"),
-        (locks.order, ErrorCode::OrderLocked, "this order's client token"),
+        (
+            locks.order,
+            ErrorCode::OrderLocked,
+            "this order's client token",
+        ),
     ];
     for (until, code, whom) in locked {
         if let Some(until) = until.filter(|u| *u > now) {

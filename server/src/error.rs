@@ -122,9 +122,10 @@ impl IntoResponse for ApiError {
         let status = self.status();
         let mut response = json_response(status, self.body_bytes());
         if let Some(secs) = self.retry_after_secs {
-            response
-                .headers_mut()
-                .insert(axum::http::header::RETRY_AFTER, axum::http::HeaderValue::from(secs));
+            response.headers_mut().insert(
+                axum::http::header::RETRY_AFTER,
+                axum::http::HeaderValue::from(secs),
+            );
         }
         response.extensions_mut().insert(self.code);
         response

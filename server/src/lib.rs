@@ -32,9 +32,11 @@ use tokio::net::TcpListener;
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 
-pub use config::{ChallengeLimits, DatabaseTarget, LockoutPolicy, ServerConfig, SqliteSync, TlsMode};
-pub use policy::Policy;
+pub use config::{
+    ChallengeLimits, DatabaseTarget, LockoutPolicy, ServerConfig, SqliteSync, TlsMode,
+};
 pub use merchants::NewMerchant;
+pub use policy::Policy;
 pub use store::{Store, StoreError, TableCounts};
 
 use app::App;

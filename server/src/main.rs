@@ -171,10 +171,14 @@ fn policy(args: &ServeArgs) -> Result<Policy, String> {
     a.required |= args.require_attestation;
     if let Some(level) = &args.min_security_level {
         a.min_security_level = serde_json::from_value(serde_json::Value::String(level.clone()))
-            .map_err(|_| format!("unknown --min-security-level {level:?} (software, tee, strong_box)"))?;
+            .map_err(|_| {
+                format!("unknown --min-security-level {level:?} (software, tee, strong_box)")
+            })?;
     }
-    a.extra_android_roots.extend(args.attestation_root_android.iter().cloned());
-    a.extra_apple_roots.extend(args.attestation_root_apple.iter().cloned());
+    a.extra_android_roots
+        .extend(args.attestation_root_android.iter().cloned());
+    a.extra_apple_roots
+        .extend(args.attestation_root_apple.iter().cloned());
     if let Some(score) = args.min_match_score {
         policy.evidence.min_match_score = score;
     }

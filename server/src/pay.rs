@@ -222,7 +222,10 @@ async fn count_failure(
             _ => device_rule,
         };
         match app.store.record_failure(&subject, now, rule).await {
-            Ok(Some(_)) => tracing::warn!(subject = subject.key(), "locked after repeated failed payment attempts"),
+            Ok(Some(_)) => tracing::warn!(
+                subject = subject.key(),
+                "locked after repeated failed payment attempts"
+            ),
             Ok(None) => {}
             Err(e) => tracing::error!(error = %e, "recording a failed attempt failed"),
         }

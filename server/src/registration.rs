@@ -63,7 +63,8 @@ pub async fn register(
     let req = body?.value;
     check_id("device_id", &req.device_id).map_err(invalid)?;
     let public_key = b64_decode("public_key", &req.public_key).map_err(invalid)?;
-    check_point_on_curve(&public_key).map_err(|e| ApiError::new(ErrorCode::InvalidPublicKey, e.to_string()))?;
+    check_point_on_curve(&public_key)
+        .map_err(|e| ApiError::new(ErrorCode::InvalidPublicKey, e.to_string()))?;
     let challenge = req
         .challenge
         .as_deref()
@@ -88,7 +89,9 @@ pub async fn register(
         ));
     }
     let trust = match &req.attestation {
-        Some(attestation) => verify_attestation(&app, attestation, &challenge, &message, &public_key)?,
+        Some(attestation) => {
+            verify_attestation(&app, attestation, &challenge, &message, &public_key)?
+        }
         None if app.config.policy.attestation.required => {
             return Err(ApiError::new(
                 ErrorCode::AttestationRequired,

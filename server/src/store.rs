@@ -586,13 +586,19 @@ impl Store {
         if used != 0 || expires_at_ms <= now_ms {
             return Err(invalid());
         }
-        let existing = sqlx::query("SELECT merchant_id, account_id FROM devices WHERE device_id = $1")
-            .bind(device.device_id)
-            .fetch_optional(&mut *tx)
-            .await?;
+        let existing =
+            sqlx::query("SELECT merchant_id, account_id FROM devices WHERE device_id = $1")
+                .bind(device.device_id)
+                .fetch_optional(&mut *tx)
+                .await?;
         let rekeyed = match existing {
             None => false,
-            Some(r) if r.try_get::<String, _>(0)? == merchant_id && r.try_get::<String, _>(1)? == account_id => true,
+            Some(r)
+                if r.try_get::<String, _>(0)? == merchant_id
+                    && r.try_get::<String, _>(1)? == account_id =>
+            {
+                true
+            }
             Some(_) => return Err(StoreError::Conflict(Conflict::DeviceExists)),
         };
         let active: i64 = sqlx::query_scalar(
@@ -609,7 +615,11 @@ impl Store {
         }
         let trust = device.trust;
         let level = trust.security_level.map(|l| l.as_str().to_owned());
-        let attestation = if trust.attestation.is_empty() { "none" } else { trust.attestation };
+        let attestation = if trust.attestation.is_empty() {
+            "none"
+        } else {
+            trust.attestation
+        };
         let written = if rekeyed {
             sqlx::query(
                 "UPDATE devices SET public_key = $2, last_counter = -1, registered_at_ms = $3, revoked_at_ms = NULL, \
@@ -718,7 +728,8 @@ impl Store {
         rule: LockoutRule,
     ) -> Result<Option<i64>, StoreError> {
         // f = the failure count including this one, restarted when the window has passed.
-        const F: &str = "(CASE WHEN lockouts.window_start_ms <= $2 - $3 THEN 1 ELSE lockouts.failures + 1 END)";
+        const F: &str =
+            "(CASE WHEN lockouts.window_start_ms <= $2 - $3 THEN 1 ELSE lockouts.failures + 1 END)";
         let sql = format!(
             "INSERT INTO lockouts (subject, failures, window_start_ms, locked_until_ms) \
              VALUES ($1, CASE WHEN 1 >= $4 THEN 0 ELSE 1 END, $2, CASE WHEN 1 >= $4 THEN $2 + $5 ELSE 0 END) \
@@ -1004,10 +1015,11 @@ impl Store {
             .bind(now_ms)
             .execute(&self.writer)
             .await?;
-        let challenges = sqlx::query("DELETE FROM registration_challenges WHERE expires_at_ms <= $1")
-            .bind(now_ms)
-            .execute(&self.writer)
-            .await?;
+        let challenges =
+            sqlx::query("DELETE FROM registration_challenges WHERE expires_at_ms <= $1")
+                .bind(now_ms)
+                .execute(&self.writer)
+                .await?;
         Ok(keys.rows_affected() + nonces.rows_affected() + challenges.rows_affected())
     }
 
@@ -1116,8 +1128,9 @@ fn failed_batch(e: sqlx::Error, jobs: usize) -> Vec<Result<u64, StoreError>> {
 /// Maps a write failure: the conflict a payment trigger raised, or a database failure.
 fn insert_error(e: sqlx::Error) -> StoreError {
     match &e {
-        sqlx::Error::Database(db) => Conflict::from_trigger(db.message())
-            .map_or(StoreError::Query(e), StoreError::Conflict),
+        sqlx::Error::Database(db) => {
+            Conflict::from_trigger(db.message()).map_or(StoreError::Query(e), StoreError::Conflict)
+        }
         _ => StoreError::Query(e),
     }
 }

@@ -7,7 +7,9 @@ mod common;
 use std::time::Duration;
 
 use common::{Backend, Env, checkout, on_each_backend, payload_for, signed};
-use facepay_core::checkout::protocol::{Challenge, LivenessVerdict, PaymentPayload, registration_message};
+use facepay_core::checkout::protocol::{
+    Challenge, LivenessVerdict, PaymentPayload, registration_message,
+};
 use facepay_core::checkout::signer::{DeviceSigner, SoftwareSigner};
 use facepay_core::checkout::wire::{ErrorCode, ErrorCode as E, Receipt, b64_encode};
 use serde_json::json;
@@ -172,7 +174,8 @@ async fn bad_signatures_lock_the_order_not_the_device() {
         let order2 = env.order("o-2", 500, "EUR").await;
         let ch2 = env.challenge(&order2.client_token, &dev.id).await;
         let (bytes2, sig2) = signed(&payload_for(&ch2, &dev.id, 1), &dev);
-        env.pay_ok(&order2.client_token, "other", &bytes2, &sig2).await;
+        env.pay_ok(&order2.client_token, "other", &bytes2, &sig2)
+            .await;
         env.server.shutdown().await;
     })
     .await;
@@ -568,20 +571,42 @@ async fn device_registration_rules() {
         let _dev = env.device("dev-1").await;
         let signer = SoftwareSigner::generate().unwrap();
         // Same device id for another account.
-        env.register_account("a", "dev-1", &signer).await.assert_error(409, ErrorCode::DeviceExists);
+        env.register_account("a", "dev-1", &signer)
+            .await
+            .assert_error(409, ErrorCode::DeviceExists);
         // A key of the wrong shape.
         let token = env.enrollment("a").await;
         let ch = env.registration_challenge(&token).await;
-        let a = env.register_with(&token, "dev-2", &[4u8; 33], &ch, b"x", None).await;
+        let a = env
+            .register_with(&token, "dev-2", &[4u8; 33], &ch, b"x", None)
+            .await;
         a.assert_error(400, ErrorCode::InvalidPublicKey);
         // Unknown token: no registration challenge.
-        let a = env.post("/v1/devices/challenge", None, &[], &json!({"enrollment_token": "fpe_x"})).await;
+        let a = env
+            .post(
+                "/v1/devices/challenge",
+                None,
+                &[],
+                &json!({"enrollment_token": "fpe_x"}),
+            )
+            .await;
         a.assert_error(401, ErrorCode::InvalidEnrollmentToken);
         // The token works once.
-        let proof = signer.sign(&registration_message(&ch, "dev-4", &signer.public_key())).unwrap();
-        let a = env.register_with(&token, "dev-4", &signer.public_key(), &ch, &proof, None).await;
+        let proof = signer
+            .sign(&registration_message(&ch, "dev-4", &signer.public_key()))
+            .unwrap();
+        let a = env
+            .register_with(&token, "dev-4", &signer.public_key(), &ch, &proof, None)
+            .await;
         assert_eq!(a.status, 201, "{}", String::from_utf8_lossy(&a.bytes));
-        let a = env.post("/v1/devices/challenge", None, &[], &json!({"enrollment_token": token})).await;
+        let a = env
+            .post(
+                "/v1/devices/challenge",
+                None,
+                &[],
+                &json!({"enrollment_token": token}),
+            )
+            .await;
         a.assert_error(401, ErrorCode::InvalidEnrollmentToken);
         env.server.shutdown().await;
     })

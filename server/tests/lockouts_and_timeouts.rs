@@ -22,7 +22,13 @@ fn three_strikes(c: &mut ServerConfig) {
 }
 
 /// POSTs and returns (status, Retry-After header, error code).
-async fn post(env: &Env, path: &str, bearer: Option<&str>, idem: Option<&str>, body: &serde_json::Value) -> (u16, Option<u64>, Option<ErrorCode>) {
+async fn post(
+    env: &Env,
+    path: &str,
+    bearer: Option<&str>,
+    idem: Option<&str>,
+    body: &serde_json::Value,
+) -> (u16, Option<u64>, Option<ErrorCode>) {
     let mut req = http_client().post(format!("{}{path}", env.base)).json(body);
     if let Some(t) = bearer {
         req = req.bearer_auth(t);
@@ -38,7 +44,9 @@ async fn post(env: &Env, path: &str, bearer: Option<&str>, idem: Option<&str>, b
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.parse().ok());
     let bytes = resp.bytes().await.unwrap();
-    let code = serde_json::from_slice::<ErrorBody>(&bytes).ok().map(|b| b.error.code);
+    let code = serde_json::from_slice::<ErrorBody>(&bytes)
+        .ok()
+        .map(|b| b.error.code);
     (status, retry, code)
 }
 
@@ -57,21 +65,51 @@ async fn lockouts_live_in_the_database_and_count_against_the_right_subject() {
         let ch = env.challenge(&order.client_token, &victim.id).await;
         let (bytes, sig) = signed(&payload_for(&ch, &victim.id, 1), &victim);
         for i in 0..5 {
-            let (status, _, code) = post(&env, "/v1/checkout/pay", Some("fpc_wrong"), Some(&format!("w-{i}")), &pay_body(&bytes, &sig)).await;
+            let (status, _, code) = post(
+                &env,
+                "/v1/checkout/pay",
+                Some("fpc_wrong"),
+                Some(&format!("w-{i}")),
+                &pay_body(&bytes, &sig),
+            )
+            .await;
             assert_eq!((status, code), (401, Some(ErrorCode::Unauthorized)));
         }
         // An attacker with a valid client token of their own order sends garbage signatures naming the victim's
         // device: their order gets locked, the device does not.
         let attacker_order = env.order("o-attacker", 100, "EUR").await;
-        let ach = env.challenge(&attacker_order.client_token, &victim.id).await;
+        let ach = env
+            .challenge(&attacker_order.client_token, &victim.id)
+            .await;
         let (abytes, _) = signed(&payload_for(&ach, &victim.id, 1), &victim);
         for i in 0..3 {
-            let (status, _, code) = post(&env, "/v1/checkout/pay", Some(&attacker_order.client_token), Some(&format!("a-{i}")), &pay_body(&abytes, b"not a signature")).await;
-            assert_eq!((status, code), (403, Some(ErrorCode::BadSignature)), "attempt {i}");
+            let (status, _, code) = post(
+                &env,
+                "/v1/checkout/pay",
+                Some(&attacker_order.client_token),
+                Some(&format!("a-{i}")),
+                &pay_body(&abytes, b"not a signature"),
+            )
+            .await;
+            assert_eq!(
+                (status, code),
+                (403, Some(ErrorCode::BadSignature)),
+                "attempt {i}"
+            );
         }
-        let (status, retry, code) = post(&env, "/v1/checkout/pay", Some(&attacker_order.client_token), Some("a-x"), &pay_body(&abytes, b"x")).await;
+        let (status, retry, code) = post(
+            &env,
+            "/v1/checkout/pay",
+            Some(&attacker_order.client_token),
+            Some("a-x"),
+            &pay_body(&abytes, b"x"),
+        )
+        .await;
         assert_eq!((status, code), (429, Some(ErrorCode::OrderLocked)));
-        assert!(retry.is_some_and(|r| r > 0 && r <= 120), "Retry-After {retry:?}");
+        assert!(
+            retry.is_some_and(|r| r > 0 && r <= 120),
+            "Retry-After {retry:?}"
+        );
         // The victim still pays.
         env.pay_ok(&order.client_token, "v-1", &bytes, &sig).await;
         // The device's own signed failures (liveness failed) lock the device, with Retry-After.
@@ -81,12 +119,33 @@ async fn lockouts_live_in_the_database_and_count_against_the_right_subject() {
             let mut p = payload_for(&ch, &victim.id, 10 + i);
             p.evidence.liveness = LivenessVerdict::Spoof;
             let (b, s) = signed(&p, &victim);
-            let (status, _, code) = post(&env, "/v1/checkout/pay", Some(&order2.client_token), Some(&format!("l-{i}")), &pay_body(&b, &s)).await;
-            assert_eq!((status, code), (403, Some(ErrorCode::LivenessFailed)), "attempt {i}");
+            let (status, _, code) = post(
+                &env,
+                "/v1/checkout/pay",
+                Some(&order2.client_token),
+                Some(&format!("l-{i}")),
+                &pay_body(&b, &s),
+            )
+            .await;
+            assert_eq!(
+                (status, code),
+                (403, Some(ErrorCode::LivenessFailed)),
+                "attempt {i}"
+            );
         }
-        let (status, retry, code) = post(&env, "/v1/checkout/challenge", Some(&order2.client_token), None, &json!({"device_id": victim.id})).await;
+        let (status, retry, code) = post(
+            &env,
+            "/v1/checkout/challenge",
+            Some(&order2.client_token),
+            None,
+            &json!({"device_id": victim.id}),
+        )
+        .await;
         assert_eq!((status, code), (429, Some(ErrorCode::DeviceLocked)));
-        assert!(retry.is_some_and(|r| r > 0 && r <= 120), "Retry-After {retry:?}");
+        assert!(
+            retry.is_some_and(|r| r > 0 && r <= 120),
+            "Retry-After {retry:?}"
+        );
         // A restarted server on the same database still enforces it.
         let base_env_backend = env.backend;
         env.server.shutdown().await;
@@ -100,7 +159,11 @@ async fn lockouts_live_in_the_database_and_count_against_the_right_subject() {
             .send()
             .await
             .unwrap();
-        assert_eq!(resp.status().as_u16(), 429, "{base_env_backend}: lock-out lost on restart");
+        assert_eq!(
+            resp.status().as_u16(),
+            429,
+            "{base_env_backend}: lock-out lost on restart"
+        );
         assert!(resp.headers().contains_key("retry-after"));
         restarted.shutdown().await;
     })
@@ -120,29 +183,61 @@ async fn challenges_are_rate_limited_per_device_and_per_order() {
         for _ in 0..3 {
             env.challenge(&order.client_token, &dev.id).await;
         }
-        let (status, retry, code) = post(&env, "/v1/checkout/challenge", Some(&order.client_token), None, &json!({"device_id": dev.id})).await;
-        assert_eq!((status, code), (429, Some(ErrorCode::RateLimited)), "per order");
+        let (status, retry, code) = post(
+            &env,
+            "/v1/checkout/challenge",
+            Some(&order.client_token),
+            None,
+            &json!({"device_id": dev.id}),
+        )
+        .await;
+        assert_eq!(
+            (status, code),
+            (429, Some(ErrorCode::RateLimited)),
+            "per order"
+        );
         assert!(retry.is_some_and(|r| r > 0), "Retry-After {retry:?}");
         let order2 = env.order("o-2", 100, "EUR").await;
         env.challenge(&order2.client_token, &dev.id).await;
-        let (status, _, code) = post(&env, "/v1/checkout/challenge", Some(&order2.client_token), None, &json!({"device_id": dev.id})).await;
-        assert_eq!((status, code), (429, Some(ErrorCode::RateLimited)), "per device");
+        let (status, _, code) = post(
+            &env,
+            "/v1/checkout/challenge",
+            Some(&order2.client_token),
+            None,
+            &json!({"device_id": dev.id}),
+        )
+        .await;
+        assert_eq!(
+            (status, code),
+            (429, Some(ErrorCode::RateLimited)),
+            "per device"
+        );
     })
     .await;
 }
 
 /// Opens a raw connection to the server.
 async fn raw(env: &Env) -> tokio::net::TcpStream {
-    tokio::net::TcpStream::connect(env.server.addr()).await.unwrap()
+    tokio::net::TcpStream::connect(env.server.addr())
+        .await
+        .unwrap()
 }
 
 /// Reads until EOF (or `limit` passes); returns what came and when the connection ended.
-async fn read_until_closed(stream: &mut tokio::net::TcpStream, limit: Duration) -> (Vec<u8>, Option<Duration>) {
+async fn read_until_closed(
+    stream: &mut tokio::net::TcpStream,
+    limit: Duration,
+) -> (Vec<u8>, Option<Duration>) {
     let started = Instant::now();
     let mut got = Vec::new();
     let mut buf = [0u8; 1024];
     loop {
-        match tokio::time::timeout(limit.saturating_sub(started.elapsed()), stream.read(&mut buf)).await {
+        match tokio::time::timeout(
+            limit.saturating_sub(started.elapsed()),
+            stream.read(&mut buf),
+        )
+        .await
+        {
             Ok(Ok(0)) | Ok(Err(_)) => return (got, Some(started.elapsed())),
             Ok(Ok(n)) => got.extend_from_slice(&buf[..n]),
             Err(_) => return (got, None),
@@ -159,10 +254,16 @@ async fn a_client_stalling_in_its_headers_or_body_is_cut_off_within_the_timeouts
     .await;
     // Half a header, then silence: the connection is closed after the header-read timeout.
     let mut stream = raw(&env).await;
-    stream.write_all(b"POST /v1/orders HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Ty").await.unwrap();
+    stream
+        .write_all(b"POST /v1/orders HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Ty")
+        .await
+        .unwrap();
     let (_, closed) = read_until_closed(&mut stream, Duration::from_secs(5)).await;
     let closed = closed.expect("the server kept a stalled half-header connection open for 5 s");
-    assert!(closed >= Duration::from_millis(600) && closed < Duration::from_millis(2500), "closed after {closed:?}");
+    assert!(
+        closed >= Duration::from_millis(600) && closed < Duration::from_millis(2500),
+        "closed after {closed:?}"
+    );
     // Complete headers, then a body that never finishes: 408 request_timeout within the request timeout.
     let mut stream = raw(&env).await;
     stream

@@ -30,8 +30,8 @@ use super::signer::{DeviceSigner, SignerError};
 use super::wire::{
     ChallengeRequest, ChallengeResponse, CreateEnrollmentRequest, CreateEnrollmentResponse,
     CreateOrderRequest, CreateOrderResponse, Health, PayRequest, Receipt, RegisterDeviceRequest,
-    RegisterDeviceResponse, RegistrationChallengeRequest, RegistrationChallengeResponse, b64_decode,
-    b64_encode,
+    RegisterDeviceResponse, RegistrationChallengeRequest, RegistrationChallengeResponse,
+    b64_decode, b64_encode,
 };
 use transport::{Call, Transport};
 
@@ -134,7 +134,9 @@ impl CheckoutClient {
             .ok()
             .and_then(|c| <[u8; 32]>::try_from(c).ok())
             .ok_or_else(|| {
-                CheckoutError::Protocol("the registration challenge is not 32 base64url bytes".to_owned())
+                CheckoutError::Protocol(
+                    "the registration challenge is not 32 base64url bytes".to_owned(),
+                )
             })?;
         let public_key = signer.public_key();
         let message = registration_message(&challenge, device_id, &public_key);

@@ -373,8 +373,8 @@ pub fn check_point_on_curve(key: &[u8]) -> Result<(), ProtocolError> {
     use ring::agreement::{ECDH_P256, EphemeralPrivateKey, UnparsedPublicKey, agree_ephemeral};
     check_public_key(key)?;
     let rng = ring::rand::SystemRandom::new();
-    let ephemeral =
-        EphemeralPrivateKey::generate(&ECDH_P256, &rng).map_err(|_| ProtocolError::InvalidPublicKey)?;
+    let ephemeral = EphemeralPrivateKey::generate(&ECDH_P256, &rng)
+        .map_err(|_| ProtocolError::InvalidPublicKey)?;
     agree_ephemeral(ephemeral, &UnparsedPublicKey::new(&ECDH_P256, key), |_| ())
         .map_err(|_| ProtocolError::InvalidPublicKey)
 }
@@ -387,7 +387,8 @@ pub const REGISTRATION_MAGIC: &[u8; 16] = b"FPAY-REGISTER-v1";
 pub fn registration_message(challenge: &[u8; 32], device_id: &str, public_key: &[u8]) -> Vec<u8> {
     let id = device_id.as_bytes();
     let len = u16::try_from(id.len()).unwrap_or(u16::MAX);
-    let mut message = Vec::with_capacity(REGISTRATION_MAGIC.len() + 32 + 2 + id.len() + public_key.len());
+    let mut message =
+        Vec::with_capacity(REGISTRATION_MAGIC.len() + 32 + 2 + id.len() + public_key.len());
     message.extend_from_slice(REGISTRATION_MAGIC);
     message.extend_from_slice(challenge);
     message.extend_from_slice(&len.to_be_bytes());

@@ -375,13 +375,29 @@ impl ErrorCode {
     pub fn http_status(self) -> u16 {
         use ErrorCode::*;
         match self {
-            MalformedJson | InvalidRequest | MalformedPayload | InvalidIdempotencyKey
+            MalformedJson
+            | InvalidRequest
+            | MalformedPayload
+            | InvalidIdempotencyKey
             | InvalidPublicKey => 400,
             Unauthorized | InvalidEnrollmentToken => 401,
-            UnknownDevice | BadSignature | NonceUnknown | NonceExpired | NonceMismatch
-            | OrderMismatch | ChallengeMismatch | LivenessFailed | RegistrationChallengeInvalid
-            | ProofInvalid | AttestationRequired | AttestationInvalid | AttestationRejected
-            | DeviceRevoked | PassiveCheckMissing | TooFewChallenges | ModelNotAllowed
+            UnknownDevice
+            | BadSignature
+            | NonceUnknown
+            | NonceExpired
+            | NonceMismatch
+            | OrderMismatch
+            | ChallengeMismatch
+            | LivenessFailed
+            | RegistrationChallengeInvalid
+            | ProofInvalid
+            | AttestationRequired
+            | AttestationInvalid
+            | AttestationRejected
+            | DeviceRevoked
+            | PassiveCheckMissing
+            | TooFewChallenges
+            | ModelNotAllowed
             | MatchScoreTooLow => 403,
             RequestTimeout => 408,
             NotFound => 404,

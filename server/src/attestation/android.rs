@@ -207,11 +207,17 @@ fn parse_key_description(ext: &[u8], leaf_key: &[u8]) -> Result<Description, Att
     for (number, value) in tagged_entries(enforced)? {
         match number {
             tag::PURPOSE => description.purposes = integers(&value)?,
-            tag::ALGORITHM => description.algorithm = Some(value.as_u64().map_err(der_error("algorithm"))?),
-            tag::EC_CURVE => description.ec_curve = Some(value.as_u64().map_err(der_error("ecCurve"))?),
+            tag::ALGORITHM => {
+                description.algorithm = Some(value.as_u64().map_err(der_error("algorithm"))?)
+            }
+            tag::EC_CURVE => {
+                description.ec_curve = Some(value.as_u64().map_err(der_error("ecCurve"))?)
+            }
             tag::ORIGIN => description.origin = Some(value.as_u64().map_err(der_error("origin"))?),
             tag::ROOT_OF_TRUST => parse_root_of_trust(&value, &mut description.record)?,
-            tag::ATTESTATION_APPLICATION_ID => parse_application_id(&value, &mut description.record)?,
+            tag::ATTESTATION_APPLICATION_ID => {
+                parse_application_id(&value, &mut description.record)?
+            }
             _ => {}
         }
     }
@@ -239,13 +245,15 @@ fn parse_root_of_trust(
         return Err(malformed("RootOfTrust has fewer than 3 fields"));
     }
     record.device_locked = Some(fields[1].as_bool().map_err(der_error("deviceLocked"))?);
-    record.boot_state = Some(match fields[2].as_u64().map_err(der_error("verifiedBootState"))? {
-        0 => BootState::Verified,
-        1 => BootState::SelfSigned,
-        2 => BootState::Unverified,
-        3 => BootState::Failed,
-        _ => return Err(malformed("unknown verifiedBootState")),
-    });
+    record.boot_state = Some(
+        match fields[2].as_u64().map_err(der_error("verifiedBootState"))? {
+            0 => BootState::Verified,
+            1 => BootState::SelfSigned,
+            2 => BootState::Unverified,
+            3 => BootState::Failed,
+            _ => return Err(malformed("unknown verifiedBootState")),
+        },
+    );
     Ok(())
 }
 
@@ -253,25 +261,35 @@ fn parse_application_id(
     value: &BerObject<'_>,
     record: &mut AndroidAttestation,
 ) -> Result<(), AttestationError> {
-    let bytes = value.as_slice().map_err(der_error("attestationApplicationId"))?;
+    let bytes = value
+        .as_slice()
+        .map_err(der_error("attestationApplicationId"))?;
     let (_, id) = parse_der(bytes).map_err(der_error("AttestationApplicationId"))?;
-    let fields = id.as_sequence().map_err(der_error("AttestationApplicationId"))?;
+    let fields = id
+        .as_sequence()
+        .map_err(der_error("AttestationApplicationId"))?;
     if fields.len() < 2 {
-        return Err(malformed("AttestationApplicationId has fewer than 2 fields"));
+        return Err(malformed(
+            "AttestationApplicationId has fewer than 2 fields",
+        ));
     }
     for info in fields[0].as_set().map_err(der_error("package_infos"))? {
-        let info = info.as_sequence().map_err(der_error("AttestationPackageInfo"))?;
+        let info = info
+            .as_sequence()
+            .map_err(der_error("AttestationPackageInfo"))?;
         let name = info
             .first()
             .ok_or_else(|| malformed("empty AttestationPackageInfo"))?
             .as_slice()
             .map_err(der_error("package_name"))?;
-        record.packages.push(String::from_utf8_lossy(name).into_owned());
+        record
+            .packages
+            .push(String::from_utf8_lossy(name).into_owned());
     }
     for digest in fields[1].as_set().map_err(der_error("signature_digests"))? {
-        record
-            .signing_digests
-            .push(hex(digest.as_slice().map_err(der_error("signature digest"))?));
+        record.signing_digests.push(hex(digest
+            .as_slice()
+            .map_err(der_error("signature digest"))?));
     }
     Ok(())
 }

@@ -104,7 +104,11 @@ fn auth_data(data: &[u8], with_credential: bool) -> Result<AuthData<'_>, Attesta
 }
 
 /// The allowed App ID whose SHA-256 is `rp_id_hash`.
-fn app_id_for(rp_id_hash: &[u8], app_ids: &[String], claimed: &str) -> Result<String, AttestationError> {
+fn app_id_for(
+    rp_id_hash: &[u8],
+    app_ids: &[String],
+    claimed: &str,
+) -> Result<String, AttestationError> {
     if sha256(claimed.as_bytes()) != rp_id_hash {
         return Err(AttestationError::AppNotAllowed(format!(
             "the RP ID hash is not SHA-256 of {claimed:?}"
@@ -129,8 +133,8 @@ pub fn verify_attestation(
     requirements: &AppleRequirements<'_>,
     at_unix_secs: i64,
 ) -> Result<AppleAttestation, AttestationError> {
-    let object: Value =
-        ciborium::de::from_reader(attestation_object).map_err(|e| malformed(format!("CBOR: {e}")))?;
+    let object: Value = ciborium::de::from_reader(attestation_object)
+        .map_err(|e| malformed(format!("CBOR: {e}")))?;
     if map_get(&object, "fmt")?.as_text() != Some("apple-appattest") {
         return Err(malformed("fmt is not apple-appattest"));
     }

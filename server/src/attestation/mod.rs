@@ -171,9 +171,11 @@ impl Roots {
 pub fn pem_certificates(text: &str) -> Result<Vec<Vec<u8>>, AttestationError> {
     let mut reader = std::io::BufReader::new(text.as_bytes());
     rustls_pki_types::pem::PemObject::pem_reader_iter(&mut reader)
-        .map(|item: Result<rustls_pki_types::CertificateDer<'static>, _>| {
-            item.map(|c| c.to_vec())
-                .map_err(|e| AttestationError::Malformed(format!("PEM: {e}")))
-        })
+        .map(
+            |item: Result<rustls_pki_types::CertificateDer<'static>, _>| {
+                item.map(|c| c.to_vec())
+                    .map_err(|e| AttestationError::Malformed(format!("PEM: {e}")))
+            },
+        )
         .collect()
 }

@@ -290,11 +290,19 @@ impl Env {
     /// A registration challenge for an enrolment token.
     pub async fn registration_challenge(&self, token: &str) -> [u8; 32] {
         let a = self
-            .post("/v1/devices/challenge", None, &[], &json!({"enrollment_token": token}))
+            .post(
+                "/v1/devices/challenge",
+                None,
+                &[],
+                &json!({"enrollment_token": token}),
+            )
             .await;
         assert_eq!(a.status, 201, "{}", String::from_utf8_lossy(&a.bytes));
         let issued: RegistrationChallengeResponse = serde_json::from_slice(&a.bytes).unwrap();
-        b64_decode("challenge", &issued.challenge).unwrap().try_into().unwrap()
+        b64_decode("challenge", &issued.challenge)
+            .unwrap()
+            .try_into()
+            .unwrap()
     }
 
     /// `POST /v1/devices` with these parts.
@@ -315,14 +323,30 @@ impl Env {
     }
 
     /// Enrols `account_id` and registers `device_id` with `signer` (challenge and proof of possession).
-    pub async fn register_account(&self, account_id: &str, device_id: &str, signer: &SoftwareSigner) -> Answer {
+    pub async fn register_account(
+        &self,
+        account_id: &str,
+        device_id: &str,
+        signer: &SoftwareSigner,
+    ) -> Answer {
         let token = self.enrollment(account_id).await;
         let challenge = self.registration_challenge(&token).await;
         let proof = signer
-            .sign(&registration_message(&challenge, device_id, &signer.public_key()))
+            .sign(&registration_message(
+                &challenge,
+                device_id,
+                &signer.public_key(),
+            ))
             .unwrap();
-        self.register_with(&token, device_id, &signer.public_key(), &challenge, &proof, None)
-            .await
+        self.register_with(
+            &token,
+            device_id,
+            &signer.public_key(),
+            &challenge,
+            &proof,
+            None,
+        )
+        .await
     }
 
     /// Enrols `shopper-1` and registers a device with a fresh key.
