@@ -79,6 +79,20 @@ impl Shared {
     pub(crate) fn lease_vision(&self) -> Result<VisionLease, FlowError> {
         self.vision.lease()
     }
+
+    /// [`FlowError::LockedOut`] while the attempt limit of `template` holds (see
+    /// [`crate::template::attempts`]): checked before a payment starts and again before its match.
+    pub(crate) fn check_attempts(&self, template: &Template) -> Result<(), FlowError> {
+        let now = now_ms();
+        let attempts = self.templates.match_attempts(template, now)?;
+        match attempts.retry_after_ms(now) {
+            0 => Ok(()),
+            wait => Err(FlowError::LockedOut {
+                retry_after_s: wait.div_ceil(1000),
+                failed_matches: attempts.consecutive_failures,
+            }),
+        }
+    }
 }
 
 /// The device side of FacePay: one shopper's template, the device key and the checkout client.
@@ -180,6 +194,7 @@ impl FacePay {
                 self.shared.models.embedder
             )));
         }
+        self.shared.check_attempts(&template)?;
         let lease = self.shared.lease_vision()?;
         let challenge = self
             .shared
@@ -334,12 +349,18 @@ impl PaymentSession {
             return Err(FlowError::NoFace);
         }
         let threshold = self.shared.models.match_threshold;
+        // A lock-out that began while this session was capturing (another session's failures) holds here too.
+        self.shared.check_attempts(&self.template)?;
         let result = match_template(
             &self.template,
             &self.shared.models.embedder,
             &probes,
             threshold,
         )?;
+        // Persisted before the outcome is acted on: a crash cannot forget a failed match.
+        self.shared
+            .templates
+            .record_match(&self.template, result.matched, now_ms())?;
         if !result.matched {
             return Err(FlowError::NotMatched {
                 score: result.score,
