@@ -34,6 +34,16 @@ pub enum FacePayError {
         /// The calibrated threshold.
         threshold: f32,
     },
+    /// Too many failed face matches in a row: wait `retry_after_s` seconds before the next try.
+    #[error(
+        "face matching is locked after {failed_matches} failed matches in a row: try again in {retry_after_s} s"
+    )]
+    LockedOut {
+        /// Seconds to wait before the next try.
+        retry_after_s: u64,
+        /// Failed matches in a row so far.
+        failed_matches: u32,
+    },
     /// No shopper is enrolled on this device.
     #[error("no shopper is enrolled on this device: enrol first")]
     NotEnrolled,
@@ -132,6 +142,13 @@ impl From<FlowError> for FacePayError {
                 needed: needed as u64,
             },
             FlowError::NotMatched { score, threshold } => B::NotMatched { score, threshold },
+            FlowError::LockedOut {
+                retry_after_s,
+                failed_matches,
+            } => B::LockedOut {
+                retry_after_s,
+                failed_matches,
+            },
             FlowError::NotEnrolled => B::NotEnrolled,
             FlowError::Template(detail) => B::Template { detail },
             FlowError::Declined { code, message } => B::Declined {

@@ -8,8 +8,8 @@
 //! it, a `FOLDS N` pairs file (LFW View 2: `10 300`) runs the k-fold protocol (threshold from the other folds,
 //! accuracy on each fold, mean ± population std). TAR at FAR and EER are read off the ROC of all `--pairs`.
 
-mod embed;
-mod roc_plot;
+pub mod embed;
+pub mod roc_plot;
 mod scores_csv;
 
 use std::collections::HashMap;
@@ -81,6 +81,19 @@ pub struct Report {
     pub eer: f64,
     /// Images of `--pairs` in which no face was detected.
     pub failed_detections: usize,
+    /// TAR and FAR of `--pairs` at the product's match threshold (`[calibration]` of the models' manifest).
+    pub at_product_threshold: ProductPoint,
+}
+
+/// One operating point: the threshold and the rates it gives.
+#[derive(Debug, Serialize)]
+pub struct ProductPoint {
+    /// The product's match threshold.
+    pub threshold: f64,
+    /// Matched pairs accepted / matched pairs.
+    pub tar: f64,
+    /// Mismatched pairs accepted / mismatched pairs.
+    pub far: f64,
 }
 
 /// Runs the evaluation and prints the report.
@@ -105,14 +118,8 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         images.dedup();
     }
     let models_dir = args.models.clone().unwrap_or_else(default_models_dir);
-    let flip = match args.flip {
-        Some(flip) => flip,
-        None => {
-            ModelManifest::load(&models_dir)?
-                .calibration()?
-                .flip_average
-        }
-    };
+    let calibration = ModelManifest::load(&models_dir)?.calibration()?.clone();
+    let flip = args.flip.unwrap_or(calibration.flip_average);
     let threads = args
         .threads
         .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()));
@@ -153,6 +160,14 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         tar_at_far_1e_3: metrics::tar_at_far(&test_scores, 1e-3)?.tar,
         eer: metrics::eer(&test_scores)?,
         failed_detections,
+        at_product_threshold: {
+            let p = operating_point(&test_scores, f64::from(calibration.threshold));
+            ProductPoint {
+                threshold: p.threshold,
+                tar: p.tar,
+                far: p.far,
+            }
+        },
     };
 
     if let Some(path) = &args.scores {
@@ -243,4 +258,11 @@ fn print_table(r: &Report, flip: bool, with_train: bool) {
     println!("  TAR @ FAR 1e-3     {:.2} %", r.tar_at_far_1e_3 * 100.0);
     println!("  EER                {:.2} %", r.eer * 100.0);
     println!("  failed detections  {}", r.failed_detections);
+    let p = &r.at_product_threshold;
+    println!(
+        "  product threshold  {:.4}: TAR {:.2} %, FAR {:.2} %",
+        p.threshold,
+        p.tar * 100.0,
+        p.far * 100.0
+    );
 }

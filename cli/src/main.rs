@@ -8,8 +8,10 @@ mod camera;
 mod clip_frames;
 mod demo;
 mod enroll;
+mod eval_far;
 mod eval_lfw;
 mod eval_liveness;
+mod eval_matching;
 mod pay;
 mod replay;
 
@@ -45,8 +47,12 @@ enum Command {
 enum EvalCommand {
     /// Face verification on LFW pairs.
     Lfw(eval_lfw::Args),
+    /// False-accept rate on every pair of an image set, the DET curve, thresholds for FAR targets.
+    Far(eval_far::Args),
     /// Liveness BPCER/APCER over clip folders and stills.
     Liveness(eval_liveness::Args),
+    /// Per-attempt FRR and FAR of the face match on clips, enrolled and matched as the product does.
+    Matching(eval_matching::Args),
 }
 
 #[derive(Subcommand)]
@@ -75,7 +81,9 @@ fn run(command: Command) -> anyhow::Result<()> {
         Command::Enroll(args) => enroll::run(args),
         Command::Pay(args) => pay::run(args),
         Command::Eval(EvalCommand::Lfw(args)) => eval_lfw::run(args),
+        Command::Eval(EvalCommand::Far(args)) => eval_far::run(args),
         Command::Eval(EvalCommand::Liveness(args)) => eval_liveness::run(args),
+        Command::Eval(EvalCommand::Matching(args)) => eval_matching::run(args),
         Command::Bench(BenchCommand::Vision(args)) => bench_vision::run(args),
         Command::Bench(BenchCommand::Server(args)) => bench_server::run(args),
         Command::Replay(args) => replay::run(args),

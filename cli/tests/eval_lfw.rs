@@ -107,6 +107,7 @@ fn ten_fold_protocol_reports_json_roc_and_scores() {
         [
             "accuracy",
             "accuracy_std",
+            "at_product_threshold",
             "eer",
             "failed_detections",
             "pairs",
@@ -136,6 +137,26 @@ fn ten_fold_protocol_reports_json_roc_and_scores() {
         v["failed_detections"].as_u64().is_some_and(|n| n <= 4),
         "{v}"
     );
+
+    let product = &v["at_product_threshold"];
+    let manifest = facepay_core::vision::model::ModelManifest::load(
+        &facepay_core::vision::model::default_models_dir(),
+    )
+    .unwrap();
+    let threshold = f64::from(manifest.calibration().unwrap().threshold);
+    assert!(
+        (product["threshold"].as_f64().unwrap() - threshold).abs() < 1e-6,
+        "{product}"
+    );
+    // 100 matched and 100 mismatched pairs: the rates are multiples of 1/100, and the strict payment threshold
+    // accepts fewer pairs of either kind than the 10-fold accuracy threshold would.
+    for k in ["tar", "far"] {
+        let rate = product[k].as_f64().unwrap();
+        assert!((0.0..=1.0).contains(&rate), "{product}");
+        assert!(((rate * 100.0) - (rate * 100.0).round()).abs() < 1e-9, "{product}");
+    }
+    assert!(product["tar"].as_f64().unwrap() >= 0.5, "{product}");
+    assert!(product["far"].as_f64().unwrap() <= 0.02, "{product}");
 
     let png = std::fs::read(&roc).expect("ROC PNG written");
     assert!(png.starts_with(b"\x89PNG\r\n\x1a\n"), "not a PNG");

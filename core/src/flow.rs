@@ -18,10 +18,9 @@ mod error;
 mod events;
 mod models;
 
-use std::borrow::{Borrow, BorrowMut};
+use std::borrow::BorrowMut;
 use std::path::PathBuf;
-use std::sync::{Arc, Mutex, MutexGuard};
-use std::time::{SystemTime, UNIX_EPOCH};
+use std::sync::{Arc, Mutex};
 
 pub use counter::{COUNTER_FILE, CounterFile};
 pub use error::FlowError;
@@ -34,13 +33,16 @@ use crate::checkout::client::{CheckoutClient, ClientConfig, payment_payload, sig
 use crate::checkout::protocol::{Challenge, Evidence, LivenessVerdict, OrderRef, check_id};
 use crate::checkout::signer::DeviceSigner;
 use crate::checkout::wire::ChallengeResponse;
-use crate::enrolment::{FramePicker, PROBE_FRAMES};
-use crate::liveness::{LivenessPolicy, LivenessSession, Outcome, Verdict};
+use crate::capture::{Capture, CaptureStage, Stage, VisionLease, VisionSlot, lock, now_ms};
+use crate::liveness::{LivenessPolicy, Verdict};
 use crate::matcher::{MatchResult, match_template};
 use crate::template::{KeyStore, Template, TemplateStore};
 use crate::vision::frame::Frame;
 use crate::vision::image::RgbImage;
 use crate::vision::pipeline::Vision;
+
+/// Frames embedded as probes for a payment's match.
+pub const PROBE_FRAMES: usize = 3;
 
 /// Everything a [`FacePay`] handle needs besides the loaded models and the keys.
 #[derive(Debug, Clone)]
@@ -61,7 +63,7 @@ pub struct FacePayConfig {
 
 /// State shared by the handle and its sessions.
 pub(crate) struct Shared {
-    vision: Mutex<Option<Vision>>,
+    vision: VisionSlot,
     pub(crate) templates: TemplateStore,
     pub(crate) signer: Arc<dyn DeviceSigner>,
     pub(crate) client: CheckoutClient,
@@ -74,57 +76,23 @@ pub(crate) struct Shared {
 
 impl Shared {
     /// Lends the vision pipeline to one session ([`FlowError::Busy`] while another has it).
-    pub(crate) fn lease_vision(self: &Arc<Self>) -> Result<VisionLease, FlowError> {
-        let vision = lock(&self.vision).take().ok_or(FlowError::Busy)?;
-        Ok(VisionLease {
-            shared: self.clone(),
-            vision: Some(vision),
-        })
+    pub(crate) fn lease_vision(&self) -> Result<VisionLease, FlowError> {
+        self.vision.lease()
     }
-}
 
-/// The vision pipeline on loan to a session; given back to the handle when dropped.
-pub(crate) struct VisionLease {
-    shared: Arc<Shared>,
-    vision: Option<Vision>,
-}
-
-impl Borrow<Vision> for VisionLease {
-    fn borrow(&self) -> &Vision {
-        self.vision
-            .as_ref()
-            .expect("a lease holds its pipeline until it is dropped")
-    }
-}
-
-impl BorrowMut<Vision> for VisionLease {
-    fn borrow_mut(&mut self) -> &mut Vision {
-        self.vision
-            .as_mut()
-            .expect("a lease holds its pipeline until it is dropped")
-    }
-}
-
-impl Drop for VisionLease {
-    fn drop(&mut self) {
-        if let Some(v) = self.vision.take() {
-            *lock(&self.shared.vision) = Some(v);
+    /// [`FlowError::LockedOut`] while the attempt limit of `template` holds (see
+    /// [`crate::template::attempts`]): checked before a payment starts and again before its match.
+    pub(crate) fn check_attempts(&self, template: &Template) -> Result<(), FlowError> {
+        let now = now_ms();
+        let attempts = self.templates.match_attempts(template, now)?;
+        match attempts.retry_after_ms(now) {
+            0 => Ok(()),
+            wait => Err(FlowError::LockedOut {
+                retry_after_s: wait.div_ceil(1000),
+                failed_matches: attempts.consecutive_failures,
+            }),
         }
     }
-}
-
-/// Locks a mutex, recovering the data if a panicking thread poisoned it (the state stays consistent: every
-/// critical section either completes a transition or leaves the previous state).
-pub(crate) fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
-    m.lock().unwrap_or_else(|p| p.into_inner())
-}
-
-/// Unix time in milliseconds.
-pub(crate) fn now_ms() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_millis() as u64)
-        .unwrap_or(0)
 }
 
 /// The device side of FacePay: one shopper's template, the device key and the checkout client.
@@ -162,7 +130,7 @@ impl FacePay {
         let client = CheckoutClient::new(config.server)?;
         Ok(Self {
             shared: Arc::new(Shared {
-                vision: Mutex::new(Some(vision)),
+                vision: VisionSlot::new(vision),
                 templates: TemplateStore::new(&config.state_dir, keystore),
                 signer,
                 client,
@@ -226,114 +194,35 @@ impl FacePay {
                 self.shared.models.embedder
             )));
         }
+        self.shared.check_attempts(&template)?;
         let lease = self.shared.lease_vision()?;
         let challenge = self
             .shared
             .client
             .challenge(client_token, &self.shared.device_id)
             .await?;
-        let session = LivenessSession::with_challenges(
+        let capture = Capture::new(
             lease,
-            self.shared.policy.clone(),
+            &self.shared.policy,
             challenge.nonce,
             challenge.challenges.clone(),
+            PROBE_FRAMES,
         );
         let (cancel, _) = tokio::sync::watch::channel(false);
         Ok(PaymentSession {
             shared: self.shared.clone(),
-            listener,
             client_token: client_token.to_owned(),
             challenge,
             template,
-            stage: Mutex::new(Stage::Capturing(Box::new(Capture::new(
-                session,
-                PROBE_FRAMES,
-            )))),
+            stage: CaptureStage::new(capture, listener),
             cancel,
             verdict: Mutex::new(None),
         })
     }
 }
 
-/// A running capture: the liveness session, the frames kept for matching, and when it started.
-pub(crate) struct Capture {
-    pub(crate) session: LivenessSession<VisionLease>,
-    pub(crate) picker: FramePicker,
-    buffer: RgbImage,
-    pub(crate) started_ms: Option<u64>,
-    pub(crate) faces_seen: u64,
-}
-
-impl Capture {
-    pub(crate) fn new(session: LivenessSession<VisionLease>, keep: usize) -> Self {
-        Self {
-            session,
-            picker: FramePicker::new(keep),
-            buffer: RgbImage::default(),
-            started_ms: None,
-            faces_seen: 0,
-        }
-    }
-
-    /// Feeds a camera frame: converts it once, runs the session on it and offers it to the picker.
-    pub(crate) fn push_frame(&mut self, frame: &Frame<'_>, t: f64) -> crate::liveness::Guidance {
-        let mut buffer = std::mem::take(&mut self.buffer);
-        let g = match frame.to_rgb_into(&mut buffer) {
-            Ok(()) => self.push_image(&buffer, frame.mirror, t),
-            Err(_) => {
-                self.started_ms.get_or_insert_with(now_ms);
-                self.session.push_frame(frame, t)
-            }
-        };
-        self.buffer = buffer;
-        g
-    }
-
-    /// Feeds an upright RGB image (`mirrored` as for [`LivenessSession::push_image_mirrored`]).
-    pub(crate) fn push_image(
-        &mut self,
-        image: &RgbImage,
-        mirrored: bool,
-        t: f64,
-    ) -> crate::liveness::Guidance {
-        self.started_ms.get_or_insert_with(now_ms);
-        let g = self.session.push_image_mirrored(image, mirrored, t);
-        if self
-            .session
-            .last_observation()
-            .is_some_and(|o| o.face.is_some())
-        {
-            self.faces_seen += 1;
-        }
-        self.picker.offer_last(&self.session, image, t);
-        g
-    }
-
-    /// The session's verdict when it passed; otherwise the error for it (`NoFace` when no face was ever seen).
-    pub(crate) fn passed_verdict(&self) -> Result<Verdict, FlowError> {
-        let verdict = self
-            .session
-            .verdict()
-            .cloned()
-            .ok_or_else(|| FlowError::InvalidState("no verdict".into()))?;
-        if verdict.outcome == Outcome::Passed {
-            return Ok(verdict);
-        }
-        if self.faces_seen == 0 {
-            return Err(FlowError::NoFace);
-        }
-        let reason = match (&verdict.fail_reason, &verdict.reason) {
-            (Some(r), _) => r.to_string(),
-            (None, Some(r)) => r.clone(),
-            (None, None) => verdict.outcome.as_str().to_owned(),
-        };
-        Err(FlowError::LivenessFailed { reason })
-    }
-}
-
-/// Where a payment session is.
-enum Stage {
-    Capturing(Box<Capture>),
+/// Where a payment session is once its capture decided.
+enum Decided {
     Verified(Box<Verified>),
     Paying,
     Finished(Result<Receipt, FlowError>),
@@ -349,11 +238,10 @@ struct Verified {
 /// One payment: frames in (synchronously), then [`pay`](Self::pay).
 pub struct PaymentSession {
     shared: Arc<Shared>,
-    listener: Arc<dyn FlowListener>,
     client_token: String,
     challenge: ChallengeResponse,
     template: Template,
-    stage: Mutex<Stage>,
+    stage: CaptureStage<Decided>,
     cancel: tokio::sync::watch::Sender<bool>,
     verdict: Mutex<Option<Verdict>>,
 }
@@ -405,53 +293,38 @@ impl PaymentSession {
         &self,
         feed: impl FnOnce(&mut Capture) -> crate::liveness::Guidance,
     ) -> Result<PaymentStep, FlowError> {
-        let mut events = Vec::new();
-        let answer = {
-            let mut stage = lock(&self.stage);
-            match &mut *stage {
-                Stage::Capturing(capture) => {
-                    let g = feed(capture);
-                    events.push(FlowEvent::Guidance(g));
-                    if let Some(verdict) = capture.session.verdict() {
-                        *lock(&self.verdict) = Some(verdict.clone());
-                        events.push(FlowEvent::Verifying);
-                        let Stage::Capturing(capture) =
-                            std::mem::replace(&mut *stage, Stage::Paying)
-                        else {
-                            unreachable!("matched above")
-                        };
-                        match self.verify(*capture) {
-                            Ok(v) => {
-                                let step = PaymentStep::Verified {
-                                    match_score: v.result.score,
-                                    threshold: v.result.threshold,
-                                };
-                                *stage = Stage::Verified(Box::new(v));
-                                Ok(step)
-                            }
-                            Err(e) => {
-                                events.push(FlowEvent::Failed(e.clone()));
-                                *stage = Stage::Finished(Err(e.clone()));
-                                Err(e)
-                            }
-                        }
-                    } else {
-                        Ok(PaymentStep::Capturing(g))
+        let verified_step = |v: &Verified| PaymentStep::Verified {
+            match_score: v.result.score,
+            threshold: v.result.threshold,
+        };
+        self.stage.push(
+            feed,
+            PaymentStep::Capturing,
+            || Decided::Paying,
+            |capture, events| {
+                *lock(&self.verdict) = capture.session.verdict().cloned();
+                match self.verify(capture) {
+                    Ok(v) => {
+                        let step = verified_step(&v);
+                        (Decided::Verified(Box::new(v)), Ok(step))
+                    }
+                    Err(e) => {
+                        events.push(FlowEvent::Failed(e.clone()));
+                        (Decided::Finished(Err(e.clone())), Err(e))
                     }
                 }
-                Stage::Verified(v) => Ok(PaymentStep::Verified {
-                    match_score: v.result.score,
-                    threshold: v.result.threshold,
-                }),
-                Stage::Paying => Err(FlowError::InvalidState("the payment is being sent".into())),
-                Stage::Finished(Ok(_)) => {
+            },
+            |state| match state {
+                Decided::Verified(v) => Ok(verified_step(&**v)),
+                Decided::Paying => {
+                    Err(FlowError::InvalidState("the payment is being sent".into()))
+                }
+                Decided::Finished(Ok(_)) => {
                     Err(FlowError::InvalidState("the payment is complete".into()))
                 }
-                Stage::Finished(Err(e)) => Err(e.clone()),
-            }
-        };
-        events.into_iter().for_each(|e| self.listener.on_event(e));
-        answer
+                Decided::Finished(Err(e)) => Err(e.clone()),
+            },
+        )
     }
 
     /// Liveness verdict ▸ embeddings of the kept frames ▸ match against the template ▸ evidence.
@@ -476,12 +349,18 @@ impl PaymentSession {
             return Err(FlowError::NoFace);
         }
         let threshold = self.shared.models.match_threshold;
+        // A lock-out that began while this session was capturing (another session's failures) holds here too.
+        self.shared.check_attempts(&self.template)?;
         let result = match_template(
             &self.template,
             &self.shared.models.embedder,
             &probes,
             threshold,
         )?;
+        // Persisted before the outcome is acted on: a crash cannot forget a failed match.
+        self.shared
+            .templates
+            .record_match(&self.template, result.matched, now_ms())?;
         if !result.matched {
             return Err(FlowError::NotMatched {
                 score: result.score,
@@ -509,22 +388,22 @@ impl PaymentSession {
     /// still have recorded it — the merchant's order status is authoritative).
     pub async fn pay(&self) -> Result<Receipt, FlowError> {
         let verified = {
-            let mut stage = lock(&self.stage);
-            match std::mem::replace(&mut *stage, Stage::Paying) {
-                Stage::Verified(v) => v,
+            let mut stage = self.stage.lock();
+            match std::mem::replace(&mut *stage, Stage::Decided(Decided::Paying)) {
+                Stage::Decided(Decided::Verified(v)) => v,
                 Stage::Capturing(c) => {
                     *stage = Stage::Capturing(c);
                     return Err(FlowError::InvalidState(
                         "the face is not verified yet: push more frames".into(),
                     ));
                 }
-                Stage::Paying => {
+                Stage::Decided(Decided::Paying) => {
                     return Err(FlowError::InvalidState(
                         "the payment is already being sent".into(),
                     ));
                 }
-                Stage::Finished(r) => {
-                    *stage = Stage::Finished(r.clone());
+                Stage::Decided(Decided::Finished(r)) => {
+                    *stage = Stage::Decided(Decided::Finished(r.clone()));
                     return r;
                 }
             }
@@ -532,11 +411,11 @@ impl PaymentSession {
         let result = if *self.cancel.borrow() {
             Err(FlowError::Cancelled)
         } else {
-            self.listener.on_event(FlowEvent::Paying);
+            self.stage.emit(FlowEvent::Paying);
             self.submit(&verified).await
         };
-        *lock(&self.stage) = Stage::Finished(result.clone());
-        self.listener.on_event(match &result {
+        *self.stage.lock() = Stage::Decided(Decided::Finished(result.clone()));
+        self.stage.emit(match &result {
             Ok(r) => FlowEvent::Done(r.clone()),
             Err(e) => FlowEvent::Failed(e.clone()),
         });
@@ -578,19 +457,9 @@ impl PaymentSession {
     /// [`FlowError::Cancelled`]. Does nothing once the payment has finished.
     pub fn cancel(&self) {
         self.cancel.send_replace(true);
-        let changed = {
-            let mut stage = lock(&self.stage);
-            match &*stage {
-                Stage::Capturing(_) | Stage::Verified(_) => {
-                    *stage = Stage::Finished(Err(FlowError::Cancelled));
-                    true
-                }
-                Stage::Paying | Stage::Finished(_) => false,
-            }
-        };
-        if changed {
-            self.listener
-                .on_event(FlowEvent::Failed(FlowError::Cancelled));
-        }
+        self.stage.cancel(
+            |state| matches!(state, Decided::Verified(_)),
+            Decided::Finished(Err(FlowError::Cancelled)),
+        );
     }
 }

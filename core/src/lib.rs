@@ -7,6 +7,7 @@
 //! - [`template`]: the enrolment template, sealed with AES-256-GCM under a key-store key, stored atomically;
 //! - [`matcher`]: probe embeddings against the template, cosine score and decision;
 //! - [`checkout`]: the canonical signed payment payload, the device signer and the HTTPS client;
+//! - [`capture`]: the liveness capture both enrolment and payment start with (frames in, best frames kept);
 //! - [`enrolment`] and [`flow`]: enrol from a liveness-passed capture; Buy ▸ selfie ▸ signed payment ▸ receipt.
 //! - `camera` (feature `camera`, desktop only): webcam frames through nokhwa, for the demo and QA recordings.
 //!
@@ -14,6 +15,8 @@
 
 #[cfg(feature = "camera")]
 pub mod camera;
+#[cfg(all(feature = "vision", feature = "client"))]
+pub mod capture;
 pub mod checkout;
 #[cfg(all(feature = "vision", feature = "client"))]
 pub mod enrolment;

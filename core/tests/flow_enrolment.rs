@@ -16,7 +16,7 @@ use facepay_core::checkout::signer::SoftwareSigner;
 use facepay_core::enrolment::EnrolmentCapture;
 use facepay_core::flow::{EnrolmentStep, FacePay, FacePayConfig, FlowError, FlowEvent, NoListener};
 use facepay_core::liveness::LivenessPolicy;
-use facepay_core::template::MemoryKeyStore;
+use facepay_core::template::{MAX_FAILED_MATCHES, MemoryKeyStore, TemplateStore};
 use facepay_core::vision::frame::decode_file;
 use facepay_core::vision::model::{default_models_dir, default_shared_dir};
 use facepay_core::vision::pipeline::Vision;
@@ -44,6 +44,12 @@ fn frames(name: &str) -> Vec<PathBuf> {
 
 /// A device whose server is a closed loopback port (nothing here touches the network).
 fn device(state: &Path) -> FacePay {
+    device_with_keys(state).0
+}
+
+/// [`device`] and the key store it seals its template under.
+fn device_with_keys(state: &Path) -> (FacePay, Arc<MemoryKeyStore>) {
+    let keys = Arc::new(MemoryKeyStore::new());
     let config = FacePayConfig {
         server: ClientConfig::new("http://127.0.0.1:9/", TrustRoots::System),
         device_id: "test-device".into(),
@@ -53,13 +59,14 @@ fn device(state: &Path) -> FacePay {
         enrolment_challenges: Some(vec![Challenge::Blink]),
     };
     let vision = Vision::load_default().expect("loading the committed models");
-    FacePay::new(
+    let device = FacePay::new(
         config,
         vision,
         Arc::new(SoftwareSigner::generate().unwrap()),
-        Arc::new(MemoryKeyStore::new()),
+        keys.clone(),
     )
-    .expect("building the device")
+    .expect("building the device");
+    (device, keys)
 }
 
 /// Pushes `live-blink-7` until the capture answers something other than guidance.
@@ -83,7 +90,7 @@ fn temp_state(tag: &str) -> PathBuf {
 #[test]
 fn enrolment_from_a_live_clip_seals_a_template_and_payment_needs_the_server() {
     let state = temp_state("enrol");
-    let device = device(&state);
+    let (device, keys) = device_with_keys(&state);
     assert!(!device.is_enrolled().unwrap());
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
@@ -125,6 +132,32 @@ fn enrolment_from_a_live_clip_seals_a_template_and_payment_needs_the_server() {
     let again = device.start_enrolment(Arc::new(NoListener));
     assert!(again.is_ok(), "the pipeline was not given back: {again:?}");
     drop(again);
+
+    // Five failed matches in a row (recorded in the device state, as a payment's failed match does): the next
+    // payment is refused on the device, before any network call, with the time to wait; a match resets it.
+    let store = TemplateStore::new(&state, keys);
+    let template = store.load().unwrap();
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_millis() as u64;
+    for _ in 0..MAX_FAILED_MATCHES {
+        store.record_match(&template, false, now).unwrap();
+    }
+    let locked = rt.block_on(device.start_payment("token", Arc::new(NoListener)));
+    match locked {
+        Err(FlowError::LockedOut {
+            retry_after_s,
+            failed_matches,
+        }) => {
+            assert_eq!(failed_matches, MAX_FAILED_MATCHES);
+            assert!((290..=300).contains(&retry_after_s), "{retry_after_s}");
+        }
+        other => panic!("expected LockedOut, got {other:?}"),
+    }
+    store.record_match(&template, true, now).unwrap();
+    let unlocked = rt.block_on(device.start_payment("token", Arc::new(NoListener)));
+    assert!(matches!(unlocked, Err(FlowError::Network(_))), "{unlocked:?}");
     device.delete_enrolment().unwrap();
     assert!(!device.is_enrolled().unwrap());
     std::fs::remove_dir_all(&state).unwrap();

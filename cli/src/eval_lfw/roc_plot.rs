@@ -13,7 +13,8 @@ use plotters::style::FontStyle;
 const WIDTH: u32 = 800;
 const HEIGHT: u32 = 600;
 
-fn register_font() -> anyhow::Result<()> {
+/// Registers the compiled-in font as "sans-serif" for plotters (every plot calls it first).
+pub fn register_font() -> anyhow::Result<()> {
     plotters::style::register_font(
         "sans-serif",
         FontStyle::Normal,

@@ -62,7 +62,10 @@ pub enum EvalError {
     /// The k-fold protocol was asked for with fewer than two folds, or a fold without both classes.
     #[error("k-fold protocol: {0}")]
     Folds(String),
+    /// Embeddings and their identity labels do not fit together (counts, lengths).
+    #[error("embeddings: {0}")]
+    Embeddings(String),
     /// A FAR target outside (0, 1].
-    #[error("FAR target {0} is outside (0, 1]")]
+    #[error("FAR target {0} is outside the supported range (0, 1], or (0, 1e-3] for all-pairs thresholds")]
     FarTarget(f64),
 }

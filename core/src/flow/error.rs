@@ -39,6 +39,17 @@ pub enum FlowError {
         /// The calibrated decision threshold.
         threshold: f32,
     },
+    /// Too many failed face matches in a row: the device refuses to try again until the lock-out ends
+    /// (`facepay_core::template::attempts`: 5 failures lock for 5 minutes, each further one doubles it).
+    #[error(
+        "face matching is locked after {failed_matches} failed matches in a row: try again in {retry_after_s} s"
+    )]
+    LockedOut {
+        /// Seconds to wait before the next try (rounded up).
+        retry_after_s: u64,
+        /// Failed matches in a row so far.
+        failed_matches: u32,
+    },
     /// No template is enrolled on this device.
     #[error("no shopper is enrolled on this device: enrol first")]
     NotEnrolled,
@@ -139,6 +150,7 @@ impl FlowError {
             FlowError::LivenessFailed { .. } => "liveness_failed",
             FlowError::TooFewFrames { .. } => "too_few_frames",
             FlowError::NotMatched { .. } => "not_matched",
+            FlowError::LockedOut { .. } => "locked_out",
             FlowError::NotEnrolled => "not_enrolled",
             FlowError::Template(_) => "template",
             FlowError::Declined { .. } => "declined",

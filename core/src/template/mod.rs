@@ -4,6 +4,7 @@
 //! No embedding is ever written unencrypted; the sealed format is documented in `docs/template-format.md`.
 //! Everything here needs only `ring`, `serde` and `thiserror` (it builds with `default-features = false`).
 
+pub mod attempts;
 mod codec;
 mod enrol;
 mod error;
@@ -12,6 +13,7 @@ mod keystore;
 mod seal;
 mod store;
 
+pub use attempts::{MAX_FAILED_MATCHES, MatchAttempts};
 pub use enrol::{
     MAX_DIMENSION, MAX_EMBEDDINGS, MAX_MODEL_ID_LEN, MIN_EMBEDDINGS, MIN_ENROL_AGREEMENT,
     TEMPLATE_VERSION, Template, UNIT_NORM_TOLERANCE, enrol, enrol_at, model_id,

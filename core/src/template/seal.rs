@@ -31,13 +31,27 @@ pub(crate) fn seal(
     key_id: &str,
     key: &TemplateKey,
 ) -> Result<Vec<u8>, TemplateError> {
+    let mut plain = codec::encode(template);
+    let sealed = seal_bytes(MAGIC, &plain, key_id, key);
+    wipe_bytes(&mut plain);
+    sealed
+}
+
+/// Seals `plain` in the sealed-file layout under another file kind's `magic` (same header, same AEAD; the
+/// magic is authenticated, so one kind of file can never be opened as another).
+pub(crate) fn seal_bytes(
+    magic: [u8; 4],
+    plain: &[u8],
+    key_id: &str,
+    key: &TemplateKey,
+) -> Result<Vec<u8>, TemplateError> {
     check_key_id(key_id)?;
     let mut nonce = [0u8; NONCE_LEN];
     SystemRandom::new()
         .fill(&mut nonce)
         .map_err(|_| TemplateError::Crypto("the system random source failed".into()))?;
     let mut out = Vec::new();
-    out.extend_from_slice(&MAGIC);
+    out.extend_from_slice(&magic);
     out.push(FORMAT_VERSION);
     // `check_key_id` bounds the id to 64 bytes.
     out.push(key_id.len() as u8);
@@ -46,7 +60,7 @@ pub(crate) fn seal(
     let header_len = out.len();
 
     let aead = aead_key(key)?;
-    let mut in_out = codec::encode(template);
+    let mut in_out = plain.to_vec();
     let sealed = aead.seal_in_place_append_tag(
         Nonce::assume_unique_for_key(nonce),
         Aad::from(&out[..header_len]),
@@ -62,7 +76,12 @@ pub(crate) fn seal(
 /// Parses the header of a sealed file: magic (else [`TemplateError::Integrity`]), format version (else
 /// [`TemplateError::UnsupportedVersion`]), key id and nonce. Nothing here is trusted until [`open`] succeeds.
 pub(crate) fn parse_header(bytes: &[u8]) -> Result<Header<'_>, TemplateError> {
-    if bytes.len() < MAGIC.len() + 2 || bytes[..MAGIC.len()] != MAGIC {
+    parse_header_of(MAGIC, bytes)
+}
+
+/// [`parse_header`] for a sealed file of the kind `magic`.
+pub(crate) fn parse_header_of(magic: [u8; 4], bytes: &[u8]) -> Result<Header<'_>, TemplateError> {
+    if bytes.len() < MAGIC.len() + 2 || bytes[..MAGIC.len()] != magic {
         return Err(TemplateError::Integrity);
     }
     let version = bytes[MAGIC.len()];
@@ -93,6 +112,17 @@ pub(crate) fn open(
     header: &Header<'_>,
     key: &TemplateKey,
 ) -> Result<Template, TemplateError> {
+    open_with(bytes, header, key, codec::decode)
+}
+
+/// Authenticates and decrypts a sealed file of any kind, handing the plaintext to `decode` (the plaintext
+/// buffer is zeroed afterwards, whatever `decode` returns).
+pub(crate) fn open_with<T>(
+    bytes: &[u8],
+    header: &Header<'_>,
+    key: &TemplateKey,
+    decode: impl FnOnce(&[u8]) -> Result<T, TemplateError>,
+) -> Result<T, TemplateError> {
     let aead = aead_key(key)?;
     let mut in_out = bytes[header.len..].to_vec();
     let opened = aead
@@ -102,7 +132,7 @@ pub(crate) fn open(
             &mut in_out,
         )
         .map_err(|_| TemplateError::Integrity)
-        .and_then(|plain| codec::decode(plain));
+        .and_then(|plain| decode(plain));
     wipe_bytes(&mut in_out);
     opened
 }

@@ -6,6 +6,7 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 
 use super::keystore::{KeyStore, check_key_id};
+use super::attempts::{self, MatchAttempts};
 use super::{Template, TemplateError, files, seal};
 
 /// File name of the sealed template inside the store's directory.
@@ -116,6 +117,51 @@ impl TemplateStore {
         seal::open(&bytes, &header, &key)
     }
 
+    /// The attempt-limit state of `template` (the stored one) at `now_ms` (see [`super::attempts`]).
+    pub fn match_attempts(
+        &self,
+        template: &Template,
+        now_ms: u64,
+    ) -> Result<MatchAttempts, TemplateError> {
+        let _guard = self
+            .write_lock
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        attempts::load(
+            &self.dir,
+            &self.key_id,
+            self.keystore.as_ref(),
+            template.created_at_ms(),
+            now_ms,
+        )
+    }
+
+    /// Records the outcome of one match of `template` at `now_ms` (a success resets the count, a failure adds
+    /// one and may start a lock-out) and persists it durably before returning the new state.
+    pub fn record_match(
+        &self,
+        template: &Template,
+        matched: bool,
+        now_ms: u64,
+    ) -> Result<MatchAttempts, TemplateError> {
+        let _guard = self
+            .write_lock
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        let created = template.created_at_ms();
+        let before =
+            attempts::load(&self.dir, &self.key_id, self.keystore.as_ref(), created, now_ms)?;
+        let after = if matched {
+            MatchAttempts::NONE
+        } else {
+            before.after_failure(now_ms)
+        };
+        if after != before {
+            attempts::save(&self.dir, &self.key_id, self.keystore.as_ref(), created, &after)?;
+        }
+        Ok(after)
+    }
+
     /// Wipes the template (overwrite, fsync, remove, also any temporary files) and deletes its key,
     /// which makes any copy of the sealed file that survived on the storage medium unreadable.
     /// Succeeds when nothing is enrolled.
@@ -126,6 +172,7 @@ impl TemplateStore {
             .unwrap_or_else(|poisoned| poisoned.into_inner());
         files::wipe_file(&self.path())?;
         files::remove_stale_temps(&self.dir, TEMPLATE_FILE)?;
+        attempts::delete(&self.dir)?;
         if self.dir.exists() {
             files::sync_dir(&self.dir)?;
         }

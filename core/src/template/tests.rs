@@ -650,3 +650,63 @@ fn store_and_key_stores_are_thread_safe() {
     );
     assert_eq!(listing(store.dir()), [TEMPLATE_FILE]);
 }
+
+#[test]
+fn attempt_limit_is_persisted_bound_to_the_template_and_fails_closed() {
+    let dir = TestDir::new();
+    let (store, _) = file_store(&dir);
+    let enrolled = enrol_at(person(3, 4), MODEL, 1_000).unwrap();
+    store.save(&enrolled).unwrap();
+    let now = 10_000_000;
+    assert_eq!(
+        store.match_attempts(&enrolled, now).unwrap(),
+        MatchAttempts::NONE
+    );
+    for k in 1..MAX_FAILED_MATCHES {
+        let a = store.record_match(&enrolled, false, now).unwrap();
+        assert_eq!(a.consecutive_failures, k);
+        assert_eq!(a.retry_after_ms(now), 0);
+    }
+    let locked = store.record_match(&enrolled, false, now).unwrap();
+    assert_eq!(locked.retry_after_ms(now), attempts::LOCKOUT_BASE_MS);
+    // Persisted: a fresh store on the same directory sees the lock-out.
+    let (again, _) = file_store(&dir);
+    assert_eq!(again.match_attempts(&enrolled, now + 1).unwrap(), locked);
+    // The next failure after the lock-out doubles it; a success resets.
+    let later = now + attempts::LOCKOUT_BASE_MS;
+    let doubled = store.record_match(&enrolled, false, later).unwrap();
+    assert_eq!(doubled.retry_after_ms(later), 2 * attempts::LOCKOUT_BASE_MS);
+    assert_eq!(
+        store.record_match(&enrolled, true, later).unwrap(),
+        MatchAttempts::NONE
+    );
+    // A record made for another template (a re-enrolment) does not lock the new one.
+    for _ in 0..MAX_FAILED_MATCHES {
+        store.record_match(&enrolled, false, now).unwrap();
+    }
+    let new_template = enrol_at(person(4, 4), MODEL, 2_000).unwrap();
+    assert_eq!(
+        store.match_attempts(&new_template, now).unwrap(),
+        MatchAttempts::NONE
+    );
+    // A tampered record fails closed: locked out from when it was found, and rewritten so.
+    let path = store.dir().join(attempts::ATTEMPTS_FILE);
+    assert!(fs::read(&path).unwrap().starts_with(b"FPAT"));
+    let mut bytes = fs::read(&path).unwrap();
+    let last = bytes.len() - 1;
+    bytes[last] ^= 1;
+    fs::write(&path, &bytes).unwrap();
+    let tampered = store.match_attempts(&enrolled, now).unwrap();
+    assert_eq!(tampered.consecutive_failures, MAX_FAILED_MATCHES);
+    assert_eq!(tampered.retry_after_ms(now), attempts::LOCKOUT_BASE_MS);
+    assert_eq!(store.match_attempts(&enrolled, now).unwrap(), tampered);
+    // A sealed template file is not an attempt record, even under the right key.
+    fs::copy(store.path(), &path).unwrap();
+    assert_eq!(
+        store.match_attempts(&enrolled, now).unwrap().consecutive_failures,
+        MAX_FAILED_MATCHES
+    );
+    // Deleting the enrolment deletes the record.
+    store.delete().unwrap();
+    assert!(!path.exists());
+}

@@ -155,6 +155,18 @@ pub struct Calibration {
     pub flip_average: bool,
     /// How the threshold was chosen (data, criterion, why).
     pub chosen_on: String,
+    /// The false-accept rate the threshold was set for (fraction), when chosen for one.
+    #[serde(default)]
+    pub target_far: Option<f64>,
+    /// Impostor pairs of the calibration set (all pairs of different people).
+    #[serde(default)]
+    pub impostor_pairs: Option<u64>,
+    /// Genuine pairs of the calibration set.
+    #[serde(default)]
+    pub genuine_pairs: Option<u64>,
+    /// Impostor pairs accepted at the threshold on the calibration set.
+    #[serde(default)]
+    pub false_accepts: Option<u64>,
     /// What it gives on held-out data, with the command that measured it.
     pub measured: String,
 }
