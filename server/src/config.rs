@@ -6,6 +6,8 @@ use std::time::Duration;
 
 use facepay_core::checkout::protocol::{ALL_CHALLENGES, Challenge};
 
+pub use crate::webhook_delivery::WebhookPolicy;
+
 /// Which database to use.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum DatabaseTarget {
@@ -117,11 +119,16 @@ pub struct ServerConfig {
     pub body_limit: usize,
     /// Connections in the PostgreSQL pool, or SQLite read connections.
     pub pool_size: u32,
+    /// The bearer token `GET /metrics` requires (`None`: metrics are not served).
+    pub metrics_token: Option<String>,
+    /// Webhook delivery: polling, timeout, retries.
+    pub webhooks: WebhookPolicy,
 }
 
 impl ServerConfig {
     /// Defaults for a database: plain HTTP on 127.0.0.1 with a free port, 2-minute nonces, 1-hour client tokens,
-    /// 1-day enrolment tokens, 24-hour idempotency keys, 5 failures in 3 minutes → 5-minute lock-out, 64 KiB bodies.
+    /// 1-day enrolment tokens, 24-hour idempotency keys, 5 failures in 3 minutes → 5-minute lock-out, 64 KiB bodies,
+    /// no metrics, the default webhook policy.
     pub fn new(database: DatabaseTarget) -> Self {
         ServerConfig {
             listen: SocketAddr::from(([127, 0, 0, 1], 0)),
@@ -136,6 +143,8 @@ impl ServerConfig {
             lockout: LockoutPolicy::default(),
             body_limit: 64 * 1024,
             pool_size: 8,
+            metrics_token: None,
+            webhooks: WebhookPolicy::default(),
         }
     }
 }

@@ -1,6 +1,14 @@
 //! Storage through sqlx: SQLite (one writer connection, a pool of readers, WAL) or PostgreSQL (one pool),
 //! the same SQL for both, migrations from `server/migrations/<backend>/`, and the one-transaction payment write.
 
+pub mod api_keys;
+pub mod durability;
+pub mod idempotency;
+pub mod reads;
+pub mod refunds;
+pub mod transaction;
+pub mod webhooks;
+
 use std::str::FromStr;
 
 use sqlx::any::{AnyConnectOptions, AnyPoolOptions};
@@ -12,10 +20,20 @@ use crate::error::ApiError;
 use facepay_core::checkout::wire::ErrorCode;
 
 /// Schema migrations per backend, applied in order and recorded in `schema_migrations`.
-const SQLITE_MIGRATIONS: &[(i64, &str)] =
-    &[(1, include_str!("../migrations/sqlite/0001_init.sql"))];
-const POSTGRES_MIGRATIONS: &[(i64, &str)] =
-    &[(1, include_str!("../migrations/postgres/0001_init.sql"))];
+const SQLITE_MIGRATIONS: &[(i64, &str)] = &[
+    (1, include_str!("../migrations/sqlite/0001_init.sql")),
+    (
+        3,
+        include_str!("../migrations/sqlite/0003_merchant_api.sql"),
+    ),
+];
+const POSTGRES_MIGRATIONS: &[(i64, &str)] = &[
+    (1, include_str!("../migrations/postgres/0001_init.sql")),
+    (
+        3,
+        include_str!("../migrations/postgres/0003_merchant_api.sql"),
+    ),
+];
 
 /// Why the database could not be opened or migrated.
 #[derive(Debug, thiserror::Error)]
@@ -166,7 +184,7 @@ pub struct Store {
 }
 
 /// A write statement with all values bound (owned, so it can move to the group-commit task).
-type WriteStatement = sqlx::query::Query<'static, sqlx::Any, sqlx::any::AnyArguments>;
+pub type WriteStatement = sqlx::query::Query<'static, sqlx::Any, sqlx::any::AnyArguments>;
 
 /// One write for the group-commit task, and where to send its outcome (rows affected).
 struct WriteJob {
@@ -313,33 +331,27 @@ impl Store {
             .is_ok()
     }
 
-    /// Stores a merchant.
+    /// Stores a merchant and its first API key (id `key_id`) in one transaction.
     pub async fn insert_merchant(
         &self,
         merchant_id: &str,
         name: &str,
+        key_id: &str,
         api_key_hash: &[u8],
         now_ms: i64,
     ) -> Result<(), sqlx::Error> {
+        let mut tx = self.writer.begin().await?;
         sqlx::query("INSERT INTO merchants (merchant_id, name, api_key_hash, created_at_ms) VALUES ($1, $2, $3, $4)")
         .bind(merchant_id)
         .bind(name)
         .bind(api_key_hash.to_vec())
         .bind(now_ms)
-        .execute(&self.writer)
+        .execute(&mut *tx)
         .await?;
-        Ok(())
-    }
-
-    /// The merchant id whose API key hashes to `api_key_hash`.
-    pub async fn merchant_by_key_hash(
-        &self,
-        api_key_hash: &[u8],
-    ) -> Result<Option<String>, sqlx::Error> {
-        sqlx::query_scalar("SELECT merchant_id FROM merchants WHERE api_key_hash = $1")
-            .bind(api_key_hash.to_vec())
-            .fetch_optional(&self.reader)
-            .await
+        Store::api_key_insert(merchant_id, key_id, api_key_hash, now_ms)
+            .execute(&mut *tx)
+            .await?;
+        tx.commit().await
     }
 
     /// Stores an order; `order_exists` if the merchant already has this order id.
@@ -349,7 +361,20 @@ impl Store {
         client_token_hash: &[u8],
         now_ms: i64,
     ) -> Result<(), ApiError> {
-        let result = sqlx::query("INSERT INTO orders (merchant_id, order_id, amount_minor, currency, items_digest, client_token_hash, \
+        if self
+            .write(Store::order_insert(order, client_token_hash, now_ms))
+            .await?
+            == 1
+        {
+            Ok(())
+        } else {
+            Err(crate::api::order_exists())
+        }
+    }
+
+    /// The insert of an order (affects no row when the merchant already has this order id).
+    pub fn order_insert(order: &OrderRow, client_token_hash: &[u8], now_ms: i64) -> WriteStatement {
+        sqlx::query("INSERT INTO orders (merchant_id, order_id, amount_minor, currency, items_digest, client_token_hash, \
              token_expires_at_ms, paid, created_at_ms) VALUES ($1, $2, $3, $4, $5, $6, $7, 0, $8) \
              ON CONFLICT (merchant_id, order_id) DO NOTHING")
         .bind(order.merchant_id.clone())
@@ -359,15 +384,7 @@ impl Store {
         .bind(order.items_digest.clone())
         .bind(client_token_hash.to_vec())
         .bind(order.token_expires_at_ms)
-        .bind(now_ms);
-        if self.write(result).await? == 1 {
-            Ok(())
-        } else {
-            Err(ApiError::new(
-                ErrorCode::OrderExists,
-                "this merchant already has an order with this order_id",
-            ))
-        }
+        .bind(now_ms)
     }
 
     /// The order whose client token hashes to `client_token_hash`.
@@ -638,7 +655,7 @@ impl Store {
         }
     }
 
-    /// Deletes expired idempotency records and nonces; returns how many rows went.
+    /// Deletes expired idempotency records (of payments and of other POSTs) and nonces; returns how many rows went.
     pub async fn purge_expired(&self, now_ms: i64) -> Result<u64, sqlx::Error> {
         let keys = sqlx::query("DELETE FROM idempotency_keys WHERE expires_at_ms <= $1")
             .bind(now_ms)
@@ -648,7 +665,11 @@ impl Store {
             .bind(now_ms)
             .execute(&self.writer)
             .await?;
-        Ok(keys.rows_affected() + nonces.rows_affected())
+        let responses = sqlx::query("DELETE FROM idempotent_requests WHERE expires_at_ms <= $1")
+            .bind(now_ms)
+            .execute(&self.writer)
+            .await?;
+        Ok(keys.rows_affected() + nonces.rows_affected() + responses.rows_affected())
     }
 
     /// Row counts of the payment-related tables.
@@ -763,6 +784,7 @@ fn trigger_error(message: &str) -> Option<ApiError> {
             "counter is not greater than the device's last accepted counter"
         }
         "order_already_paid" => "this order has already been paid",
+        "order_cancelled" => "this order is cancelled",
         "idempotency_conflict" => "this idempotency key is already in use",
         _ => return None,
     };

@@ -203,7 +203,7 @@ pub enum ErrorCode {
     InvalidIdempotencyKey,
     /// 401: missing or wrong bearer credential (merchant API key, client token).
     Unauthorized,
-    /// 404: no such route.
+    /// 404: no such route, or no such object for this merchant.
     NotFound,
     /// 405: the route exists but not for this method.
     MethodNotAllowed,
@@ -245,6 +245,10 @@ pub enum ErrorCode {
     IdempotencyConflict,
     /// 409: a request with this idempotency key is still being processed.
     IdempotencyInProgress,
+    /// 409: the order was cancelled; it cannot be paid (or cancelled again).
+    OrderCancelled,
+    /// 409: the refund would take the payment's refunded total above its amount.
+    RefundExceedsRemaining,
     /// 500: the server failed; nothing was recorded.
     Internal,
     /// 503: the server is shutting down or its database is unavailable.
@@ -268,7 +272,9 @@ impl ErrorCode {
             | NonceReused
             | CounterNotIncreasing
             | IdempotencyConflict
-            | IdempotencyInProgress => 409,
+            | IdempotencyInProgress
+            | OrderCancelled
+            | RefundExceedsRemaining => 409,
             PayloadTooLarge => 413,
             UnsupportedMediaType => 415,
             DeviceLocked => 429,
@@ -315,6 +321,8 @@ impl ErrorCode {
             LivenessFailed => "liveness_failed",
             IdempotencyConflict => "idempotency_conflict",
             IdempotencyInProgress => "idempotency_in_progress",
+            OrderCancelled => "order_cancelled",
+            RefundExceedsRemaining => "refund_exceeds_remaining",
             Internal => "internal",
             Unavailable => "unavailable",
         }
