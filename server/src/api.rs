@@ -25,7 +25,7 @@ use crate::idempotency::{Begin, Idempotency};
 use crate::refunds::to_body;
 use crate::store::api_keys::KeyOwner;
 use crate::store::transaction::Step;
-use crate::store::{NonceRow, OrderRow, Store};
+use crate::store::{Conflict, NonceRow, OrderRow, Store};
 use crate::tokens::{self, CLIENT_TOKEN_PREFIX, ENROLLMENT_TOKEN_PREFIX};
 
 fn invalid(e: impl std::fmt::Display) -> ApiError {
@@ -133,7 +133,10 @@ pub async fn create_order(
     })?;
     let token_hash = tokens::token_hash(&client_token);
     let answer = if idem.has_key() {
-        let insert = Step::must_affect(Store::order_insert(&row, &token_hash, now), order_exists());
+        let insert = Step::must_affect(
+            Store::order_insert(&row, &token_hash, now),
+            Conflict::OrderExists,
+        );
         idem.commit(&app, vec![insert], StatusCode::CREATED, response)
             .await?
     } else {
@@ -147,14 +150,6 @@ pub async fn create_order(
         "order created"
     );
     Ok(answer)
-}
-
-/// The error for an order id the merchant already used.
-pub fn order_exists() -> ApiError {
-    ApiError::new(
-        ErrorCode::OrderExists,
-        "this merchant already has an order with this order_id",
-    )
 }
 
 /// `POST /v1/enrollments`.

@@ -38,11 +38,6 @@ async fn not_open(app: &App, merchant_id: &str, order_id: &str) -> ApiError {
     }
 }
 
-/// The placeholder error of a step that must find the order open (replaced by [`not_open`]'s diagnosis).
-fn not_open_marker() -> ApiError {
-    ApiError::new(ErrorCode::OrderCancelled, "the order is not open")
-}
-
 /// `POST /v1/orders/{order_id}/cancel`.
 pub async fn cancel_order(
     State(app): State<Arc<App>>,
@@ -69,7 +64,7 @@ pub async fn cancel_order(
     let response = to_body(&order_view(&order))?;
     let now = now_ms();
     let steps = vec![
-        Store::cancel_step(&merchant_id, &order_id, not_open_marker()),
+        Store::cancel_step(&merchant_id, &order_id),
         webhook_delivery::event_step(&merchant_id, EventType::OrderCancelled, &response, now),
     ];
     match idem.commit(&app, steps, StatusCode::OK, response).await {
@@ -78,7 +73,10 @@ pub async fn cancel_order(
             tracing::info!(merchant_id, order_id, "order cancelled");
             Ok(answer)
         }
-        Err(e) if e == not_open_marker() => Err(not_open(&app, &merchant_id, &order_id).await),
+        // The order stopped being open since it was read (a payment or a cancel won): say which.
+        Err(e) if e.code == ErrorCode::OrderCancelled => {
+            Err(not_open(&app, &merchant_id, &order_id).await)
+        }
         Err(e) => Err(e),
     }
 }
@@ -109,13 +107,14 @@ pub async fn new_client_token(
         &order_id,
         &tokens::token_hash(&client_token),
         expires_at_ms,
-        not_open_marker(),
     );
     match idem
         .commit(&app, vec![step], StatusCode::CREATED, response)
         .await
     {
-        Err(e) if e == not_open_marker() => Err(not_open(&app, &merchant_id, &order_id).await),
+        Err(e) if e.code == ErrorCode::OrderCancelled => {
+            Err(not_open(&app, &merchant_id, &order_id).await)
+        }
         other => other,
     }
 }

@@ -4,6 +4,8 @@ use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use facepay_core::checkout::wire::{ErrorBody, ErrorCode};
 
+use crate::store::{Conflict, StoreError};
+
 /// A request rejection (or an internal failure) with its stable machine code.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("{code}: {message}")]
@@ -34,10 +36,57 @@ impl ApiError {
     }
 }
 
-impl From<sqlx::Error> for ApiError {
-    fn from(e: sqlx::Error) -> Self {
+impl From<Conflict> for ApiError {
+    fn from(conflict: Conflict) -> Self {
+        let (code, message) = match conflict {
+            Conflict::OrderExists => (
+                ErrorCode::OrderExists,
+                "this merchant already has an order with this order_id",
+            ),
+            Conflict::DeviceExists => (
+                ErrorCode::DeviceExists,
+                "this device id is already registered",
+            ),
+            Conflict::EnrollmentInvalid => (
+                ErrorCode::InvalidEnrollmentToken,
+                "enrolment token unknown, used or expired",
+            ),
+            Conflict::NonceReused => (ErrorCode::NonceReused, "this nonce has already been used"),
+            Conflict::CounterNotIncreasing => (
+                ErrorCode::CounterNotIncreasing,
+                "counter is not greater than the device's last accepted counter",
+            ),
+            Conflict::OrderAlreadyPaid => (
+                ErrorCode::OrderAlreadyPaid,
+                "this order has already been paid",
+            ),
+            Conflict::IdempotencyKeyInUse => (
+                ErrorCode::IdempotencyConflict,
+                "this idempotency key is already in use",
+            ),
+            Conflict::OrderCancelled => (ErrorCode::OrderCancelled, "this order is cancelled"),
+            Conflict::OrderNotOpen => (ErrorCode::OrderCancelled, "this order is not open"),
+            Conflict::RefundExceedsRemaining => (
+                ErrorCode::RefundExceedsRemaining,
+                "the refund exceeds what is left of the payment",
+            ),
+            Conflict::ResponseRecorded => (
+                ErrorCode::IdempotencyInProgress,
+                "a request with this idempotency key was recorded concurrently",
+            ),
+        };
+        ApiError::new(code, message)
+    }
+}
+
+impl From<StoreError> for ApiError {
+    fn from(e: StoreError) -> Self {
         match e {
-            sqlx::Error::PoolTimedOut | sqlx::Error::PoolClosed | sqlx::Error::Io(_) => {
+            StoreError::Conflict(conflict) => conflict.into(),
+            StoreError::OutOfRange(field) => {
+                ApiError::new(ErrorCode::InvalidRequest, format!("{field} exceeds 2^63-1"))
+            }
+            e if e.is_unavailable() => {
                 tracing::warn!(error = %e, "database unavailable");
                 ApiError::new(
                     ErrorCode::Unavailable,

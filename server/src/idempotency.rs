@@ -15,9 +15,9 @@ use facepay_core::checkout::wire::{ErrorCode, IDEMPOTENCY_KEY_HEADER, valid_idem
 
 use crate::app::{App, millis, now_ms};
 use crate::error::{ApiError, json_response};
-use crate::store::Store;
 use crate::store::idempotency::StoredResponse;
 use crate::store::transaction::Step;
+use crate::store::{Conflict, Store, StoreError};
 
 /// Header set on a replayed response.
 pub const REPLAYED_HEADER: &str = "Idempotent-Replayed";
@@ -138,10 +138,11 @@ impl Idempotency {
         steps.extend(self.step(app, status, &body));
         match app.store.write_all(steps).await {
             Ok(()) => Ok(json_response(status, body)),
-            Err(e) if e.code == ErrorCode::IdempotencyInProgress => {
-                self.stored(app).await?.ok_or(e)
-            }
-            Err(e) => Err(e),
+            Err(StoreError::Conflict(Conflict::ResponseRecorded)) => self
+                .stored(app)
+                .await?
+                .ok_or_else(|| Conflict::ResponseRecorded.into()),
+            Err(e) => Err(e.into()),
         }
     }
 

@@ -346,7 +346,7 @@ async fn record(
         }
         Err(e) => {
             // A concurrent request with the same key and body may have committed first: answer as it did.
-            if !e.code.is_transient()
+            if !e.is_unavailable()
                 && let Some(row) = app
                     .store
                     .idempotency(&payload.order.merchant_id, key, now_ms())
@@ -357,7 +357,7 @@ async fn record(
                 }
                 return Err(idempotency_conflict());
             }
-            Err(e)
+            Err(e.into())
         }
     }
 }

@@ -15,27 +15,17 @@ use sqlx::any::{AnyConnectOptions, AnyPoolOptions};
 use sqlx::{AnyPool, Row};
 use tokio::sync::{mpsc, oneshot};
 
+use sqlx::migrate::Migrator;
+
 use crate::config::{DatabaseTarget, SqliteSync};
-use crate::error::ApiError;
-use facepay_core::checkout::wire::ErrorCode;
 
-/// Schema migrations per backend, applied in order and recorded in `schema_migrations`.
-const SQLITE_MIGRATIONS: &[(i64, &str)] = &[
-    (1, include_str!("../migrations/sqlite/0001_init.sql")),
-    (
-        3,
-        include_str!("../migrations/sqlite/0003_merchant_api.sql"),
-    ),
-];
-const POSTGRES_MIGRATIONS: &[(i64, &str)] = &[
-    (1, include_str!("../migrations/postgres/0001_init.sql")),
-    (
-        3,
-        include_str!("../migrations/postgres/0003_merchant_api.sql"),
-    ),
-];
+/// SQLite schema migrations (`server/migrations/sqlite/NNNN_name.sql`), recorded in `_sqlx_migrations`.
+static SQLITE_MIGRATOR: Migrator = sqlx::migrate!("migrations/sqlite");
+/// PostgreSQL schema migrations (`server/migrations/postgres/NNNN_name.sql`); concurrent migrators serialise on
+/// sqlx's advisory lock.
+static POSTGRES_MIGRATOR: Migrator = sqlx::migrate!("migrations/postgres");
 
-/// Why the database could not be opened or migrated.
+/// Why a store operation failed.
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
     /// Connecting failed.
@@ -47,16 +37,96 @@ pub enum StoreError {
         source: sqlx::Error,
     },
     /// A migration failed.
-    #[error("migration {version} failed: {source}")]
-    Migrate {
-        /// The migration version.
-        version: i64,
-        /// The driver error.
-        source: sqlx::Error,
-    },
+    #[error("migration failed: {0}")]
+    Migrate(#[from] sqlx::migrate::MigrateError),
+    /// The write conflicts with what is stored; nothing of it was written.
+    #[error("conflict: {0}")]
+    Conflict(Conflict),
+    /// A value does not fit the database column (a signed 64-bit integer).
+    #[error("{0} exceeds 2^63-1")]
+    OutOfRange(&'static str),
+    /// The SQLite group-commit writer has stopped (the store is shutting down).
+    #[error("the database writer has stopped")]
+    WriterStopped,
     /// Another query failed.
     #[error("database error: {0}")]
     Query(#[from] sqlx::Error),
+    /// The SQLite group-commit transaction (shared by several writes) could not begin or commit.
+    #[error("database error: {0}")]
+    Batch(std::sync::Arc<sqlx::Error>),
+}
+
+impl StoreError {
+    /// Whether the failure is the database being unreachable or overloaded (retrying may succeed), as opposed to
+    /// a conflict or a bug.
+    pub fn is_unavailable(&self) -> bool {
+        match self {
+            StoreError::WriterStopped => true,
+            StoreError::Query(e) => unavailable(e),
+            StoreError::Batch(e) => unavailable(e),
+            _ => false,
+        }
+    }
+}
+
+/// Whether a driver error means the database is unreachable or overloaded.
+fn unavailable(e: &sqlx::Error) -> bool {
+    matches!(
+        e,
+        sqlx::Error::PoolTimedOut | sqlx::Error::PoolClosed | sqlx::Error::Io(_)
+    )
+}
+
+/// What a rejected write conflicts with.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum Conflict {
+    /// The merchant already has an order with this order id.
+    #[error("the merchant already has this order id")]
+    OrderExists,
+    /// The device id is already registered.
+    #[error("the device id is already registered")]
+    DeviceExists,
+    /// The enrolment token is unknown, used or expired.
+    #[error("the enrolment token is unknown, used or expired")]
+    EnrollmentInvalid,
+    /// The payment's nonce is already used (or was never issued).
+    #[error("the nonce is already used")]
+    NonceReused,
+    /// The payment's counter is not above the device's last accepted one.
+    #[error("the counter is not increasing")]
+    CounterNotIncreasing,
+    /// The order is already paid.
+    #[error("the order is already paid")]
+    OrderAlreadyPaid,
+    /// The idempotency key is already held by another payment.
+    #[error("the idempotency key is in use")]
+    IdempotencyKeyInUse,
+    /// The order is cancelled.
+    #[error("the order is cancelled")]
+    OrderCancelled,
+    /// The order is not open (paid or cancelled); the caller reads which.
+    #[error("the order is not open")]
+    OrderNotOpen,
+    /// The refund would take the payment's refunded total above its amount.
+    #[error("the refund exceeds what is left of the payment")]
+    RefundExceedsRemaining,
+    /// A response is already recorded for this idempotency key (a concurrent request won).
+    #[error("a response is already recorded for this idempotency key")]
+    ResponseRecorded,
+}
+
+impl Conflict {
+    /// The conflict a payment trigger raised: the migrations' triggers abort with exactly these messages.
+    fn from_trigger(message: &str) -> Option<Self> {
+        Some(match message {
+            "nonce_reused" => Conflict::NonceReused,
+            "counter_not_increasing" => Conflict::CounterNotIncreasing,
+            "order_already_paid" => Conflict::OrderAlreadyPaid,
+            "order_cancelled" => Conflict::OrderCancelled,
+            "idempotency_conflict" => Conflict::IdempotencyKeyInUse,
+            _ => return None,
+        })
+    }
 }
 
 /// An order as stored.
@@ -189,7 +259,7 @@ pub type WriteStatement = sqlx::query::Query<'static, sqlx::Any, sqlx::any::AnyA
 /// One write for the group-commit task, and where to send its outcome (rows affected).
 struct WriteJob {
     statement: WriteStatement,
-    reply: oneshot::Sender<Result<u64, ApiError>>,
+    reply: oneshot::Sender<Result<u64, StoreError>>,
 }
 
 /// Most writes committed in one SQLite transaction.
@@ -288,38 +358,12 @@ impl Store {
     }
 
     async fn migrate(&self) -> Result<(), StoreError> {
-        let migrations = if self.backend == "sqlite" {
-            SQLITE_MIGRATIONS
+        let migrator = if self.backend == "sqlite" {
+            &SQLITE_MIGRATOR
         } else {
-            POSTGRES_MIGRATIONS
+            &POSTGRES_MIGRATOR
         };
-        let mut tx = self.writer.begin().await?;
-        sqlx::raw_sql("CREATE TABLE IF NOT EXISTS schema_migrations (version BIGINT PRIMARY KEY)")
-            .execute(&mut *tx)
-            .await?;
-        if self.backend == "postgres" {
-            // Serialise concurrent migrators (e.g. parallel tests starting servers on one database).
-            sqlx::raw_sql("LOCK TABLE schema_migrations IN EXCLUSIVE MODE")
-                .execute(&mut *tx)
-                .await?;
-        }
-        let applied: Vec<i64> = sqlx::query_scalar("SELECT version FROM schema_migrations")
-            .fetch_all(&mut *tx)
-            .await?;
-        for &(version, sql) in migrations {
-            if applied.contains(&version) {
-                continue;
-            }
-            sqlx::raw_sql(sql)
-                .execute(&mut *tx)
-                .await
-                .map_err(|source| StoreError::Migrate { version, source })?;
-            sqlx::query("INSERT INTO schema_migrations (version) VALUES ($1)")
-                .bind(version)
-                .execute(&mut *tx)
-                .await?;
-        }
-        tx.commit().await?;
+        migrator.run(&self.writer).await?;
         Ok(())
     }
 
@@ -339,7 +383,7 @@ impl Store {
         key_id: &str,
         api_key_hash: &[u8],
         now_ms: i64,
-    ) -> Result<(), sqlx::Error> {
+    ) -> Result<(), StoreError> {
         let mut tx = self.writer.begin().await?;
         sqlx::query("INSERT INTO merchants (merchant_id, name, api_key_hash, created_at_ms) VALUES ($1, $2, $3, $4)")
         .bind(merchant_id)
@@ -351,7 +395,8 @@ impl Store {
         Store::api_key_insert(merchant_id, key_id, api_key_hash, now_ms)
             .execute(&mut *tx)
             .await?;
-        tx.commit().await
+        tx.commit().await?;
+        Ok(())
     }
 
     /// Stores an order; `order_exists` if the merchant already has this order id.
@@ -360,7 +405,7 @@ impl Store {
         order: &OrderRow,
         client_token_hash: &[u8],
         now_ms: i64,
-    ) -> Result<(), ApiError> {
+    ) -> Result<(), StoreError> {
         if self
             .write(Store::order_insert(order, client_token_hash, now_ms))
             .await?
@@ -368,7 +413,7 @@ impl Store {
         {
             Ok(())
         } else {
-            Err(crate::api::order_exists())
+            Err(StoreError::Conflict(Conflict::OrderExists))
         }
     }
 
@@ -391,7 +436,7 @@ impl Store {
     pub async fn order_by_token_hash(
         &self,
         client_token_hash: &[u8],
-    ) -> Result<Option<OrderRow>, sqlx::Error> {
+    ) -> Result<Option<OrderRow>, StoreError> {
         let row = sqlx::query("SELECT merchant_id, order_id, amount_minor, currency, items_digest, token_expires_at_ms, paid \
              FROM orders WHERE client_token_hash = $1")
         .bind(client_token_hash.to_vec())
@@ -418,7 +463,7 @@ impl Store {
         merchant_id: &str,
         account_id: &str,
         expires_at_ms: i64,
-    ) -> Result<(), ApiError> {
+    ) -> Result<(), StoreError> {
         let insert = sqlx::query(
             "INSERT INTO enrollments (token_hash, merchant_id, account_id, expires_at_ms, used) \
              VALUES ($1, $2, $3, $4, 0)",
@@ -437,18 +482,13 @@ impl Store {
         device_id: &str,
         public_key: &[u8],
         now_ms: i64,
-    ) -> Result<String, ApiError> {
+    ) -> Result<String, StoreError> {
         let mut tx = self.writer.begin().await?;
         let row = sqlx::query("SELECT merchant_id, account_id, expires_at_ms, used FROM enrollments WHERE token_hash = $1")
         .bind(token_hash.to_vec())
         .fetch_optional(&mut *tx)
         .await?;
-        let invalid = || {
-            ApiError::new(
-                ErrorCode::InvalidEnrollmentToken,
-                "enrolment token unknown, used or expired",
-            )
-        };
+        let invalid = || StoreError::Conflict(Conflict::EnrollmentInvalid);
         let Some(row) = row else {
             return Err(invalid());
         };
@@ -469,10 +509,7 @@ impl Store {
         .execute(&mut *tx)
         .await?;
         if inserted.rows_affected() != 1 {
-            return Err(ApiError::new(
-                ErrorCode::DeviceExists,
-                "this device id is already registered",
-            ));
+            return Err(StoreError::Conflict(Conflict::DeviceExists));
         }
         let consumed =
             sqlx::query("UPDATE enrollments SET used = 1 WHERE token_hash = $1 AND used = 0")
@@ -487,7 +524,7 @@ impl Store {
     }
 
     /// A registered device.
-    pub async fn device(&self, device_id: &str) -> Result<Option<DeviceRow>, sqlx::Error> {
+    pub async fn device(&self, device_id: &str) -> Result<Option<DeviceRow>, StoreError> {
         let row = sqlx::query("SELECT merchant_id, account_id, public_key, last_counter FROM devices WHERE device_id = $1")
         .bind(device_id)
         .fetch_optional(&self.reader)
@@ -504,7 +541,7 @@ impl Store {
     }
 
     /// Stores a fresh nonce.
-    pub async fn insert_nonce(&self, nonce: &[u8; 32], row: &NonceRow) -> Result<(), ApiError> {
+    pub async fn insert_nonce(&self, nonce: &[u8; 32], row: &NonceRow) -> Result<(), StoreError> {
         let insert = sqlx::query("INSERT INTO nonces (nonce, merchant_id, order_id, amount_minor, currency, device_id, expires_at_ms, used) \
              VALUES ($1, $2, $3, $4, $5, $6, $7, 0)")
         .bind(nonce.to_vec())
@@ -523,7 +560,7 @@ impl Store {
         merchant_id: &str,
         key: &str,
         now_ms: i64,
-    ) -> Result<Option<IdempotencyRow>, sqlx::Error> {
+    ) -> Result<Option<IdempotencyRow>, StoreError> {
         let row = sqlx::query(
             "SELECT i.request_hash, p.receipt FROM idempotency_keys i \
              JOIN payments p ON p.payment_id = i.payment_id \
@@ -552,7 +589,7 @@ impl Store {
         nonce: &[u8; 32],
         idempotency_key: &str,
         now_ms: i64,
-    ) -> Result<Option<PayContext>, sqlx::Error> {
+    ) -> Result<Option<PayContext>, StoreError> {
         let row = sqlx::query(
             "SELECT o.merchant_id, o.order_id, o.amount_minor, o.currency, o.items_digest, o.token_expires_at_ms, \
              o.paid, d.merchant_id, d.account_id, d.public_key, d.last_counter, n.merchant_id, n.order_id, \
@@ -629,13 +666,13 @@ impl Store {
     /// SQLite: the insert goes to the group-commit task, which runs the inserts waiting at that moment in one
     /// transaction (a failed insert is undone alone; the others stay) and answers each after the COMMIT, so one
     /// fsync covers the batch. PostgreSQL: the insert commits on its own (PostgreSQL groups WAL flushes itself).
-    pub async fn record_payment(&self, p: &NewPayment<'_>) -> Result<(), ApiError> {
+    pub async fn record_payment(&self, p: &NewPayment<'_>) -> Result<(), StoreError> {
         self.write(payment_insert(p)?).await.map(|_| ())
     }
 
     /// Runs one write statement and returns the rows it affected. SQLite: through the group-commit task (one
     /// fsync per batch); PostgreSQL: committed on its own.
-    async fn write(&self, statement: WriteStatement) -> Result<u64, ApiError> {
+    async fn write(&self, statement: WriteStatement) -> Result<u64, StoreError> {
         match &self.batcher {
             None => statement
                 .execute(&self.writer)
@@ -644,19 +681,17 @@ impl Store {
                 .map_err(insert_error),
             Some(batcher) => {
                 let (reply, outcome) = oneshot::channel();
-                let gone =
-                    || ApiError::new(ErrorCode::Unavailable, "the database writer has stopped");
                 batcher
                     .send(WriteJob { statement, reply })
                     .await
-                    .map_err(|_| gone())?;
-                outcome.await.map_err(|_| gone())?
+                    .map_err(|_| StoreError::WriterStopped)?;
+                outcome.await.map_err(|_| StoreError::WriterStopped)?
             }
         }
     }
 
     /// Deletes expired idempotency records (of payments and of other POSTs) and nonces; returns how many rows went.
-    pub async fn purge_expired(&self, now_ms: i64) -> Result<u64, sqlx::Error> {
+    pub async fn purge_expired(&self, now_ms: i64) -> Result<u64, StoreError> {
         let keys = sqlx::query("DELETE FROM idempotency_keys WHERE expires_at_ms <= $1")
             .bind(now_ms)
             .execute(&self.writer)
@@ -673,7 +708,7 @@ impl Store {
     }
 
     /// Row counts of the payment-related tables.
-    pub async fn table_counts(&self) -> Result<TableCounts, sqlx::Error> {
+    pub async fn table_counts(&self) -> Result<TableCounts, StoreError> {
         let count = |sql: &'static str| async move {
             sqlx::query_scalar::<_, i64>(sql)
                 .fetch_one(&self.reader)
@@ -693,12 +728,11 @@ impl Store {
 }
 
 /// Binds every column of a payment insert.
-fn payment_insert(p: &NewPayment<'_>) -> Result<WriteStatement, ApiError> {
+fn payment_insert(p: &NewPayment<'_>) -> Result<WriteStatement, StoreError> {
     let payload = p.payload;
     let order = &payload.order;
     let ev = &payload.evidence;
-    let too_big =
-        |field: &str| ApiError::new(ErrorCode::InvalidRequest, format!("{field} exceeds 2^63-1"));
+    let too_big = StoreError::OutOfRange;
     let counter = i64::try_from(payload.counter).map_err(|_| too_big("counter"))?;
     let amount = i64::try_from(order.amount_minor).map_err(|_| too_big("amount_minor"))?;
     let started = i64::try_from(ev.started_at_ms).map_err(|_| too_big("started_at_ms"))?;
@@ -749,10 +783,10 @@ async fn group_commit(writer: AnyPool, mut jobs: mpsc::Receiver<WriteJob>) {
 }
 
 /// Runs one batch; every job gets an outcome, and none is `Ok` unless the COMMIT succeeded.
-async fn commit_batch(writer: &AnyPool, batch: &mut [WriteJob]) -> Vec<Result<u64, ApiError>> {
+async fn commit_batch(writer: &AnyPool, batch: &mut [WriteJob]) -> Vec<Result<u64, StoreError>> {
     let mut tx = match writer.begin().await {
         Ok(tx) => tx,
-        Err(e) => return vec![Err(ApiError::from(e)); batch.len()],
+        Err(e) => return failed_batch(e, batch.len()),
     };
     let mut outcomes = Vec::with_capacity(batch.len());
     for job in batch.iter_mut() {
@@ -762,35 +796,27 @@ async fn commit_batch(writer: &AnyPool, batch: &mut [WriteJob]) -> Vec<Result<u6
         outcomes.push(outcome.map(|r| r.rows_affected()).map_err(insert_error));
     }
     if let Err(e) = tx.commit().await {
-        let failed = ApiError::from(e);
-        return vec![Err(failed); batch.len()];
+        return failed_batch(e, batch.len());
     }
     outcomes
 }
 
-/// Maps a write failure: a payment trigger's protocol code, or a database failure.
-fn insert_error(e: sqlx::Error) -> ApiError {
-    match &e {
-        sqlx::Error::Database(db) => trigger_error(db.message()).unwrap_or_else(|| e.into()),
-        _ => e.into(),
-    }
+/// The outcome of every job of a batch whose transaction could not begin or commit.
+fn failed_batch(e: sqlx::Error, jobs: usize) -> Vec<Result<u64, StoreError>> {
+    let shared = std::sync::Arc::new(e);
+    (0..jobs)
+        .map(|_| Err(StoreError::Batch(shared.clone())))
+        .collect()
 }
 
-/// The protocol error a payment trigger raised (its message is the error code), if it was one.
-fn trigger_error(message: &str) -> Option<ApiError> {
-    let text = match message {
-        "nonce_reused" => "this nonce has already been used",
-        "counter_not_increasing" => {
-            "counter is not greater than the device's last accepted counter"
+/// Maps a write failure: the conflict a payment trigger raised, or a database failure.
+fn insert_error(e: sqlx::Error) -> StoreError {
+    match &e {
+        sqlx::Error::Database(db) => {
+            Conflict::from_trigger(db.message()).map_or(StoreError::Query(e), StoreError::Conflict)
         }
-        "order_already_paid" => "this order has already been paid",
-        "order_cancelled" => "this order is cancelled",
-        "idempotency_conflict" => "this idempotency key is already in use",
-        _ => return None,
-    };
-    let code: ErrorCode =
-        serde_json::from_value(serde_json::Value::String(message.to_owned())).ok()?;
-    Some(ApiError::new(code, text))
+        _ => StoreError::Query(e),
+    }
 }
 
 /// JSON text of an evidence column (these types always serialise).

@@ -16,7 +16,6 @@ use facepay_core::checkout::webhook::{Event, EventType, SIGNATURE_HEADER, signat
 use tokio::sync::Semaphore;
 
 use crate::app::{App, millis, now_ms};
-use crate::error::ApiError;
 use crate::store::transaction::Step;
 use crate::store::webhooks::DueEvent;
 use crate::store::{Store, StoreError};
@@ -134,7 +133,7 @@ async fn start_due(
     http: &reqwest::Client,
     policy: &WebhookPolicy,
     slots: &Arc<Semaphore>,
-) -> Result<(), ApiError> {
+) -> Result<(), StoreError> {
     let free = slots.available_permits();
     if free == 0 {
         return Ok(());
@@ -170,7 +169,7 @@ async fn attempt(
     http: &reqwest::Client,
     policy: &WebhookPolicy,
     event: &DueEvent,
-) -> Result<(), ApiError> {
+) -> Result<(), StoreError> {
     let outcome = send(app, http, event).await;
     let attempt_no = u32::try_from(event.attempts + 1).unwrap_or(u32::MAX);
     match outcome {

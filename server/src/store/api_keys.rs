@@ -3,7 +3,7 @@
 use sqlx::Row;
 
 use super::transaction::Step;
-use super::{Store, WriteStatement};
+use super::{Store, StoreError, WriteStatement};
 
 /// The merchant and key id an API key authenticates.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -33,7 +33,7 @@ impl Store {
         &self,
         key_hash: &[u8],
         now_ms: i64,
-    ) -> Result<Option<KeyOwner>, sqlx::Error> {
+    ) -> Result<Option<KeyOwner>, StoreError> {
         let row = sqlx::query(
             "SELECT merchant_id, key_id FROM api_keys WHERE key_hash = $1 AND revoked_at_ms IS NULL \
              AND (expires_at_ms IS NULL OR expires_at_ms > $2)",
@@ -86,7 +86,7 @@ impl Store {
         merchant_id: &str,
         key_id: &str,
         now_ms: i64,
-    ) -> Result<bool, crate::error::ApiError> {
+    ) -> Result<bool, StoreError> {
         let revoke = sqlx::query(
             "UPDATE api_keys SET revoked_at_ms = $1 WHERE merchant_id = $2 AND key_id = $3 \
              AND revoked_at_ms IS NULL AND EXISTS (SELECT 1 FROM api_keys k WHERE k.merchant_id = $2 \
@@ -99,7 +99,7 @@ impl Store {
     }
 
     /// Every key of the merchant, newest first.
-    pub async fn api_keys(&self, merchant_id: &str) -> Result<Vec<ApiKeyRow>, sqlx::Error> {
+    pub async fn api_keys(&self, merchant_id: &str) -> Result<Vec<ApiKeyRow>, StoreError> {
         let rows = sqlx::query(
             "SELECT key_id, created_at_ms, expires_at_ms, revoked_at_ms FROM api_keys WHERE merchant_id = $1 \
              ORDER BY created_at_ms DESC, key_id DESC",

@@ -1,10 +1,10 @@
 //! The database's durability settings, as the server sees them (for benchmarks and operators).
 
-use super::Store;
+use super::{Store, StoreError};
 
 impl Store {
     /// SQLite: `synchronous=FULL|NORMAL, journal_mode=wal`; PostgreSQL: `fsync=on|off, synchronous_commit=…`.
-    pub async fn durability(&self) -> Result<String, sqlx::Error> {
+    pub async fn durability(&self) -> Result<String, StoreError> {
         if self.backend == "sqlite" {
             let sync: i64 = sqlx::query_scalar("PRAGMA synchronous")
                 .fetch_one(&self.writer)

@@ -2,8 +2,8 @@
 
 use sqlx::Row;
 
-use super::Store;
-use super::transaction::{Step, key_taken};
+use super::transaction::Step;
+use super::{Conflict, Store, StoreError};
 
 /// A remembered response.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -25,7 +25,7 @@ impl Store {
         scope: &str,
         key: &str,
         now_ms: i64,
-    ) -> Result<Option<StoredResponse>, sqlx::Error> {
+    ) -> Result<Option<StoredResponse>, StoreError> {
         let row = sqlx::query(
             "SELECT route, request_hash, status, body FROM idempotent_requests \
              WHERE scope = $1 AND idem_key = $2 AND expires_at_ms > $3",
@@ -46,8 +46,8 @@ impl Store {
         .transpose()
     }
 
-    /// The step that stores a response; it fails with `idempotency_in_progress` when an unexpired record for the
-    /// key exists (a concurrent request won), so the whole write it belongs to is undone.
+    /// The step that stores a response; it fails with [`Conflict::ResponseRecorded`] when an unexpired record for
+    /// the key exists (a concurrent request won), so the whole write it belongs to is undone.
     pub fn store_response_step(
         scope: &str,
         key: &str,
@@ -71,7 +71,7 @@ impl Store {
             .bind(response.body.clone())
             .bind(expires_at_ms)
             .bind(now_ms),
-            key_taken(),
+            Conflict::ResponseRecorded,
         )
     }
 }

@@ -3,7 +3,7 @@
 use sqlx::Row;
 use sqlx::any::AnyRow;
 
-use super::Store;
+use super::{Store, StoreError};
 
 /// A payment as the merchant API shows it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -46,7 +46,7 @@ pub struct OrderRecord {
 const PAYMENT_COLUMNS: &str = "p.payment_id, p.order_id, p.amount_minor, p.refunded_minor, p.currency, p.device_id, p.recorded_at_ms";
 
 /// The payment in columns `at..at + 7` of `row` (`None` when the first is NULL, as after a LEFT JOIN).
-fn payment_at(row: &AnyRow, at: usize) -> Result<Option<PaymentRow>, sqlx::Error> {
+fn payment_at(row: &AnyRow, at: usize) -> Result<Option<PaymentRow>, StoreError> {
     let Some(payment_id) = row.try_get::<Option<String>, _>(at)? else {
         return Ok(None);
     };
@@ -67,7 +67,7 @@ impl Store {
         &self,
         merchant_id: &str,
         order_id: &str,
-    ) -> Result<Option<OrderRecord>, sqlx::Error> {
+    ) -> Result<Option<OrderRecord>, StoreError> {
         let row = sqlx::query(sqlx::AssertSqlSafe(format!(
             "SELECT o.order_id, o.amount_minor, o.currency, o.items_digest, o.cancelled, o.created_at_ms, \
              {PAYMENT_COLUMNS} FROM orders o \
@@ -97,7 +97,7 @@ impl Store {
         &self,
         merchant_id: &str,
         payment_id: &str,
-    ) -> Result<Option<PaymentRow>, sqlx::Error> {
+    ) -> Result<Option<PaymentRow>, StoreError> {
         let row = sqlx::query(sqlx::AssertSqlSafe(format!(
             "SELECT {PAYMENT_COLUMNS} FROM payments p WHERE p.merchant_id = $1 AND p.payment_id = $2"
         )))
@@ -118,7 +118,7 @@ impl Store {
         merchant_id: &str,
         limit: i64,
         starting_after: Option<&str>,
-    ) -> Result<Option<Vec<PaymentRow>>, sqlx::Error> {
+    ) -> Result<Option<Vec<PaymentRow>>, StoreError> {
         let cursor = match starting_after {
             None => (i64::MAX, String::new()),
             Some(id) => match self.payment_for_merchant(merchant_id, id).await? {

@@ -1,11 +1,8 @@
 //! The writes after checkout: refunds, cancelling an open order and replacing its client token. Each handler puts
 //! these steps in one [`Store::write_all`] with its outbox event and idempotency record.
 
-use facepay_core::checkout::wire::ErrorCode;
-
-use super::Store;
 use super::transaction::Step;
-use crate::error::ApiError;
+use super::{Conflict, Store};
 
 /// A refund to record.
 #[derive(Debug, Clone)]
@@ -39,10 +36,7 @@ impl Store {
                 .bind(refund.amount_minor)
                 .bind(refund.payment_id.to_owned())
                 .bind(refund.merchant_id.to_owned()),
-                ApiError::new(
-                    ErrorCode::RefundExceedsRemaining,
-                    "the refund exceeds what is left of the payment",
-                ),
+                Conflict::RefundExceedsRemaining,
             ),
             Step::any(
                 sqlx::query(
@@ -60,8 +54,8 @@ impl Store {
         ]
     }
 
-    /// The step that cancels an open order (`error` when it is not open: the caller reads why).
-    pub fn cancel_step(merchant_id: &str, order_id: &str, error: ApiError) -> Step {
+    /// The step that cancels an open order ([`Conflict::OrderNotOpen`] otherwise: the caller reads why).
+    pub fn cancel_step(merchant_id: &str, order_id: &str) -> Step {
         Step::must_affect(
             sqlx::query(
                 "UPDATE orders SET cancelled = 1 \
@@ -69,17 +63,17 @@ impl Store {
             )
             .bind(merchant_id.to_owned())
             .bind(order_id.to_owned()),
-            error,
+            Conflict::OrderNotOpen,
         )
     }
 
-    /// The step that gives an open order a new client token (the old one stops working).
+    /// The step that gives an open order a new client token (the old one stops working;
+    /// [`Conflict::OrderNotOpen`] when it is not open).
     pub fn client_token_step(
         merchant_id: &str,
         order_id: &str,
         token_hash: &[u8],
         expires_at_ms: i64,
-        error: ApiError,
     ) -> Step {
         Step::must_affect(
             sqlx::query(
@@ -90,7 +84,7 @@ impl Store {
             .bind(expires_at_ms)
             .bind(merchant_id.to_owned())
             .bind(order_id.to_owned()),
-            error,
+            Conflict::OrderNotOpen,
         )
     }
 }

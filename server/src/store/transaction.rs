@@ -1,14 +1,11 @@
 //! Atomic multi-statement writes: every statement of a [`Step`] list commits together or not at all.
 
-use facepay_core::checkout::wire::ErrorCode;
-
-use super::{Store, WriteStatement, insert_error};
-use crate::error::ApiError;
+use super::{Conflict, Store, StoreError, WriteStatement, insert_error};
 
 /// One statement of an atomic write, and the error that aborts the whole write when it affects no row.
 pub struct Step {
     statement: WriteStatement,
-    unless_affected: Option<ApiError>,
+    unless_affected: Option<Conflict>,
 }
 
 impl Step {
@@ -20,11 +17,11 @@ impl Step {
         }
     }
 
-    /// A statement that must affect at least one row; otherwise the write is undone with `error`.
-    pub fn must_affect(statement: WriteStatement, error: ApiError) -> Self {
+    /// A statement that must affect at least one row; otherwise the write is undone with `conflict`.
+    pub fn must_affect(statement: WriteStatement, conflict: Conflict) -> Self {
         Step {
             statement,
-            unless_affected: Some(error),
+            unless_affected: Some(conflict),
         }
     }
 }
@@ -37,17 +34,9 @@ impl std::fmt::Debug for Step {
     }
 }
 
-/// The error an idempotency record's insert raises when the key is taken (the caller then replays or conflicts).
-pub fn key_taken() -> ApiError {
-    ApiError::new(
-        ErrorCode::IdempotencyInProgress,
-        "a request with this idempotency key was recorded concurrently",
-    )
-}
-
 impl Store {
     /// Runs `steps` in one transaction on the writer: all commit, or none (the first failing step's error).
-    pub async fn write_all(&self, steps: Vec<Step>) -> Result<(), ApiError> {
+    pub async fn write_all(&self, steps: Vec<Step>) -> Result<(), StoreError> {
         let mut tx = self.writer.begin().await?;
         for step in steps {
             let done = step
@@ -56,9 +45,9 @@ impl Store {
                 .await
                 .map_err(insert_error)?;
             if done.rows_affected() == 0
-                && let Some(error) = step.unless_affected
+                && let Some(conflict) = step.unless_affected
             {
-                return Err(error);
+                return Err(StoreError::Conflict(conflict));
             }
         }
         tx.commit().await?;

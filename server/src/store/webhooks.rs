@@ -2,8 +2,8 @@
 
 use sqlx::Row;
 
-use super::Store;
 use super::transaction::Step;
+use super::{Store, StoreError};
 
 /// A merchant's endpoint.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -43,7 +43,7 @@ impl Store {
         &self,
         merchant_id: &str,
         now_ms: i64,
-    ) -> Result<Option<EndpointRow>, sqlx::Error> {
+    ) -> Result<Option<EndpointRow>, StoreError> {
         let row = sqlx::query(
             "SELECT w.url, w.created_at_ms, (SELECT COUNT(*) FROM webhook_secrets s WHERE s.merchant_id = w.merchant_id \
              AND (s.expires_at_ms IS NULL OR s.expires_at_ms > $2)) FROM webhook_endpoints w WHERE w.merchant_id = $1",
@@ -131,7 +131,7 @@ impl Store {
         &self,
         merchant_id: &str,
         now_ms: i64,
-    ) -> Result<Vec<String>, sqlx::Error> {
+    ) -> Result<Vec<String>, StoreError> {
         sqlx::query_scalar(
             "SELECT secret FROM webhook_secrets WHERE merchant_id = $1 \
              AND (expires_at_ms IS NULL OR expires_at_ms > $2) ORDER BY created_at_ms DESC",
@@ -140,10 +140,11 @@ impl Store {
         .bind(now_ms)
         .fetch_all(&self.reader)
         .await
+        .map_err(StoreError::from)
     }
 
     /// Up to `limit` undelivered events due at `now_ms`, oldest due first.
-    pub async fn due_events(&self, now_ms: i64, limit: i64) -> Result<Vec<DueEvent>, sqlx::Error> {
+    pub async fn due_events(&self, now_ms: i64, limit: i64) -> Result<Vec<DueEvent>, StoreError> {
         let rows = sqlx::query(
             "SELECT e.event_id, e.merchant_id, e.event_type, e.data, e.created_at_ms, e.attempts, \
              e.next_attempt_at_ms, w.url FROM webhook_events e \
@@ -177,7 +178,7 @@ impl Store {
         &self,
         event: &DueEvent,
         lease_until_ms: i64,
-    ) -> Result<bool, crate::error::ApiError> {
+    ) -> Result<bool, StoreError> {
         let claim = sqlx::query(
             "UPDATE webhook_events SET next_attempt_at_ms = $1 \
              WHERE event_id = $2 AND next_attempt_at_ms = $3 AND delivered_at_ms IS NULL",
@@ -196,7 +197,7 @@ impl Store {
         delivered_at_ms: Option<i64>,
         next_attempt_at_ms: Option<i64>,
         error: Option<String>,
-    ) -> Result<(), crate::error::ApiError> {
+    ) -> Result<(), StoreError> {
         let update = sqlx::query(
             "UPDATE webhook_events SET attempts = attempts + 1, delivered_at_ms = $1, next_attempt_at_ms = $2, \
              last_error = $3 WHERE event_id = $4",
