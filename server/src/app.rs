@@ -9,11 +9,13 @@ use axum::handler::Handler;
 use axum::routing::{get, post};
 use tokio::sync::Notify;
 
+use crate::attestation::Roots;
 use crate::config::ServerConfig;
-use crate::lockout::Lockout;
 use crate::metrics::Metrics;
 use crate::store::Store;
-use crate::{api, api_keys, cancel, http, openapi, pay, reads, refunds, webhook_endpoint};
+use crate::{
+    api, api_keys, cancel, http, openapi, pay, reads, refunds, registration, webhook_endpoint,
+};
 
 /// State shared by every request.
 #[derive(Debug)]
@@ -22,8 +24,8 @@ pub struct App {
     pub store: Store,
     /// The configuration the server started with.
     pub config: ServerConfig,
-    /// Failed-attempt limiter.
-    pub lockout: Lockout,
+    /// The attestation roots: the published ones and the policy's extra ones.
+    pub roots: Roots,
     /// Metrics.
     pub metrics: Metrics,
     /// Wakes the webhook task after a commit that added an event.
@@ -79,7 +81,10 @@ fn routes() -> Routes {
     .get("/v1/payments/{payment_id}", reads::get_payment)
     .post("/v1/payments/{payment_id}/refunds", refunds::create_refund)
     .post("/v1/enrollments", api::create_enrollment)
-    .post("/v1/devices", api::register_device)
+    .post("/v1/devices", registration::register)
+    .post("/v1/devices/challenge", registration::challenge)
+    .post("/v1/devices/{device_id}/revoke", registration::revoke)
+    .get("/v1/accounts/{account_id}/devices", registration::list)
     .post("/v1/checkout/challenge", api::challenge)
     .post("/v1/checkout/pay", pay::pay)
     .post("/v1/webhook_endpoint", webhook_endpoint::set_endpoint)
@@ -109,6 +114,10 @@ pub fn router(app: Arc<App>) -> Router {
         .fallback(http::not_found)
         .method_not_allowed_fallback(http::method_not_allowed)
         .layer(DefaultBodyLimit::max(limit))
+        .layer(axum::middleware::from_fn_with_state(
+            app.clone(),
+            http::request_timeout,
+        ))
         .layer(axum::middleware::from_fn_with_state(
             app.clone(),
             http::track,

@@ -14,6 +14,8 @@ pub struct ApiError {
     pub code: ErrorCode,
     /// Human-readable explanation.
     pub message: String,
+    /// Seconds for the `Retry-After` header (lock-outs and rate limits).
+    pub retry_after_secs: Option<u64>,
 }
 
 impl ApiError {
@@ -22,7 +24,14 @@ impl ApiError {
         ApiError {
             code,
             message: message.into(),
+            retry_after_secs: None,
         }
+    }
+
+    /// The same error with a `Retry-After` of `secs` (at least 1).
+    pub fn retry_after(mut self, secs: u64) -> Self {
+        self.retry_after_secs = Some(secs.max(1));
+        self
     }
 
     /// The HTTP status for this error.
@@ -74,6 +83,15 @@ impl From<Conflict> for ApiError {
                 ErrorCode::IdempotencyInProgress,
                 "a request with this idempotency key was recorded concurrently",
             ),
+            Conflict::RegistrationChallengeInvalid => (
+                ErrorCode::RegistrationChallengeInvalid,
+                "registration challenge unknown, used, expired or issued for another enrolment token",
+            ),
+            Conflict::DeviceLimitReached => (
+                ErrorCode::DeviceLimitReached,
+                "this account already has the maximum number of active devices; revoke one first",
+            ),
+            Conflict::DeviceRevoked => (ErrorCode::DeviceRevoked, "this device has been revoked"),
         };
         ApiError::new(code, message)
     }
@@ -83,6 +101,11 @@ impl From<StoreError> for ApiError {
     fn from(e: StoreError) -> Self {
         match e {
             StoreError::Conflict(conflict) => conflict.into(),
+            StoreError::RateLimited => ApiError::new(
+                ErrorCode::RateLimited,
+                "too many outstanding registration challenges for this enrolment token",
+            )
+            .retry_after(60),
             StoreError::OutOfRange(field) => {
                 ApiError::new(ErrorCode::InvalidRequest, format!("{field} exceeds 2^63-1"))
             }
@@ -108,6 +131,11 @@ impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         let status = self.status();
         let mut response = json_response(status, self.body_bytes());
+        if let Some(secs) = self.retry_after_secs {
+            response
+                .headers_mut()
+                .insert(axum::http::header::RETRY_AFTER, axum::http::HeaderValue::from(secs));
+        }
         response.extensions_mut().insert(self.code);
         response
     }

@@ -8,6 +8,7 @@ pub mod api;
 pub mod api_keys;
 pub mod app;
 pub mod cancel;
+pub mod attestation;
 pub mod config;
 pub mod currency;
 pub mod error;
@@ -20,6 +21,8 @@ pub mod openapi;
 pub mod pay;
 pub mod reads;
 pub mod refunds;
+pub mod policy;
+pub mod registration;
 pub mod store;
 pub mod tls;
 pub mod tokens;
@@ -30,7 +33,7 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
-use hyper_util::rt::{TokioExecutor, TokioIo};
+use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::conn::auto;
 use hyper_util::server::graceful::GracefulShutdown;
 use hyper_util::service::TowerToHyperService;
@@ -38,12 +41,15 @@ use tokio::net::TcpListener;
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 
-pub use config::{DatabaseTarget, LockoutPolicy, ServerConfig, SqliteSync, TlsMode, WebhookPolicy};
+pub use config::{
+    ChallengeLimits, DatabaseTarget, LockoutPolicy, ServerConfig, SqliteSync, TlsMode, WebhookPolicy,
+};
+pub use policy::Policy;
 pub use merchants::NewMerchant;
 pub use store::{Store, StoreError, TableCounts};
 
 use app::App;
-use lockout::Lockout;
+use attestation::Roots;
 use metrics::Metrics;
 
 /// How long in-flight requests get to finish after shutdown is requested.
@@ -70,6 +76,9 @@ pub enum ServerError {
         /// The OS error.
         source: std::io::Error,
     },
+    /// An attestation root file of the policy is unusable.
+    #[error("attestation roots: {0}")]
+    Roots(#[from] attestation::AttestationError),
     /// Plain HTTP was asked for on a non-loopback address.
     #[error("plain HTTP is only allowed on a loopback address, not {0}; configure TLS")]
     PlainNotLoopback(SocketAddr),
@@ -96,6 +105,13 @@ impl Server {
             return Err(ServerError::PlainNotLoopback(config.listen));
         }
         let tls = tls::server_config(&config.tls)?.map(tokio_rustls::TlsAcceptor::from);
+        let mut roots = Roots::published();
+        for path in &config.policy.attestation.extra_android_roots {
+            roots.add_pem_file(false, path)?;
+        }
+        for path in &config.policy.attestation.extra_apple_roots {
+            roots.add_pem_file(true, path)?;
+        }
         let store = Store::open(&config.database, config.sqlite_sync, config.pool_size).await?;
         let webhook_http = webhook_delivery::http_client(&config.webhooks)?;
         let listener =
@@ -111,7 +127,7 @@ impl Server {
         })?;
         let app = Arc::new(App {
             store,
-            lockout: Lockout::new(config.lockout),
+            roots,
             metrics: Metrics::default(),
             webhook_wake: tokio::sync::Notify::new(),
             config,
@@ -232,8 +248,16 @@ async fn serve(
         let service = TowerToHyperService::new(router.clone());
         let watcher = graceful.watcher();
         let tls = tls.clone();
+        let header_timeout = app.config.header_read_timeout;
         tokio::spawn(async move {
-            let builder = auto::Builder::new(TokioExecutor::new());
+            let mut builder = auto::Builder::new(TokioExecutor::new());
+            // Without a timer hyper cannot enforce the header-read timeout: a client that never finishes its
+            // headers would hold the connection forever.
+            builder
+                .http1()
+                .timer(TokioTimer::new())
+                .header_read_timeout(header_timeout);
+            builder.http2().timer(TokioTimer::new());
             match tls {
                 None => {
                     let conn = builder.serve_connection(TokioIo::new(stream), service);

@@ -17,7 +17,9 @@ use tokio::sync::{mpsc, oneshot};
 
 use sqlx::migrate::Migrator;
 
+use crate::attestation::SecurityLevel;
 use crate::config::{DatabaseTarget, SqliteSync};
+use crate::lockout::{LockoutRule, Subject};
 
 /// SQLite schema migrations (`server/migrations/sqlite/NNNN_name.sql`), recorded in `_sqlx_migrations`.
 static SQLITE_MIGRATOR: Migrator = sqlx::migrate!("migrations/sqlite");
@@ -45,6 +47,9 @@ pub enum StoreError {
     /// A value does not fit the database column (a signed 64-bit integer).
     #[error("{0} exceeds 2^63-1")]
     OutOfRange(&'static str),
+    /// Too many outstanding registration challenges for the enrolment token.
+    #[error("too many outstanding registration challenges")]
+    RateLimited,
     /// The SQLite group-commit writer has stopped (the store is shutting down).
     #[error("the database writer has stopped")]
     WriterStopped,
@@ -113,6 +118,15 @@ pub enum Conflict {
     /// A response is already recorded for this idempotency key (a concurrent request won).
     #[error("a response is already recorded for this idempotency key")]
     ResponseRecorded,
+    /// The registration challenge is unknown, used, expired or for another enrolment token.
+    #[error("the registration challenge is not valid for this enrolment token")]
+    RegistrationChallengeInvalid,
+    /// The account already has the maximum of active devices.
+    #[error("the account has reached its device limit")]
+    DeviceLimitReached,
+    /// The device is revoked.
+    #[error("the device is revoked")]
+    DeviceRevoked,
 }
 
 impl Conflict {
@@ -124,6 +138,7 @@ impl Conflict {
             "order_already_paid" => Conflict::OrderAlreadyPaid,
             "order_cancelled" => Conflict::OrderCancelled,
             "idempotency_conflict" => Conflict::IdempotencyKeyInUse,
+            "device_revoked" => Conflict::DeviceRevoked,
             _ => return None,
         })
     }
@@ -159,6 +174,84 @@ pub struct DeviceRow {
     pub public_key: Vec<u8>,
     /// Last accepted counter (-1 before the first payment).
     pub last_counter: i64,
+    /// Whether the merchant revoked it.
+    pub revoked: bool,
+}
+
+/// What a device's registration proved.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct DeviceTrust {
+    /// `none`, `android_key` or `apple_app_attest`.
+    pub attestation: &'static str,
+    /// The attested key's security level.
+    pub security_level: Option<SecurityLevel>,
+    /// The attested app (Android package or Apple App ID).
+    pub app_id: Option<String>,
+    /// The App Attest key (for per-payment assertions).
+    pub app_attest_key: Option<Vec<u8>>,
+}
+
+/// A device to register.
+#[derive(Debug, Clone, Copy)]
+pub struct NewDevice<'a> {
+    /// Its id.
+    pub device_id: &'a str,
+    /// SEC1 public key.
+    pub public_key: &'a [u8],
+    /// What its registration proved.
+    pub trust: &'a DeviceTrust,
+}
+
+/// The outcome of a registration.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Registered {
+    /// The account the device is bound to.
+    pub account_id: String,
+    /// Whether an existing device id got a new key (reinstall).
+    pub rekeyed: bool,
+}
+
+/// A device as the merchant's device list shows it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DeviceListing {
+    /// Its id.
+    pub device_id: String,
+    /// When its current key was registered (Unix ms).
+    pub registered_at_ms: i64,
+    /// When it was revoked (Unix ms).
+    pub revoked_at_ms: Option<i64>,
+    /// `none`, `android_key` or `apple_app_attest`.
+    pub attestation: String,
+    /// Attested security level.
+    pub security_level: Option<String>,
+    /// Attested app.
+    pub app_id: Option<String>,
+}
+
+/// Lock-out ends (Unix ms) read with a request, each absent when the subject has no row.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Locks {
+    /// The device's.
+    pub device: Option<i64>,
+    /// The device's account's.
+    pub account: Option<i64>,
+    /// The order's (its client token's holder).
+    pub order: Option<i64>,
+}
+
+/// What the challenge endpoint needs about a device, read in one query.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ChallengeContext {
+    /// The device's merchant.
+    pub merchant_id: String,
+    /// Whether it is revoked.
+    pub revoked: bool,
+    /// Lock-outs of the device, its account and the order.
+    pub locks: Locks,
+    /// Unexpired challenges issued to the device.
+    pub device_challenges: i64,
+    /// Unexpired challenges issued for the order.
+    pub order_challenges: i64,
 }
 
 /// An issued nonce.
@@ -201,6 +294,8 @@ pub struct PayContext {
     pub nonce: Option<NonceRow>,
     /// The unexpired idempotency record for the order's merchant and the request's key.
     pub idempotency: Option<IdempotencyRow>,
+    /// Lock-outs of the device, its account and the order.
+    pub locks: Locks,
 }
 
 /// Everything written for one accepted payment.
@@ -475,15 +570,30 @@ impl Store {
         self.write(insert).await.map(|_| ())
     }
 
-    /// Consumes an enrolment token and registers the device in one transaction. Returns the account id.
+    /// Consumes the registration challenge and the enrolment token and stores the device, in one transaction: a
+    /// new device, or a new key for a device id already registered to the same account (reinstall: the old key
+    /// stops working, the device is active again), within the account's device limit.
     pub async fn register_device(
         &self,
         token_hash: &[u8],
-        device_id: &str,
-        public_key: &[u8],
+        challenge: &[u8; 32],
+        device: &NewDevice<'_>,
         now_ms: i64,
-    ) -> Result<String, StoreError> {
+        max_per_account: u32,
+    ) -> Result<Registered, StoreError> {
         let mut tx = self.writer.begin().await?;
+        let consumed = sqlx::query(
+            "UPDATE registration_challenges SET used = 1 \
+             WHERE challenge = $1 AND token_hash = $2 AND used = 0 AND expires_at_ms > $3",
+        )
+        .bind(challenge.to_vec())
+        .bind(token_hash.to_vec())
+        .bind(now_ms)
+        .execute(&mut *tx)
+        .await?;
+        if consumed.rows_affected() != 1 {
+            return Err(StoreError::Conflict(Conflict::RegistrationChallengeInvalid));
+        }
         let row = sqlx::query("SELECT merchant_id, account_id, expires_at_ms, used FROM enrollments WHERE token_hash = $1")
         .bind(token_hash.to_vec())
         .fetch_optional(&mut *tx)
@@ -499,16 +609,64 @@ impl Store {
         if used != 0 || expires_at_ms <= now_ms {
             return Err(invalid());
         }
-        let inserted = sqlx::query("INSERT INTO devices (device_id, merchant_id, account_id, public_key, last_counter, registered_at_ms) \
-             VALUES ($1, $2, $3, $4, -1, $5) ON CONFLICT (device_id) DO NOTHING")
-        .bind(device_id)
+        let existing = sqlx::query("SELECT merchant_id, account_id FROM devices WHERE device_id = $1")
+            .bind(device.device_id)
+            .fetch_optional(&mut *tx)
+            .await?;
+        let rekeyed = match existing {
+            None => false,
+            Some(r) if r.try_get::<String, _>(0)? == merchant_id && r.try_get::<String, _>(1)? == account_id => true,
+            Some(_) => return Err(StoreError::Conflict(Conflict::DeviceExists)),
+        };
+        let active: i64 = sqlx::query_scalar(
+            "SELECT COUNT(*) FROM devices WHERE merchant_id = $1 AND account_id = $2 AND revoked_at_ms IS NULL \
+             AND device_id <> $3",
+        )
         .bind(&merchant_id)
         .bind(&account_id)
-        .bind(public_key.to_vec())
-        .bind(now_ms)
-        .execute(&mut *tx)
+        .bind(device.device_id)
+        .fetch_one(&mut *tx)
         .await?;
-        if inserted.rows_affected() != 1 {
+        if active >= i64::from(max_per_account) {
+            return Err(StoreError::Conflict(Conflict::DeviceLimitReached));
+        }
+        let trust = device.trust;
+        let level = trust.security_level.map(|l| l.as_str().to_owned());
+        let attestation = if trust.attestation.is_empty() { "none" } else { trust.attestation };
+        let written = if rekeyed {
+            sqlx::query(
+                "UPDATE devices SET public_key = $2, last_counter = -1, registered_at_ms = $3, revoked_at_ms = NULL, \
+                 attestation = $4, security_level = $5, app_id = $6, app_attest_key = $7, app_attest_counter = 0 \
+                 WHERE device_id = $1",
+            )
+            .bind(device.device_id)
+            .bind(device.public_key.to_vec())
+            .bind(now_ms)
+            .bind(attestation)
+            .bind(level)
+            .bind(trust.app_id.clone())
+            .bind(trust.app_attest_key.clone())
+            .execute(&mut *tx)
+            .await?
+        } else {
+            sqlx::query(
+                "INSERT INTO devices (device_id, merchant_id, account_id, public_key, last_counter, registered_at_ms, \
+                 attestation, security_level, app_id, app_attest_key, app_attest_counter) \
+                 VALUES ($1, $2, $3, $4, -1, $5, $6, $7, $8, $9, 0) ON CONFLICT (device_id) DO NOTHING",
+            )
+            .bind(device.device_id)
+            .bind(&merchant_id)
+            .bind(&account_id)
+            .bind(device.public_key.to_vec())
+            .bind(now_ms)
+            .bind(attestation)
+            .bind(level)
+            .bind(trust.app_id.clone())
+            .bind(trust.app_attest_key.clone())
+            .execute(&mut *tx)
+            .await?
+        };
+        if written.rows_affected() != 1 {
             return Err(StoreError::Conflict(Conflict::DeviceExists));
         }
         let consumed =
@@ -520,24 +678,181 @@ impl Store {
             return Err(invalid());
         }
         tx.commit().await?;
-        Ok(account_id)
+        Ok(Registered {
+            account_id,
+            rekeyed,
+        })
     }
 
-    /// A registered device.
-    pub async fn device(&self, device_id: &str) -> Result<Option<DeviceRow>, StoreError> {
-        let row = sqlx::query("SELECT merchant_id, account_id, public_key, last_counter FROM devices WHERE device_id = $1")
+    /// The device, its lock-outs and the challenges outstanding for it and for the order, in one query.
+    pub async fn challenge_context(
+        &self,
+        device_id: &str,
+        merchant_id: &str,
+        order_id: &str,
+        now_ms: i64,
+    ) -> Result<Option<ChallengeContext>, StoreError> {
+        let row = sqlx::query(
+            "SELECT d.merchant_id, d.revoked_at_ms, ld.locked_until_ms, la.locked_until_ms, lo.locked_until_ms, \
+             (SELECT COUNT(*) FROM nonces n WHERE n.device_id = $1 AND n.expires_at_ms > $4), \
+             (SELECT COUNT(*) FROM nonces n WHERE n.merchant_id = $2 AND n.order_id = $3 AND n.expires_at_ms > $4) \
+             FROM devices d \
+             LEFT JOIN lockouts ld ON ld.subject = $5 \
+             LEFT JOIN lockouts la ON la.subject = 'account:' || d.merchant_id || '/' || d.account_id \
+             LEFT JOIN lockouts lo ON lo.subject = $6 \
+             WHERE d.device_id = $1",
+        )
         .bind(device_id)
+        .bind(merchant_id)
+        .bind(order_id)
+        .bind(now_ms)
+        .bind(Subject::Device(device_id.to_owned()).key())
+        .bind(
+            Subject::Order {
+                merchant_id: merchant_id.to_owned(),
+                order_id: order_id.to_owned(),
+            }
+            .key(),
+        )
         .fetch_optional(&self.reader)
         .await?;
         row.map(|r| {
-            Ok(DeviceRow {
+            Ok(ChallengeContext {
                 merchant_id: r.try_get(0)?,
-                account_id: r.try_get(1)?,
-                public_key: r.try_get(2)?,
-                last_counter: r.try_get(3)?,
+                revoked: r.try_get::<Option<i64>, _>(1)?.is_some(),
+                locks: Locks {
+                    device: r.try_get(2)?,
+                    account: r.try_get(3)?,
+                    order: r.try_get(4)?,
+                },
+                device_challenges: r.try_get(5)?,
+                order_challenges: r.try_get(6)?,
             })
         })
         .transpose()
+    }
+
+    /// Counts a failure against `subject` (one upsert, atomic on both backends); returns the lock-out end when
+    /// this failure locked it.
+    pub async fn record_failure(
+        &self,
+        subject: &Subject,
+        now_ms: i64,
+        rule: LockoutRule,
+    ) -> Result<Option<i64>, StoreError> {
+        // f = the failure count including this one, restarted when the window has passed.
+        const F: &str = "(CASE WHEN lockouts.window_start_ms <= $2 - $3 THEN 1 ELSE lockouts.failures + 1 END)";
+        let sql = format!(
+            "INSERT INTO lockouts (subject, failures, window_start_ms, locked_until_ms) \
+             VALUES ($1, CASE WHEN 1 >= $4 THEN 0 ELSE 1 END, $2, CASE WHEN 1 >= $4 THEN $2 + $5 ELSE 0 END) \
+             ON CONFLICT (subject) DO UPDATE SET \
+               failures = CASE WHEN {F} >= $4 THEN 0 ELSE {F} END, \
+               window_start_ms = CASE WHEN {F} >= $4 OR lockouts.window_start_ms <= $2 - $3 THEN $2 \
+                 ELSE lockouts.window_start_ms END, \
+               locked_until_ms = CASE WHEN {F} >= $4 THEN $2 + $5 ELSE lockouts.locked_until_ms END \
+             RETURNING locked_until_ms"
+        );
+        let until: i64 = sqlx::query_scalar(sqlx::AssertSqlSafe(sql))
+            .bind(subject.key())
+            .bind(now_ms)
+            .bind(rule.window_ms)
+            .bind(rule.max_failures)
+            .bind(rule.lockout_ms)
+            .fetch_one(&self.writer)
+            .await?;
+        Ok((until == now_ms.saturating_add(rule.lockout_ms)).then_some(until))
+    }
+
+    /// Revokes a device of this merchant; returns its revocation time (the first one if it already was), `None`
+    /// when the merchant has no such device.
+    pub async fn revoke_device(
+        &self,
+        merchant_id: &str,
+        device_id: &str,
+        now_ms: i64,
+    ) -> Result<Option<i64>, StoreError> {
+        let update = sqlx::query(
+            "UPDATE devices SET revoked_at_ms = $3 WHERE device_id = $1 AND merchant_id = $2 AND revoked_at_ms IS NULL",
+        )
+        .bind(device_id.to_owned())
+        .bind(merchant_id.to_owned())
+        .bind(now_ms);
+        self.write(update).await?;
+        Ok(sqlx::query_scalar::<_, Option<i64>>(
+            "SELECT revoked_at_ms FROM devices WHERE device_id = $1 AND merchant_id = $2",
+        )
+        .bind(device_id)
+        .bind(merchant_id)
+        .fetch_optional(&self.writer)
+        .await?
+        .flatten())
+    }
+
+    /// The merchant's devices for an account, oldest registration first.
+    pub async fn account_devices(
+        &self,
+        merchant_id: &str,
+        account_id: &str,
+    ) -> Result<Vec<DeviceListing>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT device_id, registered_at_ms, revoked_at_ms, attestation, security_level, app_id FROM devices \
+             WHERE merchant_id = $1 AND account_id = $2 ORDER BY registered_at_ms, device_id",
+        )
+        .bind(merchant_id)
+        .bind(account_id)
+        .fetch_all(&self.reader)
+        .await?;
+        rows.iter()
+            .map(|r| {
+                Ok(DeviceListing {
+                    device_id: r.try_get(0)?,
+                    registered_at_ms: r.try_get(1)?,
+                    revoked_at_ms: r.try_get(2)?,
+                    attestation: r.try_get(3)?,
+                    security_level: r.try_get(4)?,
+                    app_id: r.try_get(5)?,
+                })
+            })
+            .collect()
+    }
+
+    /// Issues a registration challenge for a valid, unused enrolment token, unless the token already has `limit`
+    /// unexpired challenges outstanding.
+    pub async fn insert_registration_challenge(
+        &self,
+        challenge: &[u8; 32],
+        token_hash: &[u8],
+        expires_at_ms: i64,
+        now_ms: i64,
+        limit: u32,
+    ) -> Result<(), StoreError> {
+        let row = sqlx::query(
+            "SELECT e.expires_at_ms, e.used, \
+             (SELECT COUNT(*) FROM registration_challenges c WHERE c.token_hash = e.token_hash AND c.expires_at_ms > $2) \
+             FROM enrollments e WHERE e.token_hash = $1",
+        )
+        .bind(token_hash.to_vec())
+        .bind(now_ms)
+        .fetch_optional(&self.reader)
+        .await?;
+        let Some(row) = row else {
+            return Err(StoreError::Conflict(Conflict::EnrollmentInvalid));
+        };
+        let (expires, used, outstanding): (i64, i64, i64) =
+            (row.try_get(0)?, row.try_get(1)?, row.try_get(2)?);
+        if used != 0 || expires <= now_ms {
+            return Err(StoreError::Conflict(Conflict::EnrollmentInvalid));
+        }
+        if outstanding >= i64::from(limit) {
+            return Err(StoreError::RateLimited);
+        }
+        let insert = sqlx::query(
+            "INSERT INTO registration_challenges (challenge, token_hash, expires_at_ms, used) VALUES ($1, $2, $3, 0)",
+        )
+        .bind(challenge.to_vec())
+        .bind(token_hash.to_vec())
+        .bind(expires_at_ms);
+        self.write(insert).await.map(|_| ())
     }
 
     /// Stores a fresh nonce.
@@ -593,9 +908,13 @@ impl Store {
         let row = sqlx::query(
             "SELECT o.merchant_id, o.order_id, o.amount_minor, o.currency, o.items_digest, o.token_expires_at_ms, \
              o.paid, d.merchant_id, d.account_id, d.public_key, d.last_counter, n.merchant_id, n.order_id, \
-             n.amount_minor, n.currency, n.device_id, n.expires_at_ms, n.used, i.request_hash, p.receipt \
+             n.amount_minor, n.currency, n.device_id, n.expires_at_ms, n.used, i.request_hash, p.receipt, \
+             d.revoked_at_ms, ld.locked_until_ms, la.locked_until_ms, lo.locked_until_ms \
              FROM orders o \
              LEFT JOIN devices d ON d.device_id = $2 \
+             LEFT JOIN lockouts ld ON ld.subject = $6 \
+             LEFT JOIN lockouts la ON la.subject = 'account:' || d.merchant_id || '/' || d.account_id \
+             LEFT JOIN lockouts lo ON lo.subject = 'order:' || o.merchant_id || '/' || o.order_id \
              LEFT JOIN nonces n ON n.nonce = $3 \
              LEFT JOIN idempotency_keys i \
                ON i.merchant_id = o.merchant_id AND i.idem_key = $4 AND i.expires_at_ms > $5 \
@@ -607,6 +926,7 @@ impl Store {
         .bind(nonce.to_vec())
         .bind(idempotency_key)
         .bind(now_ms)
+        .bind(Subject::Device(device_id.to_owned()).key())
         .fetch_optional(&self.reader)
         .await?;
         let Some(r) = row else { return Ok(None) };
@@ -626,6 +946,7 @@ impl Store {
                 account_id: r.try_get(8)?,
                 public_key: r.try_get(9)?,
                 last_counter: r.try_get(10)?,
+                revoked: r.try_get::<Option<i64>, _>(20)?.is_some(),
             }),
         };
         let nonce = match r.try_get::<Option<String>, _>(11)? {
@@ -650,11 +971,17 @@ impl Store {
             }),
             _ => None,
         };
+        let locks = Locks {
+            device: r.try_get(21)?,
+            account: r.try_get(22)?,
+            order: r.try_get(23)?,
+        };
         Ok(Some(PayContext {
             order,
             device,
             nonce,
             idempotency,
+            locks,
         }))
     }
 
@@ -690,7 +1017,8 @@ impl Store {
         }
     }
 
-    /// Deletes expired idempotency records (of payments and of other POSTs) and nonces; returns how many rows went.
+    /// Deletes expired idempotency records (of payments and of other POSTs), unused nonces and registration
+    /// challenges; returns how many rows went.
     pub async fn purge_expired(&self, now_ms: i64) -> Result<u64, StoreError> {
         let keys = sqlx::query("DELETE FROM idempotency_keys WHERE expires_at_ms <= $1")
             .bind(now_ms)
@@ -704,7 +1032,14 @@ impl Store {
             .bind(now_ms)
             .execute(&self.writer)
             .await?;
-        Ok(keys.rows_affected() + nonces.rows_affected() + responses.rows_affected())
+        let challenges = sqlx::query("DELETE FROM registration_challenges WHERE expires_at_ms <= $1")
+            .bind(now_ms)
+            .execute(&self.writer)
+            .await?;
+        Ok(keys.rows_affected()
+            + nonces.rows_affected()
+            + responses.rows_affected()
+            + challenges.rows_affected())
     }
 
     /// Row counts of the payment-related tables.

@@ -95,16 +95,16 @@ async fn reads_are_merchant_scoped_and_paginate() {
             format!("/v1/payments/{}", receipts[2].payment_id),
             "/v1/orders/nope".to_owned(),
         ] {
-            env.get_as(&path, Some(&other.api_key))
+            env.get_with(&path, Some(&other.api_key))
                 .await
                 .assert_error(404, E::NotFound);
         }
-        env.get_as("/v1/payments/pay_nope", Some(&env.merchant.api_key))
+        env.get_with("/v1/payments/pay_nope", Some(&env.merchant.api_key))
             .await
             .assert_error(404, E::NotFound);
-        let list = env.get_as("/v1/payments", Some(&other.api_key)).await;
+        let list = env.get_with("/v1/payments", Some(&other.api_key)).await;
         assert_eq!(list.json(), json!({"data": [], "has_more": false}));
-        env.get_as(
+        env.get_with(
             &format!("/v1/payments?starting_after={}", receipts[0].payment_id),
             Some(&other.api_key),
         )
@@ -115,7 +115,7 @@ async fn reads_are_merchant_scoped_and_paginate() {
         env.get("/v1/orders/o-2")
             .await
             .assert_error(401, E::Unauthorized);
-        env.get_as("/v1/payments", Some("fpk_wrong"))
+        env.get_with("/v1/payments", Some("fpk_wrong"))
             .await
             .assert_error(401, E::Unauthorized);
         for bad in [
@@ -125,7 +125,7 @@ async fn reads_are_merchant_scoped_and_paginate() {
             "limit=-1",
             "colour=red",
         ] {
-            env.get_as(&format!("/v1/payments?{bad}"), Some(&env.merchant.api_key))
+            env.get_with(&format!("/v1/payments?{bad}"), Some(&env.merchant.api_key))
                 .await
                 .assert_error(400, E::InvalidRequest);
         }
@@ -395,7 +395,7 @@ async fn every_post_is_idempotent() {
             .await
             .assert_error(400, E::InvalidIdempotencyKey);
         }
-        // Enrolments and devices.
+        // Enrolments.
         let e1 = env
             .merchant_post(
                 "/v1/enrollments",
@@ -411,24 +411,6 @@ async fn every_post_is_idempotent() {
             )
             .await;
         assert_eq!((e1.status, &e1.bytes), (201, &e2.bytes));
-        let token = e1.json()["enrollment_token"].as_str().unwrap().to_owned();
-        let signer = facepay_core::checkout::signer::SoftwareSigner::generate().unwrap();
-        let reg = json!({
-            "enrollment_token": token, "device_id": "dev-9",
-            "public_key": facepay_core::checkout::wire::b64_encode(
-                &facepay_core::checkout::signer::DeviceSigner::public_key(&signer)),
-        });
-        let d1 = env
-            .post("/v1/devices", None, &[("Idempotency-Key", "dev-k")], &reg)
-            .await;
-        let d2 = env
-            .post("/v1/devices", None, &[("Idempotency-Key", "dev-k")], &reg)
-            .await;
-        assert_eq!((d1.status, &d1.bytes), (201, &d2.bytes));
-        // Without a key a retry runs again: the enrolment token is spent.
-        env.post("/v1/devices", None, &[], &reg)
-            .await
-            .assert_error(401, E::InvalidEnrollmentToken);
         env.server.shutdown().await;
     })
     .await;
@@ -484,7 +466,7 @@ async fn metrics_need_their_own_token() {
     on_each_backend(|db: Backend| async move {
         let env = Env::start(db, |_| {}).await;
         env.get("/metrics").await.assert_error(404, E::NotFound);
-        env.get_as("/metrics", Some(&env.merchant.api_key))
+        env.get_with("/metrics", Some(&env.merchant.api_key))
             .await
             .assert_error(404, E::NotFound);
         env.server.shutdown().await;
@@ -510,7 +492,7 @@ async fn api_keys_rotate_and_revoke() {
         let new_id = rolled.json()["key_id"].as_str().unwrap().to_owned();
         // During the grace period both keys work.
         for key in [&old, &new] {
-            assert_eq!(env.get_as("/v1/payments", Some(key)).await.status, 200);
+            assert_eq!(env.get_with("/v1/payments", Some(key)).await.status, 200);
         }
         let keys = env.read("/v1/api_keys").await;
         let data = keys["data"].as_array().unwrap();
@@ -544,7 +526,7 @@ async fn api_keys_rotate_and_revoke() {
             .await;
         assert_eq!(r.status, 200, "{}", String::from_utf8_lossy(&r.bytes));
         assert!(r.json()["revoked_at_ms"].is_u64());
-        env.get_as("/v1/payments", Some(&old))
+        env.get_with("/v1/payments", Some(&old))
             .await
             .assert_error(401, E::Unauthorized);
         env.post(
@@ -583,10 +565,10 @@ async fn api_keys_rotate_and_revoke() {
             .await;
         assert_eq!(rolled.status, 201);
         let newest = rolled.json()["api_key"].as_str().unwrap().to_owned();
-        env.get_as("/v1/payments", Some(&new))
+        env.get_with("/v1/payments", Some(&new))
             .await
             .assert_error(401, E::Unauthorized);
-        assert_eq!(env.get_as("/v1/payments", Some(&newest)).await.status, 200);
+        assert_eq!(env.get_with("/v1/payments", Some(&newest)).await.status, 200);
         env.post(
             "/v1/api_keys/roll",
             Some(&newest),
@@ -614,7 +596,7 @@ async fn api_keys_rotate_and_revoke() {
 async fn webhook_endpoint_and_secret_rotation() {
     on_each_backend(|db: Backend| async move {
         let env = Env::start(db, |_| {}).await;
-        env.get_as("/v1/webhook_endpoint", Some(&env.merchant.api_key))
+        env.get_with("/v1/webhook_endpoint", Some(&env.merchant.api_key))
             .await
             .assert_error(404, E::NotFound);
         env.merchant_post("/v1/webhook_endpoint/rotate_secret", None, &json!({}))
