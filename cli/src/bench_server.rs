@@ -1,7 +1,9 @@
 //! `facepay bench server`: verified, recorded payments per second against a real `facepay-server`.
 //!
 //! By default the server runs in this process on 127.0.0.1 (plain HTTP/1.1 on loopback) over a fresh SQLite file in
-//! a temp dir (`--database-url postgres://…` for PostgreSQL), or the bench targets a running server with `--url`.
+//! a temp dir; with `--database-url postgres://…` the same bench then runs again on PostgreSQL, and both figures are
+//! reported side by side with each database's durability settings (SQLite `synchronous`, PostgreSQL `fsync` and
+//! `synchronous_commit`, read from the server). `--url` targets a running server instead.
 //!
 //! **What is measured.** Setup (merchant, one registered device per client) is not timed. The bench then runs in
 //! rounds: each round first prepares, untimed, a batch of orders (`POST /v1/orders`) and their challenges
@@ -37,10 +39,11 @@ const ERRORS_SHOWN: usize = 5;
 /// Arguments of `facepay bench server`.
 #[derive(clap::Args)]
 pub struct Args {
-    /// Print one JSON object on stdout: `{"payments_per_s","p50_ms","p99_ms","errors","backend"}`.
+    /// Print one JSON object on stdout: `{"sqlite": RUN, "postgres": RUN|null, "postgres_to_sqlite"}` (or
+    /// `{"server": RUN}` with `--url`), each RUN `{"backend","durability","payments_per_s","p50_ms","p99_ms","errors"}`.
     #[arg(long)]
     pub json: bool,
-    /// Run the in-process server on this PostgreSQL database instead of a temporary SQLite file.
+    /// After the SQLite run, run the in-process server again on this PostgreSQL database.
     #[arg(long, conflicts_with = "url")]
     pub database_url: Option<String>,
     /// Benchmark a running server at this base URL instead of starting one (needs `--api-key`).
@@ -68,26 +71,70 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()?;
-    let report = runtime.block_on(bench(&args))?;
+    let report = runtime.block_on(async {
+        if args.url.is_some() {
+            return anyhow::Ok(Report::External {
+                server: bench(&args, None).await?,
+            });
+        }
+        let sqlite = bench(&args, None).await?;
+        let postgres = match &args.database_url {
+            Some(url) => Some(bench(&args, Some(url)).await?),
+            None => None,
+        };
+        let postgres_to_sqlite = postgres
+            .as_ref()
+            .map(|pg| pg.payments_per_s / sqlite.payments_per_s);
+        Ok(Report::SideBySide {
+            sqlite,
+            postgres,
+            postgres_to_sqlite,
+        })
+    })?;
     if args.json {
         println!("{}", serde_json::to_string(&report)?);
     } else {
-        println!(
-            "{:.0} payments/s, p50 {:.2} ms, p99 {:.2} ms, {} errors ({})",
-            report.payments_per_s, report.p50_ms, report.p99_ms, report.errors, report.backend
-        );
+        let runs: Vec<&RunReport> = match &report {
+            Report::External { server } => vec![server],
+            Report::SideBySide {
+                sqlite, postgres, ..
+            } => std::iter::once(sqlite).chain(postgres).collect(),
+        };
+        for r in runs {
+            println!(
+                "{}: {:.0} payments/s, p50 {:.2} ms, p99 {:.2} ms, {} errors ({})",
+                r.backend, r.payments_per_s, r.p50_ms, r.p99_ms, r.errors, r.durability
+            );
+        }
     }
     Ok(())
 }
 
-/// The figures printed.
+/// The figures of one run.
 #[derive(Debug, serde::Serialize)]
-struct Report {
+struct RunReport {
+    backend: String,
+    /// The database's durability settings during the run, as the server read them.
+    durability: String,
     payments_per_s: f64,
     p50_ms: f64,
     p99_ms: f64,
     errors: u64,
-    backend: String,
+}
+
+/// What is printed.
+#[derive(Debug, serde::Serialize)]
+#[serde(untagged)]
+enum Report {
+    /// The in-process server on SQLite, then on PostgreSQL when asked.
+    SideBySide {
+        sqlite: RunReport,
+        postgres: Option<RunReport>,
+        /// PostgreSQL payments/s ÷ SQLite payments/s.
+        postgres_to_sqlite: Option<f64>,
+    },
+    /// A running server (`--url`).
+    External { server: RunReport },
 }
 
 /// The server under test: started here (kept alive until the end) or external.
@@ -95,10 +142,11 @@ struct Target {
     base_url: String,
     trust: TrustRoots,
     api_key: String,
+    durability: String,
     server: Option<(RunningServer, Option<tempfile::TempDir>)>,
 }
 
-async fn start_target(args: &Args) -> anyhow::Result<Target> {
+async fn start_target(args: &Args, postgres: Option<&str>) -> anyhow::Result<Target> {
     if let Some(url) = &args.url {
         let trust = match &args.pin_cert {
             Some(path) => TrustRoots::PinnedCertPem(
@@ -111,10 +159,11 @@ async fn start_target(args: &Args) -> anyhow::Result<Target> {
             base_url: url.clone(),
             trust,
             api_key,
+            durability: "unknown (external server)".into(),
             server: None,
         });
     }
-    let (database, dir) = match &args.database_url {
+    let (database, dir) = match postgres {
         Some(url) => (DatabaseTarget::from_url_or_path(url), None),
         None => {
             let dir = tempfile::tempdir().context("creating a temp dir for the SQLite file")?;
@@ -124,7 +173,7 @@ async fn start_target(args: &Args) -> anyhow::Result<Target> {
             )
         }
     };
-    if matches!(database, DatabaseTarget::Sqlite(_)) && args.database_url.is_some() {
+    if matches!(database, DatabaseTarget::Sqlite(_)) && postgres.is_some() {
         bail!("--database-url must be a postgres:// URL (SQLite is the default without it)");
     }
     let mut config = ServerConfig::new(database);
@@ -137,6 +186,11 @@ async fn start_target(args: &Args) -> anyhow::Result<Target> {
     let server = Server::start(config)
         .await
         .context("starting the in-process server")?;
+    let durability = server
+        .store()
+        .durability()
+        .await
+        .context("reading the database's durability settings")?;
     let merchant = server
         .create_merchant("Bench shop")
         .await
@@ -145,6 +199,7 @@ async fn start_target(args: &Args) -> anyhow::Result<Target> {
         base_url: server.base_url(),
         trust: TrustRoots::System,
         api_key: merchant.api_key,
+        durability,
         server: Some((server, dir)),
     })
 }
@@ -164,8 +219,8 @@ struct PhaseResult {
     errors: Vec<String>,
 }
 
-async fn bench(args: &Args) -> anyhow::Result<Report> {
-    let target = start_target(args).await?;
+async fn bench(args: &Args, postgres: Option<&str>) -> anyhow::Result<RunReport> {
+    let target = start_target(args, postgres).await?;
     let mut config = ClientConfig::new(target.base_url.clone(), target.trust.clone());
     config.retry = RetryPolicy::none();
     let merchant = Arc::new(MerchantClient::new(config.clone(), target.api_key.clone())?);
@@ -173,8 +228,8 @@ async fn bench(args: &Args) -> anyhow::Result<Report> {
     let health = probe.health().await.context("the server's /healthz")?;
     let run_id = hex(&facepay_server::tokens::random_bytes::<4>());
     eprintln!(
-        "bench server: {} backend at {}, {} clients, {} s timed (run {run_id})",
-        health.backend, target.base_url, args.clients, args.seconds
+        "bench server: {} backend ({}) at {}, {} clients, {} s timed (run {run_id})",
+        health.backend, target.durability, target.base_url, args.clients, args.seconds
     );
 
     let mut devices = Vec::new();
@@ -234,12 +289,13 @@ async fn bench(args: &Args) -> anyhow::Result<Report> {
     }
 
     latencies_us.sort_unstable();
-    Ok(Report {
+    Ok(RunReport {
         payments_per_s: latencies_us.len() as f64 / timed.as_secs_f64(),
         p50_ms: percentile_ms(&latencies_us, 0.50),
         p99_ms: percentile_ms(&latencies_us, 0.99),
         errors,
         backend: health.backend,
+        durability: target.durability,
     })
 }
 

@@ -16,24 +16,48 @@ use facepay_core::checkout::wire::{
 };
 
 use crate::app::{App, millis, now_ms};
-use crate::error::ApiError;
+use crate::currency::check_money;
+use crate::error::{ApiError, json_response};
 use crate::http::{JsonBody, bearer};
-use crate::store::{Locks, NonceRow, OrderRow};
+use crate::idempotency::{Begin, Idempotency};
+use crate::refunds::to_body;
+use crate::store::api_keys::KeyOwner;
+use crate::store::transaction::Step;
+use crate::store::{Conflict, Locks, NonceRow, OrderRow, Store};
 use crate::tokens::{self, CLIENT_TOKEN_PREFIX, ENROLLMENT_TOKEN_PREFIX};
 
 fn invalid(e: impl std::fmt::Display) -> ApiError {
     ApiError::new(ErrorCode::InvalidRequest, e.to_string())
 }
 
-/// The merchant id for the request's `Authorization: Bearer <API key>`.
-pub async fn merchant(app: &App, headers: &HeaderMap) -> Result<String, ApiError> {
-    let unauthorized =
-        || ApiError::new(ErrorCode::Unauthorized, "missing or wrong merchant API key");
+/// The merchant and key id of the request's `Authorization: Bearer <API key>` (unexpired, unrevoked).
+pub async fn merchant_key(app: &App, headers: &HeaderMap) -> Result<KeyOwner, ApiError> {
+    let unauthorized = || {
+        ApiError::new(
+            ErrorCode::Unauthorized,
+            "missing, wrong, expired or revoked merchant API key",
+        )
+    };
     let key = bearer(headers).ok_or_else(unauthorized)?;
     app.store
-        .merchant_by_key_hash(&tokens::token_hash(key))
+        .api_key_owner(&tokens::token_hash(key), now_ms())
         .await?
         .ok_or_else(unauthorized)
+}
+
+/// The merchant id for the request's `Authorization: Bearer <API key>`.
+pub async fn merchant(app: &App, headers: &HeaderMap) -> Result<String, ApiError> {
+    Ok(merchant_key(app, headers).await?.merchant_id)
+}
+
+/// Unwraps a [`Begin`]: the replayed response returns early from the handler.
+macro_rules! fresh {
+    ($begin:expr) => {
+        match $begin {
+            Begin::Replay(response) => return Ok(response),
+            Begin::Fresh(idem) => idem,
+        }
+    };
 }
 
 /// The error for a missing, wrong or expired client token.
@@ -79,9 +103,14 @@ pub async fn create_order(
     body: Result<JsonBody<CreateOrderRequest>, ApiError>,
 ) -> Result<Response, ApiError> {
     let merchant_id = merchant(&app, &headers).await?;
-    let req = body?.value;
+    let body = body?;
+    let scope = format!("merchant:{merchant_id}");
+    let idem =
+        fresh!(Idempotency::begin(&app, &headers, scope, "POST /v1/orders", &body.raw).await?);
+    let req = body.value;
     check_id("order_id", &req.order_id).map_err(invalid)?;
     check_currency(&req.currency).map_err(invalid)?;
+    check_money(&req.currency, req.amount_minor).map_err(invalid)?;
     let amount_minor =
         i64::try_from(req.amount_minor).map_err(|_| invalid("amount_minor exceeds 2^63-1"))?;
     let now = now_ms();
@@ -95,20 +124,30 @@ pub async fn create_order(
         token_expires_at_ms: now.saturating_add(millis(app.config.client_token_ttl)),
         paid: false,
     };
-    app.store
-        .insert_order(&row, &tokens::token_hash(&client_token), now)
-        .await?;
+    let response = to_body(&CreateOrderResponse {
+        order: order_ref(&row)?,
+        client_token: client_token.clone(),
+        expires_at_ms: u64::try_from(row.token_expires_at_ms).unwrap_or(0),
+    })?;
+    let token_hash = tokens::token_hash(&client_token);
+    let answer = if idem.has_key() {
+        let insert = Step::must_affect(
+            Store::order_insert(&row, &token_hash, now),
+            Conflict::OrderExists,
+        );
+        idem.commit(&app, vec![insert], StatusCode::CREATED, response)
+            .await?
+    } else {
+        // Without a key the insert takes the group-commit path.
+        app.store.insert_order(&row, &token_hash, now).await?;
+        json_response(StatusCode::CREATED, response)
+    };
     tracing::info!(
         merchant_id = row.merchant_id,
         order_id = row.order_id,
         "order created"
     );
-    let response = CreateOrderResponse {
-        order: order_ref(&row)?,
-        client_token,
-        expires_at_ms: u64::try_from(row.token_expires_at_ms).unwrap_or(0),
-    };
-    Ok((StatusCode::CREATED, Json(response)).into_response())
+    Ok(answer)
 }
 
 /// `POST /v1/enrollments`.
@@ -118,7 +157,11 @@ pub async fn create_enrollment(
     body: Result<JsonBody<CreateEnrollmentRequest>, ApiError>,
 ) -> Result<Response, ApiError> {
     let merchant_id = merchant(&app, &headers).await?;
-    let req = body?.value;
+    let body = body?;
+    let scope = format!("merchant:{merchant_id}");
+    let route = "POST /v1/enrollments";
+    let idem = fresh!(Idempotency::begin(&app, &headers, scope, route, &body.raw).await?);
+    let req = body.value;
     check_id("account_id", &req.account_id).map_err(invalid)?;
     let token = tokens::new_token(ENROLLMENT_TOKEN_PREFIX);
     let expires_at_ms = now_ms().saturating_add(millis(app.config.enrollment_ttl));
@@ -130,12 +173,12 @@ pub async fn create_enrollment(
             expires_at_ms,
         )
         .await?;
-    let response = CreateEnrollmentResponse {
+    let response = to_body(&CreateEnrollmentResponse {
         enrollment_token: token,
         account_id: req.account_id,
         expires_at_ms: u64::try_from(expires_at_ms).unwrap_or(0),
-    };
-    Ok((StatusCode::CREATED, Json(response)).into_response())
+    })?;
+    Ok(idem.record_after(&app, StatusCode::CREATED, response).await)
 }
 
 /// `POST /v1/checkout/challenge`.
@@ -145,7 +188,11 @@ pub async fn challenge(
     body: Result<JsonBody<ChallengeRequest>, ApiError>,
 ) -> Result<Response, ApiError> {
     let order = client_order(&app, &headers).await?;
-    let req = body?.value;
+    let body = body?;
+    let scope = format!("order:{}/{}", order.merchant_id, order.order_id);
+    let route = "POST /v1/checkout/challenge";
+    let idem = fresh!(Idempotency::begin(&app, &headers, scope, route, &body.raw).await?);
+    let req = body.value;
     check_id("device_id", &req.device_id).map_err(invalid)?;
     let now = now_ms();
     let ctx = app
@@ -191,13 +238,13 @@ pub async fn challenge(
         used: false,
     };
     app.store.insert_nonce(&nonce, &row).await?;
-    let response = ChallengeResponse {
+    let response = to_body(&ChallengeResponse {
         nonce,
         expires_at_ms: u64::try_from(expires_at_ms).unwrap_or(0),
         challenges: challenges_for_nonce_in(&nonce, &app.config.challenge_set),
         order: order_ref(&order)?,
-    };
-    Ok(Json(response).into_response())
+    })?;
+    Ok(idem.record_after(&app, StatusCode::OK, response).await)
 }
 
 /// The lock-out error (`429` with `Retry-After`) if the device, its account or the order is locked at `now`.
@@ -245,11 +292,29 @@ pub async fn health(State(app): State<Arc<App>>) -> Response {
     (status, Json(body)).into_response()
 }
 
-/// `GET /metrics`.
-pub async fn metrics(State(app): State<Arc<App>>) -> Response {
-    (
+/// `GET /metrics`: only with `Authorization: Bearer <metrics token>` (the server's `--metrics-token`, separate
+/// from every merchant credential); without a configured token the route answers 404.
+pub async fn metrics(
+    State(app): State<Arc<App>>,
+    headers: HeaderMap,
+) -> Result<Response, ApiError> {
+    let Some(expected) = &app.config.metrics_token else {
+        return Err(ApiError::new(
+            ErrorCode::NotFound,
+            "metrics are disabled: start the server with --metrics-token",
+        ));
+    };
+    // Compared as SHA-256 digests, so the time taken says nothing about the token.
+    let given = bearer(&headers).map(tokens::token_hash);
+    if given != Some(tokens::token_hash(expected)) {
+        return Err(ApiError::new(
+            ErrorCode::Unauthorized,
+            "missing or wrong metrics token",
+        ));
+    }
+    Ok((
         [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],
         app.metrics.render(),
     )
-        .into_response()
+        .into_response())
 }

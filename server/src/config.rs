@@ -7,6 +7,7 @@ use std::time::Duration;
 
 use facepay_core::checkout::protocol::{ALL_CHALLENGES, Challenge};
 
+pub use crate::webhook_delivery::WebhookPolicy;
 use crate::policy::Policy;
 
 /// Which database to use.
@@ -141,6 +142,10 @@ pub struct ServerConfig {
     pub body_limit: usize,
     /// Connections in the PostgreSQL pool, or SQLite read connections.
     pub pool_size: u32,
+    /// The bearer token `GET /metrics` requires (`None`: metrics are not served).
+    pub metrics_token: Option<String>,
+    /// Webhook delivery: polling, timeout, retries.
+    pub webhooks: WebhookPolicy,
     /// The trust policy: attestation at registration, evidence rules at payment, devices per account.
     pub policy: Policy,
     /// Challenge rate limits.
@@ -170,6 +175,8 @@ impl ServerConfig {
             lockout: LockoutPolicy::default(),
             body_limit: 64 * 1024,
             pool_size: 8,
+            metrics_token: None,
+            webhooks: WebhookPolicy::default(),
             policy: Policy::default(),
             limits: ChallengeLimits::default(),
             header_read_timeout: Duration::from_secs(10),

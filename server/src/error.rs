@@ -73,6 +73,16 @@ impl From<Conflict> for ApiError {
                 ErrorCode::IdempotencyConflict,
                 "this idempotency key is already in use",
             ),
+            Conflict::OrderCancelled => (ErrorCode::OrderCancelled, "this order is cancelled"),
+            Conflict::OrderNotOpen => (ErrorCode::OrderCancelled, "this order is not open"),
+            Conflict::RefundExceedsRemaining => (
+                ErrorCode::RefundExceedsRemaining,
+                "the refund exceeds what is left of the payment",
+            ),
+            Conflict::ResponseRecorded => (
+                ErrorCode::IdempotencyInProgress,
+                "a request with this idempotency key was recorded concurrently",
+            ),
             Conflict::RegistrationChallengeInvalid => (
                 ErrorCode::RegistrationChallengeInvalid,
                 "registration challenge unknown, used, expired or issued for another enrolment token",

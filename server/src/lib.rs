@@ -5,20 +5,29 @@
 //! [`RunningServer::shutdown`].
 
 pub mod api;
+pub mod api_keys;
 pub mod app;
+pub mod cancel;
 pub mod attestation;
 pub mod config;
+pub mod currency;
 pub mod error;
 pub mod http;
+pub mod idempotency;
 pub mod lockout;
 pub mod merchants;
 pub mod metrics;
+pub mod openapi;
 pub mod pay;
+pub mod reads;
+pub mod refunds;
 pub mod policy;
 pub mod registration;
 pub mod store;
 pub mod tls;
 pub mod tokens;
+pub mod webhook_delivery;
+pub mod webhook_endpoint;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -33,7 +42,7 @@ use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 
 pub use config::{
-    ChallengeLimits, DatabaseTarget, LockoutPolicy, ServerConfig, SqliteSync, TlsMode,
+    ChallengeLimits, DatabaseTarget, LockoutPolicy, ServerConfig, SqliteSync, TlsMode, WebhookPolicy,
 };
 pub use merchants::NewMerchant;
 pub use policy::Policy;
@@ -104,6 +113,7 @@ impl Server {
             roots.add_pem_file(true, path)?;
         }
         let store = Store::open(&config.database, config.sqlite_sync, config.pool_size).await?;
+        let webhook_http = webhook_delivery::http_client(&config.webhooks)?;
         let listener =
             TcpListener::bind(config.listen)
                 .await
@@ -119,11 +129,12 @@ impl Server {
             store,
             roots,
             metrics: Metrics::default(),
+            webhook_wake: tokio::sync::Notify::new(),
             config,
         });
         let (stop, stopped) = oneshot::channel();
         let is_tls = tls.is_some();
-        let task = tokio::spawn(serve(listener, tls, app.clone(), stopped));
+        let task = tokio::spawn(serve(listener, tls, app.clone(), webhook_http, stopped));
         tracing::info!(%addr, tls = is_tls, backend = app.store.backend(), "facepay-server listening");
         Ok(RunningServer {
             addr,
@@ -198,14 +209,17 @@ async fn shutdown_signal() {
     }
 }
 
-/// The accept loop: one task per connection (TLS handshake inside it), graceful drain on stop.
+/// The accept loop: one task per connection (TLS handshake inside it), the purge and webhook tasks, graceful drain
+/// on stop.
 async fn serve(
     listener: TcpListener,
     tls: Option<tokio_rustls::TlsAcceptor>,
     app: Arc<App>,
+    webhook_http: reqwest::Client,
     mut stopped: oneshot::Receiver<()>,
 ) {
     let router = app::router(app.clone());
+    let webhooks = tokio::spawn(webhook_delivery::run(app.clone(), webhook_http));
     let graceful = GracefulShutdown::new();
     let purge_app = app.clone();
     let purge = tokio::spawn(async move {
@@ -271,6 +285,7 @@ async fn serve(
     }
     drop(listener);
     purge.abort();
+    webhooks.abort();
     if tokio::time::timeout(DRAIN_TIMEOUT, graceful.shutdown())
         .await
         .is_err()

@@ -8,6 +8,7 @@ use std::time::Duration;
 use clap::{Args, Parser, Subcommand, ValueEnum};
 use facepay_server::{
     DatabaseTarget, LockoutPolicy, Policy, Server, ServerConfig, SqliteSync, Store, TlsMode,
+    WebhookPolicy,
 };
 
 /// The FacePay checkout server.
@@ -126,6 +127,21 @@ struct ServeArgs {
     /// Log format on stderr.
     #[arg(long, value_enum, default_value = "text")]
     log_format: LogFormat,
+    /// Serve `GET /metrics` to `Authorization: Bearer <this token>` (unset: metrics are not served).
+    #[arg(long, env = "FACEPAY_METRICS_TOKEN", hide_env_values = true)]
+    metrics_token: Option<String>,
+    /// How often the webhook outbox is polled, milliseconds.
+    #[arg(long, default_value_t = 1000)]
+    webhook_poll_ms: u64,
+    /// Time limit of one webhook delivery, milliseconds.
+    #[arg(long, default_value_t = 10_000)]
+    webhook_timeout_ms: u64,
+    /// Wait before the second delivery attempt, milliseconds (doubles per attempt, at most 1 hour).
+    #[arg(long, default_value_t = 10_000)]
+    webhook_retry_base_ms: u64,
+    /// Delivery attempts before an event is given up.
+    #[arg(long, default_value_t = 24)]
+    webhook_max_attempts: u32,
     /// Trust policy file (TOML, see docs/server-policy.md); the flags below override its values.
     #[arg(long)]
     policy: Option<PathBuf>,
@@ -244,6 +260,13 @@ async fn serve(args: ServeArgs) -> Result<(), String> {
     };
     config.body_limit = args.body_limit;
     config.pool_size = args.pool_size;
+    config.metrics_token = args.metrics_token.filter(|t| !t.is_empty());
+    config.webhooks = WebhookPolicy {
+        poll: Duration::from_millis(args.webhook_poll_ms.max(1)),
+        timeout: Duration::from_millis(args.webhook_timeout_ms.max(1)),
+        retry_base: Duration::from_millis(args.webhook_retry_base_ms),
+        max_attempts: args.webhook_max_attempts.max(1),
+    };
     config.policy = policy(&args)?;
     config.limits.challenges_per_device = args.challenges_per_device;
     config.limits.challenges_per_order = args.challenges_per_order;

@@ -21,8 +21,15 @@ pub struct NewMerchant {
 pub async fn create_merchant(store: &Store, name: &str) -> Result<NewMerchant, StoreError> {
     let merchant_id = tokens::new_id("m_");
     let api_key = tokens::new_token(API_KEY_PREFIX);
+    let key_id = tokens::new_id("key_");
     store
-        .insert_merchant(&merchant_id, name, &tokens::token_hash(&api_key), now_ms())
+        .insert_merchant(
+            &merchant_id,
+            name,
+            &key_id,
+            &tokens::token_hash(&api_key),
+            now_ms(),
+        )
         .await?;
     Ok(NewMerchant {
         merchant_id,

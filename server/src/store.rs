@@ -1,6 +1,14 @@
 //! Storage through sqlx: SQLite (one writer connection, a pool of readers, WAL) or PostgreSQL (one pool),
 //! the same SQL for both, migrations from `server/migrations/<backend>/`, and the one-transaction payment write.
 
+pub mod api_keys;
+pub mod durability;
+pub mod idempotency;
+pub mod reads;
+pub mod refunds;
+pub mod transaction;
+pub mod webhooks;
+
 use std::str::FromStr;
 
 use sqlx::any::{AnyConnectOptions, AnyPoolOptions};
@@ -98,6 +106,18 @@ pub enum Conflict {
     /// The idempotency key is already held by another payment.
     #[error("the idempotency key is in use")]
     IdempotencyKeyInUse,
+    /// The order is cancelled.
+    #[error("the order is cancelled")]
+    OrderCancelled,
+    /// The order is not open (paid or cancelled); the caller reads which.
+    #[error("the order is not open")]
+    OrderNotOpen,
+    /// The refund would take the payment's refunded total above its amount.
+    #[error("the refund exceeds what is left of the payment")]
+    RefundExceedsRemaining,
+    /// A response is already recorded for this idempotency key (a concurrent request won).
+    #[error("a response is already recorded for this idempotency key")]
+    ResponseRecorded,
     /// The registration challenge is unknown, used, expired or for another enrolment token.
     #[error("the registration challenge is not valid for this enrolment token")]
     RegistrationChallengeInvalid,
@@ -116,6 +136,7 @@ impl Conflict {
             "nonce_reused" => Conflict::NonceReused,
             "counter_not_increasing" => Conflict::CounterNotIncreasing,
             "order_already_paid" => Conflict::OrderAlreadyPaid,
+            "order_cancelled" => Conflict::OrderCancelled,
             "idempotency_conflict" => Conflict::IdempotencyKeyInUse,
             "device_revoked" => Conflict::DeviceRevoked,
             _ => return None,
@@ -328,7 +349,7 @@ pub struct Store {
 }
 
 /// A write statement with all values bound (owned, so it can move to the group-commit task).
-type WriteStatement = sqlx::query::Query<'static, sqlx::Any, sqlx::any::AnyArguments>;
+pub type WriteStatement = sqlx::query::Query<'static, sqlx::Any, sqlx::any::AnyArguments>;
 
 /// One write for the group-commit task, and where to send its outcome (rows affected).
 struct WriteJob {
@@ -449,34 +470,28 @@ impl Store {
             .is_ok()
     }
 
-    /// Stores a merchant.
+    /// Stores a merchant and its first API key (id `key_id`) in one transaction.
     pub async fn insert_merchant(
         &self,
         merchant_id: &str,
         name: &str,
+        key_id: &str,
         api_key_hash: &[u8],
         now_ms: i64,
     ) -> Result<(), StoreError> {
+        let mut tx = self.writer.begin().await?;
         sqlx::query("INSERT INTO merchants (merchant_id, name, api_key_hash, created_at_ms) VALUES ($1, $2, $3, $4)")
         .bind(merchant_id)
         .bind(name)
         .bind(api_key_hash.to_vec())
         .bind(now_ms)
-        .execute(&self.writer)
+        .execute(&mut *tx)
         .await?;
+        Store::api_key_insert(merchant_id, key_id, api_key_hash, now_ms)
+            .execute(&mut *tx)
+            .await?;
+        tx.commit().await?;
         Ok(())
-    }
-
-    /// The merchant id whose API key hashes to `api_key_hash`.
-    pub async fn merchant_by_key_hash(
-        &self,
-        api_key_hash: &[u8],
-    ) -> Result<Option<String>, StoreError> {
-        sqlx::query_scalar("SELECT merchant_id FROM merchants WHERE api_key_hash = $1")
-            .bind(api_key_hash.to_vec())
-            .fetch_optional(&self.reader)
-            .await
-            .map_err(StoreError::from)
     }
 
     /// Stores an order; `order_exists` if the merchant already has this order id.
@@ -486,7 +501,20 @@ impl Store {
         client_token_hash: &[u8],
         now_ms: i64,
     ) -> Result<(), StoreError> {
-        let result = sqlx::query("INSERT INTO orders (merchant_id, order_id, amount_minor, currency, items_digest, client_token_hash, \
+        if self
+            .write(Store::order_insert(order, client_token_hash, now_ms))
+            .await?
+            == 1
+        {
+            Ok(())
+        } else {
+            Err(StoreError::Conflict(Conflict::OrderExists))
+        }
+    }
+
+    /// The insert of an order (affects no row when the merchant already has this order id).
+    pub fn order_insert(order: &OrderRow, client_token_hash: &[u8], now_ms: i64) -> WriteStatement {
+        sqlx::query("INSERT INTO orders (merchant_id, order_id, amount_minor, currency, items_digest, client_token_hash, \
              token_expires_at_ms, paid, created_at_ms) VALUES ($1, $2, $3, $4, $5, $6, $7, 0, $8) \
              ON CONFLICT (merchant_id, order_id) DO NOTHING")
         .bind(order.merchant_id.clone())
@@ -496,12 +524,7 @@ impl Store {
         .bind(order.items_digest.clone())
         .bind(client_token_hash.to_vec())
         .bind(order.token_expires_at_ms)
-        .bind(now_ms);
-        if self.write(result).await? == 1 {
-            Ok(())
-        } else {
-            Err(StoreError::Conflict(Conflict::OrderExists))
-        }
+        .bind(now_ms)
     }
 
     /// The order whose client token hashes to `client_token_hash`.
@@ -1005,7 +1028,8 @@ impl Store {
         }
     }
 
-    /// Deletes expired idempotency records, unused nonces and registration challenges; returns how many rows went.
+    /// Deletes expired idempotency records (of payments and of other POSTs), unused nonces and registration
+    /// challenges; returns how many rows went.
     pub async fn purge_expired(&self, now_ms: i64) -> Result<u64, StoreError> {
         let keys = sqlx::query("DELETE FROM idempotency_keys WHERE expires_at_ms <= $1")
             .bind(now_ms)
@@ -1015,12 +1039,18 @@ impl Store {
             .bind(now_ms)
             .execute(&self.writer)
             .await?;
-        let challenges =
-            sqlx::query("DELETE FROM registration_challenges WHERE expires_at_ms <= $1")
-                .bind(now_ms)
-                .execute(&self.writer)
-                .await?;
-        Ok(keys.rows_affected() + nonces.rows_affected() + challenges.rows_affected())
+        let responses = sqlx::query("DELETE FROM idempotent_requests WHERE expires_at_ms <= $1")
+            .bind(now_ms)
+            .execute(&self.writer)
+            .await?;
+        let challenges = sqlx::query("DELETE FROM registration_challenges WHERE expires_at_ms <= $1")
+            .bind(now_ms)
+            .execute(&self.writer)
+            .await?;
+        Ok(keys.rows_affected()
+            + nonces.rows_affected()
+            + responses.rows_affected()
+            + challenges.rows_affected())
     }
 
     /// Row counts of the payment-related tables.

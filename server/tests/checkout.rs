@@ -6,10 +6,8 @@ mod common;
 
 use std::time::Duration;
 
-use common::{Backend, Env, checkout, on_each_backend, payload_for, signed};
-use facepay_core::checkout::protocol::{
-    Challenge, LivenessVerdict, PaymentPayload, registration_message,
-};
+use common::{Backend, Env, checkout, join_all, on_each_backend, payload_for, signed};
+use facepay_core::checkout::protocol::{Challenge, LivenessVerdict, PaymentPayload, registration_message};
 use facepay_core::checkout::signer::{DeviceSigner, SoftwareSigner};
 use facepay_core::checkout::wire::{ErrorCode, ErrorCode as E, Receipt, b64_encode};
 use serde_json::json;
@@ -459,7 +457,8 @@ async fn wrong_content_type_is_rejected() {
 #[tokio::test]
 async fn idempotency_conflict_and_replay() {
     on_each_backend(|db| async move {
-        let (env, order, dev, _, bytes, sig) = checkout(db, |_| {}, 500).await;
+        let (env, order, dev, _, bytes, sig) =
+            checkout(db, |c| c.metrics_token = Some("mt".into()), 500).await;
         let tok = order.client_token.as_str();
         let first = env.pay(tok, "same-key", &bytes, &sig).await;
         assert_eq!(first.status, 201);
@@ -479,7 +478,7 @@ async fn idempotency_conflict_and_replay() {
         // A fresh key with the spent nonce is not a replay: the nonce is used.
         env.pay_rejected(tok, "other-key", &bytes, &sig, 409, E::NonceReused)
             .await;
-        let metrics = String::from_utf8(env.get("/metrics").await.bytes).unwrap();
+        let metrics = String::from_utf8(env.get_with("/metrics", Some("mt")).await.bytes).unwrap();
         assert!(
             metrics.contains("facepay_idempotent_replays_total 1"),
             "{metrics}"
@@ -512,33 +511,6 @@ async fn concurrent_identical_requests_record_once() {
         env.server.shutdown().await;
     })
     .await;
-}
-
-/// Polls all futures concurrently on this task and returns their outputs in order.
-async fn join_all<F: std::future::Future>(futures: Vec<F>) -> Vec<F::Output> {
-    let mut pinned: Vec<_> = futures.into_iter().map(Box::pin).collect();
-    let mut results: Vec<Option<F::Output>> = (0..pinned.len()).map(|_| None).collect();
-    std::future::poll_fn(|cx| {
-        let mut pending = false;
-        for (f, r) in pinned.iter_mut().zip(results.iter_mut()) {
-            if r.is_none() {
-                match f.as_mut().poll(cx) {
-                    std::task::Poll::Ready(v) => *r = Some(v),
-                    std::task::Poll::Pending => pending = true,
-                }
-            }
-        }
-        if pending {
-            std::task::Poll::Pending
-        } else {
-            std::task::Poll::Ready(())
-        }
-    })
-    .await;
-    results
-        .into_iter()
-        .map(|r| r.expect("all futures finished"))
-        .collect()
 }
 
 #[tokio::test]
@@ -617,7 +589,7 @@ async fn device_registration_rules() {
 async fn health_metrics_and_fallbacks_use_the_error_shape() {
     on_each_backend(|db: Backend| async move {
         let name = db.name();
-        let env = Env::start(db, |_| {}).await;
+        let env = Env::start(db, |c| c.metrics_token = Some("metrics-secret".into())).await;
         let h = env.get("/healthz").await;
         assert_eq!(h.status, 200);
         assert_eq!(
@@ -630,7 +602,14 @@ async fn health_metrics_and_fallbacks_use_the_error_shape() {
         env.get("/v1/checkout/pay")
             .await
             .assert_error(405, ErrorCode::MethodNotAllowed);
-        let m = env.get("/metrics").await;
+        // /metrics needs its own token: none, or a merchant's key, is 401.
+        env.get("/metrics")
+            .await
+            .assert_error(401, ErrorCode::Unauthorized);
+        env.get_with("/metrics", Some(&env.merchant.api_key))
+            .await
+            .assert_error(401, ErrorCode::Unauthorized);
+        let m = env.get_with("/metrics", Some("metrics-secret")).await;
         assert_eq!(m.status, 200);
         let text = String::from_utf8(m.bytes).unwrap();
         assert!(

@@ -3,6 +3,8 @@
 #[cfg(feature = "client")]
 pub mod client;
 pub mod error;
+pub mod merchant;
 pub mod protocol;
 pub mod signer;
+pub mod webhook;
 pub mod wire;

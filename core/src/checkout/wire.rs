@@ -290,7 +290,7 @@ pub enum ErrorCode {
     InvalidIdempotencyKey,
     /// 401: missing or wrong bearer credential (merchant API key, client token).
     Unauthorized,
-    /// 404: no such route.
+    /// 404: no such route, or no such object for this merchant.
     NotFound,
     /// 405: the route exists but not for this method.
     MethodNotAllowed,
@@ -332,6 +332,10 @@ pub enum ErrorCode {
     IdempotencyConflict,
     /// 409: a request with this idempotency key is still being processed.
     IdempotencyInProgress,
+    /// 409: the order was cancelled; it cannot be paid (or cancelled again).
+    OrderCancelled,
+    /// 409: the refund would take the payment's refunded total above its amount.
+    RefundExceedsRemaining,
     /// 400: the public key is not a valid (on-curve) P-256 point.
     InvalidPublicKey,
     /// 403: the registration challenge is missing, unknown, used, expired or for another enrolment token.
@@ -409,6 +413,8 @@ impl ErrorCode {
             | CounterNotIncreasing
             | IdempotencyConflict
             | IdempotencyInProgress
+            | OrderCancelled
+            | RefundExceedsRemaining
             | DeviceLimitReached => 409,
             PayloadTooLarge => 413,
             UnsupportedMediaType => 415,
@@ -456,6 +462,8 @@ impl ErrorCode {
             LivenessFailed => "liveness_failed",
             IdempotencyConflict => "idempotency_conflict",
             IdempotencyInProgress => "idempotency_in_progress",
+            OrderCancelled => "order_cancelled",
+            RefundExceedsRemaining => "refund_exceeds_remaining",
             InvalidPublicKey => "invalid_public_key",
             RegistrationChallengeInvalid => "registration_challenge_invalid",
             ProofInvalid => "proof_invalid",

@@ -254,6 +254,48 @@ impl Env {
         }
     }
 
+    /// GETs a path as the merchant; returns the JSON of a 200 answer.
+    pub async fn read(&self, path: &str) -> Value {
+        let a = self.get_with(path, Some(&self.merchant.api_key)).await;
+        assert_eq!(
+            a.status,
+            200,
+            "{path}: {}",
+            String::from_utf8_lossy(&a.bytes)
+        );
+        a.json()
+    }
+
+    /// POSTs a JSON value as the merchant, with an optional idempotency key.
+    pub async fn merchant_post(&self, path: &str, idem_key: Option<&str>, body: &Value) -> Answer {
+        let headers: Vec<(&str, &str)> = idem_key
+            .map(|k| ("Idempotency-Key", k))
+            .into_iter()
+            .collect();
+        self.post(path, Some(&self.merchant.api_key), &headers, body)
+            .await
+    }
+
+    /// Pays order `order_id` (`amount_minor` EUR) with `device` (its counter `counter`); returns the receipt.
+    pub async fn paid_order(
+        &self,
+        order_id: &str,
+        amount_minor: u64,
+        device: &Device,
+        counter: u64,
+    ) -> Receipt {
+        let order = self.order(order_id, amount_minor, "EUR").await;
+        let ch = self.challenge(&order.client_token, &device.id).await;
+        let (bytes, sig) = signed(&payload_for(&ch, &device.id, counter), device);
+        self.pay_ok(
+            &order.client_token,
+            &format!("pay-{order_id}"),
+            &bytes,
+            &sig,
+        )
+        .await
+    }
+
     /// Creates an order for the merchant.
     pub async fn order(
         &self,
@@ -486,4 +528,31 @@ pub async fn checkout(
     let ch = env.challenge(&order.client_token, &dev.id).await;
     let (bytes, sig) = signed(&payload_for(&ch, &dev.id, 1), &dev);
     (env, order, dev, ch, bytes, sig)
+}
+
+/// Polls all futures concurrently on this task and returns their outputs in order.
+pub async fn join_all<F: std::future::Future>(futures: Vec<F>) -> Vec<F::Output> {
+    let mut pinned: Vec<_> = futures.into_iter().map(Box::pin).collect();
+    let mut results: Vec<Option<F::Output>> = (0..pinned.len()).map(|_| None).collect();
+    std::future::poll_fn(|cx| {
+        let mut pending = false;
+        for (f, r) in pinned.iter_mut().zip(results.iter_mut()) {
+            if r.is_none() {
+                match f.as_mut().poll(cx) {
+                    std::task::Poll::Ready(v) => *r = Some(v),
+                    std::task::Poll::Pending => pending = true,
+                }
+            }
+        }
+        if pending {
+            std::task::Poll::Pending
+        } else {
+            std::task::Poll::Ready(())
+        }
+    })
+    .await;
+    results
+        .into_iter()
+        .map(|r| r.expect("all futures finished"))
+        .collect()
 }

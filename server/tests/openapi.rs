@@ -1,0 +1,101 @@
+//! The OpenAPI document (`docs/openapi.yaml`) against the router: every route the server serves is in the
+//! document with its method, and every operation of the document is served; the server serves the document
+//! itself at `GET /v1/openapi.yaml`.
+
+mod common;
+
+use std::collections::BTreeSet;
+
+use common::{Env, sqlite};
+use facepay_server::app::route_table;
+use facepay_server::openapi::DOCUMENT;
+use yaml_rust2::{Yaml, YamlLoader};
+
+const METHODS: [&str; 8] = [
+    "get", "put", "post", "delete", "options", "head", "patch", "trace",
+];
+
+/// `(method, path)` of every operation in the document.
+fn document_operations() -> BTreeSet<(String, String)> {
+    let docs = YamlLoader::load_from_str(DOCUMENT).expect("docs/openapi.yaml is YAML");
+    let doc = &docs[0];
+    assert_eq!(doc["openapi"].as_str(), Some("3.1.0"));
+    let paths = doc["paths"].as_hash().expect("a paths object");
+    let mut ops = BTreeSet::new();
+    for (path, item) in paths {
+        let path = path.as_str().expect("path keys are strings");
+        for (method, _) in item.as_hash().expect("a path item") {
+            let method = method.as_str().unwrap();
+            if METHODS.contains(&method) {
+                ops.insert((method.to_owned(), path.to_owned()));
+            }
+        }
+    }
+    ops
+}
+
+#[test]
+fn router_routes_and_document_paths_are_the_same() {
+    let served: BTreeSet<(String, String)> = route_table()
+        .into_iter()
+        .map(|(m, p)| (m.to_owned(), p.to_owned()))
+        .collect();
+    assert_eq!(served.len(), route_table().len(), "a route is added twice");
+    let documented = document_operations();
+    let undocumented: Vec<_> = served.difference(&documented).collect();
+    let unserved: Vec<_> = documented.difference(&served).collect();
+    assert!(
+        undocumented.is_empty(),
+        "served but not in docs/openapi.yaml: {undocumented:?}"
+    );
+    assert!(
+        unserved.is_empty(),
+        "in docs/openapi.yaml but not served: {unserved:?}"
+    );
+    assert!(served.len() >= 20, "{served:?}");
+}
+
+#[test]
+fn every_schema_reference_resolves() {
+    let docs = YamlLoader::load_from_str(DOCUMENT).unwrap();
+    let doc = &docs[0];
+    fn refs(node: &Yaml, out: &mut Vec<String>) {
+        match node {
+            Yaml::Hash(h) => {
+                for (k, v) in h {
+                    if k.as_str() == Some("$ref") {
+                        out.push(v.as_str().unwrap().to_owned());
+                    }
+                    refs(v, out);
+                }
+            }
+            Yaml::Array(a) => a.iter().for_each(|v| refs(v, out)),
+            _ => {}
+        }
+    }
+    let mut all = Vec::new();
+    refs(doc, &mut all);
+    assert!(!all.is_empty());
+    for r in all {
+        let mut node = doc;
+        for part in r.trim_start_matches("#/").split('/') {
+            node = &node[part];
+        }
+        assert!(!node.is_badvalue(), "dangling $ref {r}");
+    }
+}
+
+#[tokio::test]
+async fn the_server_serves_its_document() {
+    let env = Env::start(sqlite(), |_| {}).await;
+    let resp = env
+        .http
+        .get(format!("{}/v1/openapi.yaml", env.base))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 200);
+    assert_eq!(resp.headers()["content-type"], "application/yaml");
+    assert_eq!(resp.text().await.unwrap(), DOCUMENT);
+    env.server.shutdown().await;
+}
