@@ -260,7 +260,7 @@ async fn serve(args: ServeArgs) -> Result<(), String> {
     };
     config.body_limit = args.body_limit;
     config.pool_size = args.pool_size;
-    config.metrics_token = args.metrics_token.filter(|t| !t.is_empty());
+    config.metrics_token = args.metrics_token.clone().filter(|t| !t.is_empty());
     config.webhooks = WebhookPolicy {
         poll: Duration::from_millis(args.webhook_poll_ms.max(1)),
         timeout: Duration::from_millis(args.webhook_timeout_ms.max(1)),
