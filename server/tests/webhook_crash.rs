@@ -15,7 +15,8 @@ use std::time::{Duration, Instant};
 use common::{Device, http_client, payload_for, signed};
 use facepay_core::checkout::signer::{DeviceSigner, SoftwareSigner};
 use facepay_core::checkout::webhook::EventType;
-use facepay_core::checkout::wire::{ChallengeResponse, CreateOrderResponse, b64_encode};
+use facepay_core::checkout::protocol::registration_message;
+use facepay_core::checkout::wire::{ChallengeResponse, CreateOrderResponse, b64_decode, b64_encode};
 use serde_json::{Value, json};
 use tokio::process::{Child, Command};
 use webhook_support::{Mode, Receiver, accepted_by_id, verified};
@@ -197,7 +198,23 @@ async fn sigkill_between_commit_and_delivery_loses_no_event_and_keeps_ids() {
     )
     .await;
     let signer = SoftwareSigner::generate().unwrap();
-    let (status, _) = post(
+    let (status, issued) = post(
+        &base,
+        "/v1/devices/challenge",
+        "unused",
+        &[],
+        &json!({"enrollment_token": enrol["enrollment_token"]}),
+    )
+    .await;
+    assert_eq!(status, 201, "{issued}");
+    let challenge: [u8; 32] = b64_decode("challenge", issued["challenge"].as_str().unwrap())
+        .unwrap()
+        .try_into()
+        .unwrap();
+    let proof = signer
+        .sign(&registration_message(&challenge, "dev-1", &signer.public_key()))
+        .unwrap();
+    let (status, body) = post(
         &base,
         "/v1/devices",
         "unused",
@@ -205,10 +222,11 @@ async fn sigkill_between_commit_and_delivery_loses_no_event_and_keeps_ids() {
         &json!({
             "enrollment_token": enrol["enrollment_token"], "device_id": "dev-1",
             "public_key": b64_encode(&signer.public_key()),
+            "challenge": b64_encode(&challenge), "proof": b64_encode(&proof),
         }),
     )
     .await;
-    assert_eq!(status, 201);
+    assert_eq!(status, 201, "{body}");
     let device = Device {
         id: "dev-1".into(),
         signer,
