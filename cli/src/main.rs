@@ -12,6 +12,8 @@ mod eval_lfw;
 mod eval_liveness;
 mod pay;
 mod replay;
+mod scripted;
+mod scripted_clip;
 
 /// FacePay: pay with a selfie, verified on the device and signed end to end.
 #[derive(Parser)]

@@ -199,6 +199,8 @@ pub enum ErrorCode {
     InvalidRequest,
     /// 400: the `payload` bytes are not a valid canonical payload.
     MalformedPayload,
+    /// 400: the payload is of another protocol version (e.g. a `v1` payload sent to a `v2` server).
+    UnsupportedProtocolVersion,
     /// 400: `Idempotency-Key` header missing or not 1..=255 visible ASCII characters.
     InvalidIdempotencyKey,
     /// 401: missing or wrong bearer credential (merchant API key, client token).
@@ -256,7 +258,11 @@ impl ErrorCode {
     pub fn http_status(self) -> u16 {
         use ErrorCode::*;
         match self {
-            MalformedJson | InvalidRequest | MalformedPayload | InvalidIdempotencyKey => 400,
+            MalformedJson
+            | InvalidRequest
+            | MalformedPayload
+            | UnsupportedProtocolVersion
+            | InvalidIdempotencyKey => 400,
             Unauthorized | InvalidEnrollmentToken => 401,
             UnknownDevice | BadSignature | NonceUnknown | NonceExpired | NonceMismatch
             | OrderMismatch | ChallengeMismatch | LivenessFailed => 403,
@@ -292,6 +298,7 @@ impl ErrorCode {
             MalformedJson => "malformed_json",
             InvalidRequest => "invalid_request",
             MalformedPayload => "malformed_payload",
+            UnsupportedProtocolVersion => "unsupported_protocol_version",
             InvalidIdempotencyKey => "invalid_idempotency_key",
             Unauthorized => "unauthorized",
             NotFound => "not_found",
