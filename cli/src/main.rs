@@ -10,6 +10,7 @@ mod demo;
 mod enroll;
 mod eval_lfw;
 mod eval_liveness;
+mod models_nnef;
 mod pay;
 mod replay;
 
@@ -35,6 +36,9 @@ enum Command {
     /// Speed and memory benchmarks.
     #[command(subcommand)]
     Bench(BenchCommand),
+    /// Model conversions (maintainer tools).
+    #[command(subcommand)]
+    Models(ModelsCommand),
     /// Replay a recorded session or a clip folder through the liveness session.
     Replay(replay::Args),
     /// List the webcams (builds with the `camera` feature).
@@ -47,6 +51,12 @@ enum EvalCommand {
     Lfw(eval_lfw::Args),
     /// Liveness BPCER/APCER over clip folders and stills.
     Liveness(eval_liveness::Args),
+}
+
+#[derive(Subcommand)]
+enum ModelsCommand {
+    /// Convert the manifest's ONNX models to tract's NNEF form (what the library loads).
+    Nnef(models_nnef::Args),
 }
 
 #[derive(Subcommand)]
@@ -78,6 +88,7 @@ fn run(command: Command) -> anyhow::Result<()> {
         Command::Eval(EvalCommand::Liveness(args)) => eval_liveness::run(args),
         Command::Bench(BenchCommand::Vision(args)) => bench_vision::run(args),
         Command::Bench(BenchCommand::Server(args)) => bench_server::run(args),
+        Command::Models(ModelsCommand::Nnef(args)) => models_nnef::run(args),
         Command::Replay(args) => replay::run(args),
         Command::Cameras(args) => camera::run(args),
     }

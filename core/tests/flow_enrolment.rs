@@ -18,7 +18,7 @@ use facepay_core::flow::{EnrolmentStep, FacePay, FacePayConfig, FlowError, FlowE
 use facepay_core::liveness::LivenessPolicy;
 use facepay_core::template::MemoryKeyStore;
 use facepay_core::vision::frame::decode_file;
-use facepay_core::vision::model::{default_models_dir, default_shared_dir};
+use facepay_core::vision::model::default_shared_dir;
 use facepay_core::vision::pipeline::Vision;
 
 fn clip_dir(name: &str) -> PathBuf {
@@ -48,7 +48,6 @@ fn device(state: &Path) -> FacePay {
         server: ClientConfig::new("http://127.0.0.1:9/", TrustRoots::System),
         device_id: "test-device".into(),
         state_dir: state.to_owned(),
-        models_dir: default_models_dir(),
         policy: LivenessPolicy::default(),
         enrolment_challenges: Some(vec![Challenge::Blink]),
     };
