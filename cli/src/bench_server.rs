@@ -25,6 +25,8 @@ use facepay_core::checkout::wire::{ChallengeResponse, CreateOrderRequest};
 use facepay_server::{DatabaseTarget, RunningServer, Server, ServerConfig, SqliteSync};
 use tokio::task::JoinSet;
 
+/// The model version the bench's evidence names (and its in-process server allows).
+const BENCH_MODEL_VERSION: &str = "bench@1";
 /// Target wall time of one timed phase; batches are sized from the previous round's rate to reach it.
 const ROUND_TARGET: Duration = Duration::from_secs(2);
 /// Payments per client in the first round.
@@ -127,6 +129,11 @@ async fn start_target(args: &Args) -> anyhow::Result<Target> {
     }
     let mut config = ServerConfig::new(database);
     config.sqlite_sync = args.sqlite_sync;
+    // The evidence policy is on (passive score required, minimum match score, and an allow-list naming the
+    // bench's model version); the per-device challenge limit is raised because each client prefetches a whole
+    // round's challenges before the timed phase.
+    config.policy.evidence.model_versions = vec![BENCH_MODEL_VERSION.to_owned()];
+    config.limits.challenges_per_device = u32::MAX;
     let server = Server::start(config)
         .await
         .context("starting the in-process server")?;
@@ -314,7 +321,7 @@ fn evidence(challenge: &ChallengeResponse) -> Evidence {
         challenges: challenge.challenges.clone(),
         antispoof_score: Some(0.95),
         match_score: 0.8,
-        model_versions: vec!["bench@1".into()],
+        model_versions: vec![BENCH_MODEL_VERSION.into()],
         started_at_ms: 1_767_225_600_000,
         finished_at_ms: 1_767_225_603_000,
     }

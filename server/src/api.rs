@@ -1,26 +1,24 @@
-//! Handlers for orders, enrolments, device registration, challenges, health and metrics
-//! (the payment itself is in [`crate::pay`]).
+//! Handlers for orders, enrolments, challenges (with their lock-out and rate-limit checks), health and metrics
+//! (device registration is in [`crate::registration`], the payment in [`crate::pay`]).
 
 use std::sync::Arc;
-use std::time::Instant;
 
 use axum::Json;
 use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use facepay_core::checkout::protocol::{
-    OrderRef, PROTOCOL_VERSION, challenges_for_nonce_in, check_currency, check_id, check_public_key,
+    OrderRef, PROTOCOL_VERSION, challenges_for_nonce_in, check_currency, check_id,
 };
 use facepay_core::checkout::wire::{
     ChallengeRequest, ChallengeResponse, CreateEnrollmentRequest, CreateEnrollmentResponse,
-    CreateOrderRequest, CreateOrderResponse, ErrorCode, Health, RegisterDeviceRequest,
-    RegisterDeviceResponse, b64_decode,
+    CreateOrderRequest, CreateOrderResponse, ErrorCode, Health,
 };
 
 use crate::app::{App, millis, now_ms};
 use crate::error::ApiError;
 use crate::http::{JsonBody, bearer};
-use crate::store::{NonceRow, OrderRow};
+use crate::store::{Locks, NonceRow, OrderRow};
 use crate::tokens::{self, CLIENT_TOKEN_PREFIX, ENROLLMENT_TOKEN_PREFIX};
 
 fn invalid(e: impl std::fmt::Display) -> ApiError {
@@ -140,30 +138,6 @@ pub async fn create_enrollment(
     Ok((StatusCode::CREATED, Json(response)).into_response())
 }
 
-/// `POST /v1/devices`.
-pub async fn register_device(
-    State(app): State<Arc<App>>,
-    body: Result<JsonBody<RegisterDeviceRequest>, ApiError>,
-) -> Result<Response, ApiError> {
-    let req = body?.value;
-    check_id("device_id", &req.device_id).map_err(invalid)?;
-    let public_key = b64_decode("public_key", &req.public_key).map_err(invalid)?;
-    check_public_key(&public_key).map_err(invalid)?;
-    let now = now_ms();
-    let token_hash = tokens::token_hash(&req.enrollment_token);
-    let account_id = app
-        .store
-        .register_device(&token_hash, &req.device_id, &public_key, now)
-        .await?;
-    tracing::info!(device_id = req.device_id, account_id, "device registered");
-    let response = RegisterDeviceResponse {
-        device_id: req.device_id,
-        account_id,
-        registered_at_ms: u64::try_from(now).unwrap_or(0),
-    };
-    Ok((StatusCode::CREATED, Json(response)).into_response())
-}
-
 /// `POST /v1/checkout/challenge`.
 pub async fn challenge(
     State(app): State<Arc<App>>,
@@ -173,15 +147,21 @@ pub async fn challenge(
     let order = client_order(&app, &headers).await?;
     let req = body?.value;
     check_id("device_id", &req.device_id).map_err(invalid)?;
-    if let Some(wait) = app.lockout.locked_for(&req.device_id, Instant::now()) {
-        return Err(locked(wait));
-    }
-    let device = app.store.device(&req.device_id).await?;
-    if device.is_none_or(|d| d.merchant_id != order.merchant_id) {
-        return Err(ApiError::new(
-            ErrorCode::UnknownDevice,
-            "device is not registered with this merchant",
-        ));
+    let now = now_ms();
+    let ctx = app
+        .store
+        .challenge_context(&req.device_id, &order.merchant_id, &order.order_id, now)
+        .await?
+        .filter(|d| d.merchant_id == order.merchant_id)
+        .ok_or_else(|| {
+            ApiError::new(
+                ErrorCode::UnknownDevice,
+                "device is not registered with this merchant",
+            )
+        })?;
+    check_locks(&ctx.locks, now)?;
+    if ctx.revoked {
+        return Err(revoked());
     }
     if order.paid {
         return Err(ApiError::new(
@@ -189,8 +169,18 @@ pub async fn challenge(
             "this order has already been paid",
         ));
     }
+    let limits = app.config.limits;
+    if ctx.device_challenges >= i64::from(limits.challenges_per_device)
+        || ctx.order_challenges >= i64::from(limits.challenges_per_order)
+    {
+        return Err(ApiError::new(
+            ErrorCode::RateLimited,
+            "too many unexpired challenges for this device or order; pay or wait for them to expire",
+        )
+        .retry_after(app.config.nonce_ttl.as_secs()));
+    }
     let nonce = tokens::random_bytes::<32>();
-    let expires_at_ms = now_ms().saturating_add(millis(app.config.nonce_ttl));
+    let expires_at_ms = now.saturating_add(millis(app.config.nonce_ttl));
     let row = NonceRow {
         merchant_id: order.merchant_id.clone(),
         order_id: order.order_id.clone(),
@@ -210,15 +200,29 @@ pub async fn challenge(
     Ok(Json(response).into_response())
 }
 
-/// The `device_locked` error, telling how long the lock-out lasts.
-pub fn locked(wait: std::time::Duration) -> ApiError {
-    ApiError::new(
-        ErrorCode::DeviceLocked,
-        format!(
-            "too many failed attempts from this device; locked for {} more seconds",
-            wait.as_secs().max(1)
-        ),
-    )
+/// The lock-out error (`429` with `Retry-After`) if the device, its account or the order is locked at `now`.
+pub fn check_locks(locks: &Locks, now: i64) -> Result<(), ApiError> {
+    let locked = [
+        (locks.device, ErrorCode::DeviceLocked, "this device"),
+        (locks.account, ErrorCode::AccountLocked, "this account"),
+        (locks.order, ErrorCode::OrderLocked, "this order's client token"),
+    ];
+    for (until, code, whom) in locked {
+        if let Some(until) = until.filter(|u| *u > now) {
+            let secs = u64::try_from((until - now + 999) / 1000).unwrap_or(1);
+            return Err(ApiError::new(
+                code,
+                format!("too many failed attempts for {whom}; locked for {secs} more seconds"),
+            )
+            .retry_after(secs));
+        }
+    }
+    Ok(())
+}
+
+/// The `device_revoked` error.
+pub fn revoked() -> ApiError {
+    ApiError::new(ErrorCode::DeviceRevoked, "this device has been revoked")
 }
 
 /// `GET /healthz`.

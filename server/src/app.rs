@@ -7,11 +7,11 @@ use axum::Router;
 use axum::extract::DefaultBodyLimit;
 use axum::routing::{get, post};
 
+use crate::attestation::Roots;
 use crate::config::ServerConfig;
-use crate::lockout::Lockout;
 use crate::metrics::Metrics;
 use crate::store::Store;
-use crate::{api, http, pay};
+use crate::{api, http, pay, registration};
 
 /// State shared by every request.
 #[derive(Debug)]
@@ -20,8 +20,8 @@ pub struct App {
     pub store: Store,
     /// The configuration the server started with.
     pub config: ServerConfig,
-    /// Failed-attempt limiter.
-    pub lockout: Lockout,
+    /// The attestation roots: the published ones and the policy's extra ones.
+    pub roots: Roots,
     /// Metrics.
     pub metrics: Metrics,
 }
@@ -44,7 +44,10 @@ pub fn router(app: Arc<App>) -> Router {
     Router::new()
         .route("/v1/orders", post(api::create_order))
         .route("/v1/enrollments", post(api::create_enrollment))
-        .route("/v1/devices", post(api::register_device))
+        .route("/v1/devices", post(registration::register))
+        .route("/v1/devices/challenge", post(registration::challenge))
+        .route("/v1/devices/{device_id}/revoke", post(registration::revoke))
+        .route("/v1/accounts/{account_id}/devices", get(registration::list))
         .route("/v1/checkout/challenge", post(api::challenge))
         .route("/v1/checkout/pay", post(pay::pay))
         .route("/healthz", get(api::health))
@@ -52,6 +55,10 @@ pub fn router(app: Arc<App>) -> Router {
         .fallback(http::not_found)
         .method_not_allowed_fallback(http::method_not_allowed)
         .layer(DefaultBodyLimit::max(limit))
+        .layer(axum::middleware::from_fn_with_state(
+            app.clone(),
+            http::request_timeout,
+        ))
         .layer(axum::middleware::from_fn_with_state(
             app.clone(),
             http::track,

@@ -1,10 +1,13 @@
-//! Server configuration: where to listen, which database, TLS, time limits and the failed-attempt policy.
+//! Server configuration: where to listen, which database, TLS, time limits, the failed-attempt policy, challenge
+//! rate limits and the trust policy.
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::Duration;
 
 use facepay_core::checkout::protocol::{ALL_CHALLENGES, Challenge};
+
+use crate::policy::Policy;
 
 /// Which database to use.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -89,6 +92,27 @@ impl Default for LockoutPolicy {
     }
 }
 
+/// Rate limits on challenges: unexpired (issued within their time to live) challenges allowed at once.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ChallengeLimits {
+    /// Per device.
+    pub challenges_per_device: u32,
+    /// Per order.
+    pub challenges_per_order: u32,
+    /// Registration challenges per enrolment token.
+    pub registration_challenges_per_token: u32,
+}
+
+impl Default for ChallengeLimits {
+    fn default() -> Self {
+        ChallengeLimits {
+            challenges_per_device: 20,
+            challenges_per_order: 10,
+            registration_challenges_per_token: 5,
+        }
+    }
+}
+
 /// Everything [`crate::Server::start`] needs.
 #[derive(Debug, Clone)]
 pub struct ServerConfig {
@@ -117,11 +141,21 @@ pub struct ServerConfig {
     pub body_limit: usize,
     /// Connections in the PostgreSQL pool, or SQLite read connections.
     pub pool_size: u32,
+    /// The trust policy: attestation at registration, evidence rules at payment, devices per account.
+    pub policy: Policy,
+    /// Challenge rate limits.
+    pub limits: ChallengeLimits,
+    /// How long a client may take to send a request's headers (the connection is closed after).
+    pub header_read_timeout: Duration,
+    /// How long a whole request (headers, body, handling) may take before `408 request_timeout`.
+    pub request_timeout: Duration,
 }
 
 impl ServerConfig {
     /// Defaults for a database: plain HTTP on 127.0.0.1 with a free port, 2-minute nonces, 1-hour client tokens,
-    /// 1-day enrolment tokens, 24-hour idempotency keys, 5 failures in 3 minutes → 5-minute lock-out, 64 KiB bodies.
+    /// 1-day enrolment tokens, 24-hour idempotency keys, 5 failures in 3 minutes → 5-minute lock-out, 64 KiB bodies,
+    /// the default [`Policy`], 20 challenges per device / 10 per order outstanding, 10 s to send the headers and
+    /// 30 s for a whole request.
     pub fn new(database: DatabaseTarget) -> Self {
         ServerConfig {
             listen: SocketAddr::from(([127, 0, 0, 1], 0)),
@@ -136,6 +170,10 @@ impl ServerConfig {
             lockout: LockoutPolicy::default(),
             body_limit: 64 * 1024,
             pool_size: 8,
+            policy: Policy::default(),
+            limits: ChallengeLimits::default(),
+            header_read_timeout: Duration::from_secs(10),
+            request_timeout: Duration::from_secs(30),
         }
     }
 }

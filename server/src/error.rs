@@ -4,6 +4,8 @@ use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use facepay_core::checkout::wire::{ErrorBody, ErrorCode};
 
+use crate::store::{Conflict, StoreError};
+
 /// A request rejection (or an internal failure) with its stable machine code.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("{code}: {message}")]
@@ -12,6 +14,8 @@ pub struct ApiError {
     pub code: ErrorCode,
     /// Human-readable explanation.
     pub message: String,
+    /// Seconds for the `Retry-After` header (lock-outs and rate limits).
+    pub retry_after_secs: Option<u64>,
 }
 
 impl ApiError {
@@ -20,7 +24,14 @@ impl ApiError {
         ApiError {
             code,
             message: message.into(),
+            retry_after_secs: None,
         }
+    }
+
+    /// The same error with a `Retry-After` of `secs` (at least 1).
+    pub fn retry_after(mut self, secs: u64) -> Self {
+        self.retry_after_secs = Some(secs.max(1));
+        self
     }
 
     /// The HTTP status for this error.
@@ -34,10 +45,61 @@ impl ApiError {
     }
 }
 
-impl From<sqlx::Error> for ApiError {
-    fn from(e: sqlx::Error) -> Self {
+impl From<Conflict> for ApiError {
+    fn from(conflict: Conflict) -> Self {
+        let (code, message) = match conflict {
+            Conflict::OrderExists => (
+                ErrorCode::OrderExists,
+                "this merchant already has an order with this order_id",
+            ),
+            Conflict::DeviceExists => (
+                ErrorCode::DeviceExists,
+                "this device id is already registered",
+            ),
+            Conflict::EnrollmentInvalid => (
+                ErrorCode::InvalidEnrollmentToken,
+                "enrolment token unknown, used or expired",
+            ),
+            Conflict::NonceReused => (ErrorCode::NonceReused, "this nonce has already been used"),
+            Conflict::CounterNotIncreasing => (
+                ErrorCode::CounterNotIncreasing,
+                "counter is not greater than the device's last accepted counter",
+            ),
+            Conflict::OrderAlreadyPaid => (
+                ErrorCode::OrderAlreadyPaid,
+                "this order has already been paid",
+            ),
+            Conflict::IdempotencyKeyInUse => (
+                ErrorCode::IdempotencyConflict,
+                "this idempotency key is already in use",
+            ),
+            Conflict::RegistrationChallengeInvalid => (
+                ErrorCode::RegistrationChallengeInvalid,
+                "registration challenge unknown, used, expired or issued for another enrolment token",
+            ),
+            Conflict::DeviceLimitReached => (
+                ErrorCode::DeviceLimitReached,
+                "this account already has the maximum number of active devices; revoke one first",
+            ),
+            Conflict::DeviceRevoked => (ErrorCode::DeviceRevoked, "this device has been revoked"),
+        };
+        ApiError::new(code, message)
+    }
+}
+
+impl From<StoreError> for ApiError {
+    fn from(e: StoreError) -> Self {
         match e {
-            sqlx::Error::PoolTimedOut | sqlx::Error::PoolClosed | sqlx::Error::Io(_) => {
+            StoreError::Conflict(conflict) => conflict.into(),
+            StoreError::RateLimited => ApiError::new(
+                ErrorCode::RateLimited,
+                "too many outstanding registration challenges for this enrolment token",
+            )
+            .retry_after(60),
+            StoreError::OutOfRange(field) => {
+                ApiError::new(ErrorCode::InvalidRequest, format!("{field} exceeds 2^63-1"))
+            }
+            e if e.is_unavailable() => {
                 tracing::warn!(error = %e, "database unavailable");
                 ApiError::new(
                     ErrorCode::Unavailable,
@@ -59,6 +121,11 @@ impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         let status = self.status();
         let mut response = json_response(status, self.body_bytes());
+        if let Some(secs) = self.retry_after_secs {
+            response
+                .headers_mut()
+                .insert(axum::http::header::RETRY_AFTER, axum::http::HeaderValue::from(secs));
+        }
         response.extensions_mut().insert(self.code);
         response
     }

@@ -1,5 +1,5 @@
 //! HTTP plumbing: the JSON body extractor (content type, size limit and parse errors in the protocol's error
-//! shape), bearer credentials, the 404/405 fallbacks and the request-metrics middleware.
+//! shape), bearer credentials, the 404/405 fallbacks, the request timeout and the request-metrics middleware.
 
 use std::sync::Arc;
 
@@ -7,7 +7,7 @@ use axum::body::Bytes;
 use axum::extract::{FromRequest, MatchedPath, Request, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::middleware::Next;
-use axum::response::Response;
+use axum::response::{IntoResponse, Response};
 use facepay_core::checkout::wire::ErrorCode;
 use serde::de::DeserializeOwned;
 
@@ -78,6 +78,26 @@ pub async fn method_not_allowed() -> ApiError {
         ErrorCode::MethodNotAllowed,
         "method not allowed for this route",
     )
+}
+
+/// Answers `408 request_timeout` when a request (reading its body included) takes longer than the configured
+/// request timeout; the handler's future is dropped, so nothing half-done continues.
+pub async fn request_timeout(State(app): State<Arc<App>>, req: Request, next: Next) -> Response {
+    match tokio::time::timeout(app.config.request_timeout, next.run(req)).await {
+        Ok(response) => response,
+        Err(_) => {
+            let mut response = ApiError::new(
+                ErrorCode::RequestTimeout,
+                "the request did not arrive completely within the server's request timeout",
+            )
+            .into_response();
+            response.headers_mut().insert(
+                header::CONNECTION,
+                axum::http::HeaderValue::from_static("close"),
+            );
+            response
+        }
+    }
 }
 
 /// Counts each request by matched route and status, and each rejection by its code.

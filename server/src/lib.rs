@@ -6,6 +6,7 @@
 
 pub mod api;
 pub mod app;
+pub mod attestation;
 pub mod config;
 pub mod error;
 pub mod http;
@@ -13,6 +14,8 @@ pub mod lockout;
 pub mod merchants;
 pub mod metrics;
 pub mod pay;
+pub mod policy;
+pub mod registration;
 pub mod store;
 pub mod tls;
 pub mod tokens;
@@ -21,7 +24,7 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
-use hyper_util::rt::{TokioExecutor, TokioIo};
+use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::conn::auto;
 use hyper_util::server::graceful::GracefulShutdown;
 use hyper_util::service::TowerToHyperService;
@@ -29,12 +32,13 @@ use tokio::net::TcpListener;
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 
-pub use config::{DatabaseTarget, LockoutPolicy, ServerConfig, SqliteSync, TlsMode};
+pub use config::{ChallengeLimits, DatabaseTarget, LockoutPolicy, ServerConfig, SqliteSync, TlsMode};
+pub use policy::Policy;
 pub use merchants::NewMerchant;
 pub use store::{Store, StoreError, TableCounts};
 
 use app::App;
-use lockout::Lockout;
+use attestation::Roots;
 use metrics::Metrics;
 
 /// How long in-flight requests get to finish after shutdown is requested.
@@ -61,6 +65,9 @@ pub enum ServerError {
         /// The OS error.
         source: std::io::Error,
     },
+    /// An attestation root file of the policy is unusable.
+    #[error("attestation roots: {0}")]
+    Roots(#[from] attestation::AttestationError),
     /// Plain HTTP was asked for on a non-loopback address.
     #[error("plain HTTP is only allowed on a loopback address, not {0}; configure TLS")]
     PlainNotLoopback(SocketAddr),
@@ -87,6 +94,13 @@ impl Server {
             return Err(ServerError::PlainNotLoopback(config.listen));
         }
         let tls = tls::server_config(&config.tls)?.map(tokio_rustls::TlsAcceptor::from);
+        let mut roots = Roots::published();
+        for path in &config.policy.attestation.extra_android_roots {
+            roots.add_pem_file(false, path)?;
+        }
+        for path in &config.policy.attestation.extra_apple_roots {
+            roots.add_pem_file(true, path)?;
+        }
         let store = Store::open(&config.database, config.sqlite_sync, config.pool_size).await?;
         let listener =
             TcpListener::bind(config.listen)
@@ -101,7 +115,7 @@ impl Server {
         })?;
         let app = Arc::new(App {
             store,
-            lockout: Lockout::new(config.lockout),
+            roots,
             metrics: Metrics::default(),
             config,
         });
@@ -218,8 +232,16 @@ async fn serve(
         let service = TowerToHyperService::new(router.clone());
         let watcher = graceful.watcher();
         let tls = tls.clone();
+        let header_timeout = app.config.header_read_timeout;
         tokio::spawn(async move {
-            let builder = auto::Builder::new(TokioExecutor::new());
+            let mut builder = auto::Builder::new(TokioExecutor::new());
+            // Without a timer hyper cannot enforce the header-read timeout: a client that never finishes its
+            // headers would hold the connection forever.
+            builder
+                .http1()
+                .timer(TokioTimer::new())
+                .header_read_timeout(header_timeout);
+            builder.http2().timer(TokioTimer::new());
             match tls {
                 None => {
                     let conn = builder.serve_connection(TokioIo::new(stream), service);

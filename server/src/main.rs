@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
 use facepay_server::{
-    DatabaseTarget, LockoutPolicy, Server, ServerConfig, SqliteSync, Store, TlsMode,
+    DatabaseTarget, LockoutPolicy, Policy, Server, ServerConfig, SqliteSync, Store, TlsMode,
 };
 
 /// The FacePay checkout server.
@@ -126,6 +126,62 @@ struct ServeArgs {
     /// Log format on stderr.
     #[arg(long, value_enum, default_value = "text")]
     log_format: LogFormat,
+    /// Trust policy file (TOML, see docs/server-policy.md); the flags below override its values.
+    #[arg(long)]
+    policy: Option<PathBuf>,
+    /// Refuse device registrations without key / app attestation.
+    #[arg(long)]
+    require_attestation: bool,
+    /// Lowest accepted security level of an attested key: software, tee or strong_box.
+    #[arg(long)]
+    min_security_level: Option<String>,
+    /// Lowest accepted face-match score of a payment's evidence (default: the calibrated model threshold).
+    #[arg(long)]
+    min_match_score: Option<f32>,
+    /// Active devices allowed per shopper account.
+    #[arg(long)]
+    max_devices_per_account: Option<u32>,
+    /// Extra trusted Android attestation root (PEM file; repeatable).
+    #[arg(long)]
+    attestation_root_android: Vec<PathBuf>,
+    /// Extra trusted Apple App Attest root (PEM file; repeatable).
+    #[arg(long)]
+    attestation_root_apple: Vec<PathBuf>,
+    /// Unexpired challenges allowed per device.
+    #[arg(long, default_value_t = 20)]
+    challenges_per_device: u32,
+    /// Unexpired challenges allowed per order.
+    #[arg(long, default_value_t = 10)]
+    challenges_per_order: u32,
+    /// Time a client may take to send a request's headers, milliseconds.
+    #[arg(long, default_value_t = 10_000)]
+    header_read_timeout_ms: u64,
+    /// Time a whole request may take, milliseconds (408 after).
+    #[arg(long, default_value_t = 30_000)]
+    request_timeout_ms: u64,
+}
+
+/// The policy file (or the defaults) with the flags applied.
+fn policy(args: &ServeArgs) -> Result<Policy, String> {
+    let mut policy = match &args.policy {
+        Some(path) => Policy::from_file(path).map_err(|e| e.to_string())?,
+        None => Policy::default(),
+    };
+    let a = &mut policy.attestation;
+    a.required |= args.require_attestation;
+    if let Some(level) = &args.min_security_level {
+        a.min_security_level = serde_json::from_value(serde_json::Value::String(level.clone()))
+            .map_err(|_| format!("unknown --min-security-level {level:?} (software, tee, strong_box)"))?;
+    }
+    a.extra_android_roots.extend(args.attestation_root_android.iter().cloned());
+    a.extra_apple_roots.extend(args.attestation_root_apple.iter().cloned());
+    if let Some(score) = args.min_match_score {
+        policy.evidence.min_match_score = score;
+    }
+    if let Some(max) = args.max_devices_per_account {
+        policy.devices.max_per_account = max;
+    }
+    Ok(policy)
 }
 
 fn init_logs(format: LogFormat) {
@@ -184,6 +240,11 @@ async fn serve(args: ServeArgs) -> Result<(), String> {
     };
     config.body_limit = args.body_limit;
     config.pool_size = args.pool_size;
+    config.policy = policy(&args)?;
+    config.limits.challenges_per_device = args.challenges_per_device;
+    config.limits.challenges_per_order = args.challenges_per_order;
+    config.header_read_timeout = Duration::from_millis(args.header_read_timeout_ms);
+    config.request_timeout = Duration::from_millis(args.request_timeout_ms);
     let server = Server::start(config).await.map_err(|e| e.to_string())?;
     eprintln!("facepay-server: listening on {}", server.base_url());
     server.run_until_signal().await;

@@ -15,10 +15,11 @@ use facepay_core::checkout::wire::{
     valid_idempotency_key,
 };
 
-use crate::api::{client_order, locked, order_ref, unauthorized_client};
+use crate::api::{check_locks, client_order, order_ref, revoked, unauthorized_client};
 use crate::app::{App, millis, now_ms};
 use crate::error::{ApiError, json_response};
 use crate::http::{JsonBody, bearer};
+use crate::lockout::Subject;
 use crate::store::{DeviceRow, IdempotencyRow, NewPayment, PayContext};
 use crate::tokens;
 
@@ -37,12 +38,12 @@ pub async fn pay(
     response
 }
 
-/// Rejections that count as a failed attempt of the payload's (registered) device.
+/// Rejections of payloads the device signed (the signature verified) that count as a failed attempt of the device
+/// and its account.
 fn counts_as_failure(code: ErrorCode) -> bool {
     matches!(
         code,
-        ErrorCode::BadSignature
-            | ErrorCode::OrderMismatch
+        ErrorCode::OrderMismatch
             | ErrorCode::NonceUnknown
             | ErrorCode::NonceMismatch
             | ErrorCode::NonceExpired
@@ -50,6 +51,10 @@ fn counts_as_failure(code: ErrorCode) -> bool {
             | ErrorCode::ChallengeMismatch
             | ErrorCode::LivenessFailed
             | ErrorCode::CounterNotIncreasing
+            | ErrorCode::PassiveCheckMissing
+            | ErrorCode::TooFewChallenges
+            | ErrorCode::ModelNotAllowed
+            | ErrorCode::MatchScoreTooLow
     )
 }
 
@@ -141,11 +146,8 @@ async fn verify_and_record(
     if ctx.order.token_expires_at_ms <= now {
         return Err(unauthorized_client());
     }
-    // 2. Lock-out.
-    let device_id = payload.device_id.as_str();
-    if let Some(wait) = app.lockout.locked_for(device_id, Instant::now()) {
-        return Err(locked(wait));
-    }
+    // 2. Lock-outs of the device, its account and the order.
+    check_locks(&ctx.locks, now)?;
     // 3. Device registration.
     let Some(device) = ctx
         .device
@@ -157,6 +159,9 @@ async fn verify_and_record(
             "device is not registered with this merchant",
         ));
     };
+    if device.revoked {
+        return Err(revoked());
+    }
     let checked = verify(
         app,
         &ctx,
@@ -174,16 +179,43 @@ async fn verify_and_record(
         }
         Err(e) => Err(e),
     };
-    match result {
-        Ok(response) => Ok(response),
-        Err(e) => {
-            if counts_as_failure(e.code) && app.lockout.record_failure(device_id, Instant::now()) {
-                tracing::warn!(
-                    device_id,
-                    "device locked after repeated failed payment attempts"
-                );
-            }
-            Err(e)
+    if let Err(e) = &result {
+        count_failure(app, e.code, &ctx, &payload.device_id, device, now).await;
+    }
+    result
+}
+
+/// Counts a rejection: a bad signature against the order (its client token's holder may name any device), the
+/// device's own signed failures against the device and its account. The counters live in the database.
+async fn count_failure(
+    app: &App,
+    code: ErrorCode,
+    ctx: &PayContext,
+    device_id: &str,
+    device: &DeviceRow,
+    now: i64,
+) {
+    let subjects = if code == ErrorCode::BadSignature {
+        vec![Subject::Order {
+            merchant_id: ctx.order.merchant_id.clone(),
+            order_id: ctx.order.order_id.clone(),
+        }]
+    } else if counts_as_failure(code) {
+        vec![
+            Subject::Device(device_id.to_owned()),
+            Subject::Account {
+                merchant_id: device.merchant_id.clone(),
+                account_id: device.account_id.clone(),
+            },
+        ]
+    } else {
+        return;
+    };
+    for subject in subjects {
+        match app.store.record_failure(&subject, now, app.config.lockout.into()).await {
+            Ok(Some(_)) => tracing::warn!(subject = subject.key(), "locked after repeated failed payment attempts"),
+            Ok(None) => {}
+            Err(e) => tracing::error!(error = %e, "recording a failed attempt failed"),
         }
     }
 }
@@ -262,7 +294,7 @@ fn verify(
             "this nonce has expired; request a new challenge",
         ));
     }
-    // 8. Evidence.
+    // 8. Evidence: the protocol's rules, then the server's policy.
     if payload.evidence.challenges
         != challenges_for_nonce_in(&payload.nonce, &app.config.challenge_set)
     {
@@ -277,6 +309,11 @@ fn verify(
             "the liveness verdict is not live",
         ));
     }
+    app.config
+        .policy
+        .evidence
+        .check(&payload.evidence)
+        .map_err(|r| ApiError::new(r.code, r.message))?;
     // 9. Counter.
     let counter = i64::try_from(payload.counter)
         .map_err(|_| ApiError::new(ErrorCode::InvalidRequest, "counter exceeds 2^63-1"))?;
@@ -346,7 +383,7 @@ async fn record(
         }
         Err(e) => {
             // A concurrent request with the same key and body may have committed first: answer as it did.
-            if !e.code.is_transient()
+            if !e.is_unavailable()
                 && let Some(row) = app
                     .store
                     .idempotency(&payload.order.merchant_id, key, now_ms())
@@ -357,7 +394,7 @@ async fn record(
                 }
                 return Err(idempotency_conflict());
             }
-            Err(e)
+            Err(e.into())
         }
     }
 }

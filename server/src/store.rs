@@ -7,17 +7,19 @@ use sqlx::any::{AnyConnectOptions, AnyPoolOptions};
 use sqlx::{AnyPool, Row};
 use tokio::sync::{mpsc, oneshot};
 
+use sqlx::migrate::Migrator;
+
+use crate::attestation::SecurityLevel;
 use crate::config::{DatabaseTarget, SqliteSync};
-use crate::error::ApiError;
-use facepay_core::checkout::wire::ErrorCode;
+use crate::lockout::{LockoutRule, Subject};
 
-/// Schema migrations per backend, applied in order and recorded in `schema_migrations`.
-const SQLITE_MIGRATIONS: &[(i64, &str)] =
-    &[(1, include_str!("../migrations/sqlite/0001_init.sql"))];
-const POSTGRES_MIGRATIONS: &[(i64, &str)] =
-    &[(1, include_str!("../migrations/postgres/0001_init.sql"))];
+/// SQLite schema migrations (`server/migrations/sqlite/NNNN_name.sql`), recorded in `_sqlx_migrations`.
+static SQLITE_MIGRATOR: Migrator = sqlx::migrate!("migrations/sqlite");
+/// PostgreSQL schema migrations (`server/migrations/postgres/NNNN_name.sql`); concurrent migrators serialise on
+/// sqlx's advisory lock.
+static POSTGRES_MIGRATOR: Migrator = sqlx::migrate!("migrations/postgres");
 
-/// Why the database could not be opened or migrated.
+/// Why a store operation failed.
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
     /// Connecting failed.
@@ -29,16 +31,96 @@ pub enum StoreError {
         source: sqlx::Error,
     },
     /// A migration failed.
-    #[error("migration {version} failed: {source}")]
-    Migrate {
-        /// The migration version.
-        version: i64,
-        /// The driver error.
-        source: sqlx::Error,
-    },
+    #[error("migration failed: {0}")]
+    Migrate(#[from] sqlx::migrate::MigrateError),
+    /// The write conflicts with what is stored; nothing of it was written.
+    #[error("conflict: {0}")]
+    Conflict(Conflict),
+    /// A value does not fit the database column (a signed 64-bit integer).
+    #[error("{0} exceeds 2^63-1")]
+    OutOfRange(&'static str),
+    /// Too many outstanding registration challenges for the enrolment token.
+    #[error("too many outstanding registration challenges")]
+    RateLimited,
+    /// The SQLite group-commit writer has stopped (the store is shutting down).
+    #[error("the database writer has stopped")]
+    WriterStopped,
     /// Another query failed.
     #[error("database error: {0}")]
     Query(#[from] sqlx::Error),
+    /// The SQLite group-commit transaction (shared by several writes) could not begin or commit.
+    #[error("database error: {0}")]
+    Batch(std::sync::Arc<sqlx::Error>),
+}
+
+impl StoreError {
+    /// Whether the failure is the database being unreachable or overloaded (retrying may succeed), as opposed to
+    /// a conflict or a bug.
+    pub fn is_unavailable(&self) -> bool {
+        match self {
+            StoreError::WriterStopped => true,
+            StoreError::Query(e) => unavailable(e),
+            StoreError::Batch(e) => unavailable(e),
+            _ => false,
+        }
+    }
+}
+
+/// Whether a driver error means the database is unreachable or overloaded.
+fn unavailable(e: &sqlx::Error) -> bool {
+    matches!(
+        e,
+        sqlx::Error::PoolTimedOut | sqlx::Error::PoolClosed | sqlx::Error::Io(_)
+    )
+}
+
+/// What a rejected write conflicts with.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum Conflict {
+    /// The merchant already has an order with this order id.
+    #[error("the merchant already has this order id")]
+    OrderExists,
+    /// The device id is already registered.
+    #[error("the device id is already registered")]
+    DeviceExists,
+    /// The enrolment token is unknown, used or expired.
+    #[error("the enrolment token is unknown, used or expired")]
+    EnrollmentInvalid,
+    /// The payment's nonce is already used (or was never issued).
+    #[error("the nonce is already used")]
+    NonceReused,
+    /// The payment's counter is not above the device's last accepted one.
+    #[error("the counter is not increasing")]
+    CounterNotIncreasing,
+    /// The order is already paid.
+    #[error("the order is already paid")]
+    OrderAlreadyPaid,
+    /// The idempotency key is already held by another payment.
+    #[error("the idempotency key is in use")]
+    IdempotencyKeyInUse,
+    /// The registration challenge is unknown, used, expired or for another enrolment token.
+    #[error("the registration challenge is not valid for this enrolment token")]
+    RegistrationChallengeInvalid,
+    /// The account already has the maximum of active devices.
+    #[error("the account has reached its device limit")]
+    DeviceLimitReached,
+    /// The device is revoked.
+    #[error("the device is revoked")]
+    DeviceRevoked,
+}
+
+impl Conflict {
+    /// The conflict a payment trigger raised: the migrations' triggers abort with exactly these messages.
+    fn from_trigger(message: &str) -> Option<Self> {
+        Some(match message {
+            "nonce_reused" => Conflict::NonceReused,
+            "counter_not_increasing" => Conflict::CounterNotIncreasing,
+            "order_already_paid" => Conflict::OrderAlreadyPaid,
+            "idempotency_conflict" => Conflict::IdempotencyKeyInUse,
+            "device_revoked" => Conflict::DeviceRevoked,
+            _ => return None,
+        })
+    }
 }
 
 /// An order as stored.
@@ -71,6 +153,84 @@ pub struct DeviceRow {
     pub public_key: Vec<u8>,
     /// Last accepted counter (-1 before the first payment).
     pub last_counter: i64,
+    /// Whether the merchant revoked it.
+    pub revoked: bool,
+}
+
+/// What a device's registration proved.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct DeviceTrust {
+    /// `none`, `android_key` or `apple_app_attest`.
+    pub attestation: &'static str,
+    /// The attested key's security level.
+    pub security_level: Option<SecurityLevel>,
+    /// The attested app (Android package or Apple App ID).
+    pub app_id: Option<String>,
+    /// The App Attest key (for per-payment assertions).
+    pub app_attest_key: Option<Vec<u8>>,
+}
+
+/// A device to register.
+#[derive(Debug, Clone, Copy)]
+pub struct NewDevice<'a> {
+    /// Its id.
+    pub device_id: &'a str,
+    /// SEC1 public key.
+    pub public_key: &'a [u8],
+    /// What its registration proved.
+    pub trust: &'a DeviceTrust,
+}
+
+/// The outcome of a registration.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Registered {
+    /// The account the device is bound to.
+    pub account_id: String,
+    /// Whether an existing device id got a new key (reinstall).
+    pub rekeyed: bool,
+}
+
+/// A device as the merchant's device list shows it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DeviceListing {
+    /// Its id.
+    pub device_id: String,
+    /// When its current key was registered (Unix ms).
+    pub registered_at_ms: i64,
+    /// When it was revoked (Unix ms).
+    pub revoked_at_ms: Option<i64>,
+    /// `none`, `android_key` or `apple_app_attest`.
+    pub attestation: String,
+    /// Attested security level.
+    pub security_level: Option<String>,
+    /// Attested app.
+    pub app_id: Option<String>,
+}
+
+/// Lock-out ends (Unix ms) read with a request, each absent when the subject has no row.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Locks {
+    /// The device's.
+    pub device: Option<i64>,
+    /// The device's account's.
+    pub account: Option<i64>,
+    /// The order's (its client token's holder).
+    pub order: Option<i64>,
+}
+
+/// What the challenge endpoint needs about a device, read in one query.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ChallengeContext {
+    /// The device's merchant.
+    pub merchant_id: String,
+    /// Whether it is revoked.
+    pub revoked: bool,
+    /// Lock-outs of the device, its account and the order.
+    pub locks: Locks,
+    /// Unexpired challenges issued to the device.
+    pub device_challenges: i64,
+    /// Unexpired challenges issued for the order.
+    pub order_challenges: i64,
 }
 
 /// An issued nonce.
@@ -113,6 +273,8 @@ pub struct PayContext {
     pub nonce: Option<NonceRow>,
     /// The unexpired idempotency record for the order's merchant and the request's key.
     pub idempotency: Option<IdempotencyRow>,
+    /// Lock-outs of the device, its account and the order.
+    pub locks: Locks,
 }
 
 /// Everything written for one accepted payment.
@@ -171,7 +333,7 @@ type WriteStatement = sqlx::query::Query<'static, sqlx::Any, sqlx::any::AnyArgum
 /// One write for the group-commit task, and where to send its outcome (rows affected).
 struct WriteJob {
     statement: WriteStatement,
-    reply: oneshot::Sender<Result<u64, ApiError>>,
+    reply: oneshot::Sender<Result<u64, StoreError>>,
 }
 
 /// Most writes committed in one SQLite transaction.
@@ -270,38 +432,12 @@ impl Store {
     }
 
     async fn migrate(&self) -> Result<(), StoreError> {
-        let migrations = if self.backend == "sqlite" {
-            SQLITE_MIGRATIONS
+        let migrator = if self.backend == "sqlite" {
+            &SQLITE_MIGRATOR
         } else {
-            POSTGRES_MIGRATIONS
+            &POSTGRES_MIGRATOR
         };
-        let mut tx = self.writer.begin().await?;
-        sqlx::raw_sql("CREATE TABLE IF NOT EXISTS schema_migrations (version BIGINT PRIMARY KEY)")
-            .execute(&mut *tx)
-            .await?;
-        if self.backend == "postgres" {
-            // Serialise concurrent migrators (e.g. parallel tests starting servers on one database).
-            sqlx::raw_sql("LOCK TABLE schema_migrations IN EXCLUSIVE MODE")
-                .execute(&mut *tx)
-                .await?;
-        }
-        let applied: Vec<i64> = sqlx::query_scalar("SELECT version FROM schema_migrations")
-            .fetch_all(&mut *tx)
-            .await?;
-        for &(version, sql) in migrations {
-            if applied.contains(&version) {
-                continue;
-            }
-            sqlx::raw_sql(sql)
-                .execute(&mut *tx)
-                .await
-                .map_err(|source| StoreError::Migrate { version, source })?;
-            sqlx::query("INSERT INTO schema_migrations (version) VALUES ($1)")
-                .bind(version)
-                .execute(&mut *tx)
-                .await?;
-        }
-        tx.commit().await?;
+        migrator.run(&self.writer).await?;
         Ok(())
     }
 
@@ -320,7 +456,7 @@ impl Store {
         name: &str,
         api_key_hash: &[u8],
         now_ms: i64,
-    ) -> Result<(), sqlx::Error> {
+    ) -> Result<(), StoreError> {
         sqlx::query("INSERT INTO merchants (merchant_id, name, api_key_hash, created_at_ms) VALUES ($1, $2, $3, $4)")
         .bind(merchant_id)
         .bind(name)
@@ -335,11 +471,12 @@ impl Store {
     pub async fn merchant_by_key_hash(
         &self,
         api_key_hash: &[u8],
-    ) -> Result<Option<String>, sqlx::Error> {
+    ) -> Result<Option<String>, StoreError> {
         sqlx::query_scalar("SELECT merchant_id FROM merchants WHERE api_key_hash = $1")
             .bind(api_key_hash.to_vec())
             .fetch_optional(&self.reader)
             .await
+            .map_err(StoreError::from)
     }
 
     /// Stores an order; `order_exists` if the merchant already has this order id.
@@ -348,7 +485,7 @@ impl Store {
         order: &OrderRow,
         client_token_hash: &[u8],
         now_ms: i64,
-    ) -> Result<(), ApiError> {
+    ) -> Result<(), StoreError> {
         let result = sqlx::query("INSERT INTO orders (merchant_id, order_id, amount_minor, currency, items_digest, client_token_hash, \
              token_expires_at_ms, paid, created_at_ms) VALUES ($1, $2, $3, $4, $5, $6, $7, 0, $8) \
              ON CONFLICT (merchant_id, order_id) DO NOTHING")
@@ -363,10 +500,7 @@ impl Store {
         if self.write(result).await? == 1 {
             Ok(())
         } else {
-            Err(ApiError::new(
-                ErrorCode::OrderExists,
-                "this merchant already has an order with this order_id",
-            ))
+            Err(StoreError::Conflict(Conflict::OrderExists))
         }
     }
 
@@ -374,7 +508,7 @@ impl Store {
     pub async fn order_by_token_hash(
         &self,
         client_token_hash: &[u8],
-    ) -> Result<Option<OrderRow>, sqlx::Error> {
+    ) -> Result<Option<OrderRow>, StoreError> {
         let row = sqlx::query("SELECT merchant_id, order_id, amount_minor, currency, items_digest, token_expires_at_ms, paid \
              FROM orders WHERE client_token_hash = $1")
         .bind(client_token_hash.to_vec())
@@ -401,7 +535,7 @@ impl Store {
         merchant_id: &str,
         account_id: &str,
         expires_at_ms: i64,
-    ) -> Result<(), ApiError> {
+    ) -> Result<(), StoreError> {
         let insert = sqlx::query(
             "INSERT INTO enrollments (token_hash, merchant_id, account_id, expires_at_ms, used) \
              VALUES ($1, $2, $3, $4, 0)",
@@ -413,25 +547,35 @@ impl Store {
         self.write(insert).await.map(|_| ())
     }
 
-    /// Consumes an enrolment token and registers the device in one transaction. Returns the account id.
+    /// Consumes the registration challenge and the enrolment token and stores the device, in one transaction: a
+    /// new device, or a new key for a device id already registered to the same account (reinstall: the old key
+    /// stops working, the device is active again), within the account's device limit.
     pub async fn register_device(
         &self,
         token_hash: &[u8],
-        device_id: &str,
-        public_key: &[u8],
+        challenge: &[u8; 32],
+        device: &NewDevice<'_>,
         now_ms: i64,
-    ) -> Result<String, ApiError> {
+        max_per_account: u32,
+    ) -> Result<Registered, StoreError> {
         let mut tx = self.writer.begin().await?;
+        let consumed = sqlx::query(
+            "UPDATE registration_challenges SET used = 1 \
+             WHERE challenge = $1 AND token_hash = $2 AND used = 0 AND expires_at_ms > $3",
+        )
+        .bind(challenge.to_vec())
+        .bind(token_hash.to_vec())
+        .bind(now_ms)
+        .execute(&mut *tx)
+        .await?;
+        if consumed.rows_affected() != 1 {
+            return Err(StoreError::Conflict(Conflict::RegistrationChallengeInvalid));
+        }
         let row = sqlx::query("SELECT merchant_id, account_id, expires_at_ms, used FROM enrollments WHERE token_hash = $1")
         .bind(token_hash.to_vec())
         .fetch_optional(&mut *tx)
         .await?;
-        let invalid = || {
-            ApiError::new(
-                ErrorCode::InvalidEnrollmentToken,
-                "enrolment token unknown, used or expired",
-            )
-        };
+        let invalid = || StoreError::Conflict(Conflict::EnrollmentInvalid);
         let Some(row) = row else {
             return Err(invalid());
         };
@@ -442,20 +586,65 @@ impl Store {
         if used != 0 || expires_at_ms <= now_ms {
             return Err(invalid());
         }
-        let inserted = sqlx::query("INSERT INTO devices (device_id, merchant_id, account_id, public_key, last_counter, registered_at_ms) \
-             VALUES ($1, $2, $3, $4, -1, $5) ON CONFLICT (device_id) DO NOTHING")
-        .bind(device_id)
+        let existing = sqlx::query("SELECT merchant_id, account_id FROM devices WHERE device_id = $1")
+            .bind(device.device_id)
+            .fetch_optional(&mut *tx)
+            .await?;
+        let rekeyed = match existing {
+            None => false,
+            Some(r) if r.try_get::<String, _>(0)? == merchant_id && r.try_get::<String, _>(1)? == account_id => true,
+            Some(_) => return Err(StoreError::Conflict(Conflict::DeviceExists)),
+        };
+        let active: i64 = sqlx::query_scalar(
+            "SELECT COUNT(*) FROM devices WHERE merchant_id = $1 AND account_id = $2 AND revoked_at_ms IS NULL \
+             AND device_id <> $3",
+        )
         .bind(&merchant_id)
         .bind(&account_id)
-        .bind(public_key.to_vec())
-        .bind(now_ms)
-        .execute(&mut *tx)
+        .bind(device.device_id)
+        .fetch_one(&mut *tx)
         .await?;
-        if inserted.rows_affected() != 1 {
-            return Err(ApiError::new(
-                ErrorCode::DeviceExists,
-                "this device id is already registered",
-            ));
+        if active >= i64::from(max_per_account) {
+            return Err(StoreError::Conflict(Conflict::DeviceLimitReached));
+        }
+        let trust = device.trust;
+        let level = trust.security_level.map(|l| l.as_str().to_owned());
+        let attestation = if trust.attestation.is_empty() { "none" } else { trust.attestation };
+        let written = if rekeyed {
+            sqlx::query(
+                "UPDATE devices SET public_key = $2, last_counter = -1, registered_at_ms = $3, revoked_at_ms = NULL, \
+                 attestation = $4, security_level = $5, app_id = $6, app_attest_key = $7, app_attest_counter = 0 \
+                 WHERE device_id = $1",
+            )
+            .bind(device.device_id)
+            .bind(device.public_key.to_vec())
+            .bind(now_ms)
+            .bind(attestation)
+            .bind(level)
+            .bind(trust.app_id.clone())
+            .bind(trust.app_attest_key.clone())
+            .execute(&mut *tx)
+            .await?
+        } else {
+            sqlx::query(
+                "INSERT INTO devices (device_id, merchant_id, account_id, public_key, last_counter, registered_at_ms, \
+                 attestation, security_level, app_id, app_attest_key, app_attest_counter) \
+                 VALUES ($1, $2, $3, $4, -1, $5, $6, $7, $8, $9, 0) ON CONFLICT (device_id) DO NOTHING",
+            )
+            .bind(device.device_id)
+            .bind(&merchant_id)
+            .bind(&account_id)
+            .bind(device.public_key.to_vec())
+            .bind(now_ms)
+            .bind(attestation)
+            .bind(level)
+            .bind(trust.app_id.clone())
+            .bind(trust.app_attest_key.clone())
+            .execute(&mut *tx)
+            .await?
+        };
+        if written.rows_affected() != 1 {
+            return Err(StoreError::Conflict(Conflict::DeviceExists));
         }
         let consumed =
             sqlx::query("UPDATE enrollments SET used = 1 WHERE token_hash = $1 AND used = 0")
@@ -466,28 +655,185 @@ impl Store {
             return Err(invalid());
         }
         tx.commit().await?;
-        Ok(account_id)
+        Ok(Registered {
+            account_id,
+            rekeyed,
+        })
     }
 
-    /// A registered device.
-    pub async fn device(&self, device_id: &str) -> Result<Option<DeviceRow>, sqlx::Error> {
-        let row = sqlx::query("SELECT merchant_id, account_id, public_key, last_counter FROM devices WHERE device_id = $1")
+    /// The device, its lock-outs and the challenges outstanding for it and for the order, in one query.
+    pub async fn challenge_context(
+        &self,
+        device_id: &str,
+        merchant_id: &str,
+        order_id: &str,
+        now_ms: i64,
+    ) -> Result<Option<ChallengeContext>, StoreError> {
+        let row = sqlx::query(
+            "SELECT d.merchant_id, d.revoked_at_ms, ld.locked_until_ms, la.locked_until_ms, lo.locked_until_ms, \
+             (SELECT COUNT(*) FROM nonces n WHERE n.device_id = $1 AND n.expires_at_ms > $4), \
+             (SELECT COUNT(*) FROM nonces n WHERE n.merchant_id = $2 AND n.order_id = $3 AND n.expires_at_ms > $4) \
+             FROM devices d \
+             LEFT JOIN lockouts ld ON ld.subject = $5 \
+             LEFT JOIN lockouts la ON la.subject = 'account:' || d.merchant_id || '/' || d.account_id \
+             LEFT JOIN lockouts lo ON lo.subject = $6 \
+             WHERE d.device_id = $1",
+        )
         .bind(device_id)
+        .bind(merchant_id)
+        .bind(order_id)
+        .bind(now_ms)
+        .bind(Subject::Device(device_id.to_owned()).key())
+        .bind(
+            Subject::Order {
+                merchant_id: merchant_id.to_owned(),
+                order_id: order_id.to_owned(),
+            }
+            .key(),
+        )
         .fetch_optional(&self.reader)
         .await?;
         row.map(|r| {
-            Ok(DeviceRow {
+            Ok(ChallengeContext {
                 merchant_id: r.try_get(0)?,
-                account_id: r.try_get(1)?,
-                public_key: r.try_get(2)?,
-                last_counter: r.try_get(3)?,
+                revoked: r.try_get::<Option<i64>, _>(1)?.is_some(),
+                locks: Locks {
+                    device: r.try_get(2)?,
+                    account: r.try_get(3)?,
+                    order: r.try_get(4)?,
+                },
+                device_challenges: r.try_get(5)?,
+                order_challenges: r.try_get(6)?,
             })
         })
         .transpose()
     }
 
+    /// Counts a failure against `subject` (one upsert, atomic on both backends); returns the lock-out end when
+    /// this failure locked it.
+    pub async fn record_failure(
+        &self,
+        subject: &Subject,
+        now_ms: i64,
+        rule: LockoutRule,
+    ) -> Result<Option<i64>, StoreError> {
+        // f = the failure count including this one, restarted when the window has passed.
+        const F: &str = "(CASE WHEN lockouts.window_start_ms <= $2 - $3 THEN 1 ELSE lockouts.failures + 1 END)";
+        let sql = format!(
+            "INSERT INTO lockouts (subject, failures, window_start_ms, locked_until_ms) \
+             VALUES ($1, CASE WHEN 1 >= $4 THEN 0 ELSE 1 END, $2, CASE WHEN 1 >= $4 THEN $2 + $5 ELSE 0 END) \
+             ON CONFLICT (subject) DO UPDATE SET \
+               failures = CASE WHEN {F} >= $4 THEN 0 ELSE {F} END, \
+               window_start_ms = CASE WHEN {F} >= $4 OR lockouts.window_start_ms <= $2 - $3 THEN $2 \
+                 ELSE lockouts.window_start_ms END, \
+               locked_until_ms = CASE WHEN {F} >= $4 THEN $2 + $5 ELSE lockouts.locked_until_ms END \
+             RETURNING locked_until_ms"
+        );
+        let until: i64 = sqlx::query_scalar(sqlx::AssertSqlSafe(sql))
+            .bind(subject.key())
+            .bind(now_ms)
+            .bind(rule.window_ms)
+            .bind(rule.max_failures)
+            .bind(rule.lockout_ms)
+            .fetch_one(&self.writer)
+            .await?;
+        Ok((until == now_ms.saturating_add(rule.lockout_ms)).then_some(until))
+    }
+
+    /// Revokes a device of this merchant; returns its revocation time (the first one if it already was), `None`
+    /// when the merchant has no such device.
+    pub async fn revoke_device(
+        &self,
+        merchant_id: &str,
+        device_id: &str,
+        now_ms: i64,
+    ) -> Result<Option<i64>, StoreError> {
+        let update = sqlx::query(
+            "UPDATE devices SET revoked_at_ms = $3 WHERE device_id = $1 AND merchant_id = $2 AND revoked_at_ms IS NULL",
+        )
+        .bind(device_id.to_owned())
+        .bind(merchant_id.to_owned())
+        .bind(now_ms);
+        self.write(update).await?;
+        Ok(sqlx::query_scalar::<_, Option<i64>>(
+            "SELECT revoked_at_ms FROM devices WHERE device_id = $1 AND merchant_id = $2",
+        )
+        .bind(device_id)
+        .bind(merchant_id)
+        .fetch_optional(&self.writer)
+        .await?
+        .flatten())
+    }
+
+    /// The merchant's devices for an account, oldest registration first.
+    pub async fn account_devices(
+        &self,
+        merchant_id: &str,
+        account_id: &str,
+    ) -> Result<Vec<DeviceListing>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT device_id, registered_at_ms, revoked_at_ms, attestation, security_level, app_id FROM devices \
+             WHERE merchant_id = $1 AND account_id = $2 ORDER BY registered_at_ms, device_id",
+        )
+        .bind(merchant_id)
+        .bind(account_id)
+        .fetch_all(&self.reader)
+        .await?;
+        rows.iter()
+            .map(|r| {
+                Ok(DeviceListing {
+                    device_id: r.try_get(0)?,
+                    registered_at_ms: r.try_get(1)?,
+                    revoked_at_ms: r.try_get(2)?,
+                    attestation: r.try_get(3)?,
+                    security_level: r.try_get(4)?,
+                    app_id: r.try_get(5)?,
+                })
+            })
+            .collect()
+    }
+
+    /// Issues a registration challenge for a valid, unused enrolment token, unless the token already has `limit`
+    /// unexpired challenges outstanding.
+    pub async fn insert_registration_challenge(
+        &self,
+        challenge: &[u8; 32],
+        token_hash: &[u8],
+        expires_at_ms: i64,
+        now_ms: i64,
+        limit: u32,
+    ) -> Result<(), StoreError> {
+        let row = sqlx::query(
+            "SELECT e.expires_at_ms, e.used, \
+             (SELECT COUNT(*) FROM registration_challenges c WHERE c.token_hash = e.token_hash AND c.expires_at_ms > $2) \
+             FROM enrollments e WHERE e.token_hash = $1",
+        )
+        .bind(token_hash.to_vec())
+        .bind(now_ms)
+        .fetch_optional(&self.reader)
+        .await?;
+        let Some(row) = row else {
+            return Err(StoreError::Conflict(Conflict::EnrollmentInvalid));
+        };
+        let (expires, used, outstanding): (i64, i64, i64) =
+            (row.try_get(0)?, row.try_get(1)?, row.try_get(2)?);
+        if used != 0 || expires <= now_ms {
+            return Err(StoreError::Conflict(Conflict::EnrollmentInvalid));
+        }
+        if outstanding >= i64::from(limit) {
+            return Err(StoreError::RateLimited);
+        }
+        let insert = sqlx::query(
+            "INSERT INTO registration_challenges (challenge, token_hash, expires_at_ms, used) VALUES ($1, $2, $3, 0)",
+        )
+        .bind(challenge.to_vec())
+        .bind(token_hash.to_vec())
+        .bind(expires_at_ms);
+        self.write(insert).await.map(|_| ())
+    }
+
     /// Stores a fresh nonce.
-    pub async fn insert_nonce(&self, nonce: &[u8; 32], row: &NonceRow) -> Result<(), ApiError> {
+    pub async fn insert_nonce(&self, nonce: &[u8; 32], row: &NonceRow) -> Result<(), StoreError> {
         let insert = sqlx::query("INSERT INTO nonces (nonce, merchant_id, order_id, amount_minor, currency, device_id, expires_at_ms, used) \
              VALUES ($1, $2, $3, $4, $5, $6, $7, 0)")
         .bind(nonce.to_vec())
@@ -506,7 +852,7 @@ impl Store {
         merchant_id: &str,
         key: &str,
         now_ms: i64,
-    ) -> Result<Option<IdempotencyRow>, sqlx::Error> {
+    ) -> Result<Option<IdempotencyRow>, StoreError> {
         let row = sqlx::query(
             "SELECT i.request_hash, p.receipt FROM idempotency_keys i \
              JOIN payments p ON p.payment_id = i.payment_id \
@@ -535,13 +881,17 @@ impl Store {
         nonce: &[u8; 32],
         idempotency_key: &str,
         now_ms: i64,
-    ) -> Result<Option<PayContext>, sqlx::Error> {
+    ) -> Result<Option<PayContext>, StoreError> {
         let row = sqlx::query(
             "SELECT o.merchant_id, o.order_id, o.amount_minor, o.currency, o.items_digest, o.token_expires_at_ms, \
              o.paid, d.merchant_id, d.account_id, d.public_key, d.last_counter, n.merchant_id, n.order_id, \
-             n.amount_minor, n.currency, n.device_id, n.expires_at_ms, n.used, i.request_hash, p.receipt \
+             n.amount_minor, n.currency, n.device_id, n.expires_at_ms, n.used, i.request_hash, p.receipt, \
+             d.revoked_at_ms, ld.locked_until_ms, la.locked_until_ms, lo.locked_until_ms \
              FROM orders o \
              LEFT JOIN devices d ON d.device_id = $2 \
+             LEFT JOIN lockouts ld ON ld.subject = $6 \
+             LEFT JOIN lockouts la ON la.subject = 'account:' || d.merchant_id || '/' || d.account_id \
+             LEFT JOIN lockouts lo ON lo.subject = 'order:' || o.merchant_id || '/' || o.order_id \
              LEFT JOIN nonces n ON n.nonce = $3 \
              LEFT JOIN idempotency_keys i \
                ON i.merchant_id = o.merchant_id AND i.idem_key = $4 AND i.expires_at_ms > $5 \
@@ -553,6 +903,7 @@ impl Store {
         .bind(nonce.to_vec())
         .bind(idempotency_key)
         .bind(now_ms)
+        .bind(Subject::Device(device_id.to_owned()).key())
         .fetch_optional(&self.reader)
         .await?;
         let Some(r) = row else { return Ok(None) };
@@ -572,6 +923,7 @@ impl Store {
                 account_id: r.try_get(8)?,
                 public_key: r.try_get(9)?,
                 last_counter: r.try_get(10)?,
+                revoked: r.try_get::<Option<i64>, _>(20)?.is_some(),
             }),
         };
         let nonce = match r.try_get::<Option<String>, _>(11)? {
@@ -596,11 +948,17 @@ impl Store {
             }),
             _ => None,
         };
+        let locks = Locks {
+            device: r.try_get(21)?,
+            account: r.try_get(22)?,
+            order: r.try_get(23)?,
+        };
         Ok(Some(PayContext {
             order,
             device,
             nonce,
             idempotency,
+            locks,
         }))
     }
 
@@ -612,13 +970,13 @@ impl Store {
     /// SQLite: the insert goes to the group-commit task, which runs the inserts waiting at that moment in one
     /// transaction (a failed insert is undone alone; the others stay) and answers each after the COMMIT, so one
     /// fsync covers the batch. PostgreSQL: the insert commits on its own (PostgreSQL groups WAL flushes itself).
-    pub async fn record_payment(&self, p: &NewPayment<'_>) -> Result<(), ApiError> {
+    pub async fn record_payment(&self, p: &NewPayment<'_>) -> Result<(), StoreError> {
         self.write(payment_insert(p)?).await.map(|_| ())
     }
 
     /// Runs one write statement and returns the rows it affected. SQLite: through the group-commit task (one
     /// fsync per batch); PostgreSQL: committed on its own.
-    async fn write(&self, statement: WriteStatement) -> Result<u64, ApiError> {
+    async fn write(&self, statement: WriteStatement) -> Result<u64, StoreError> {
         match &self.batcher {
             None => statement
                 .execute(&self.writer)
@@ -627,19 +985,17 @@ impl Store {
                 .map_err(insert_error),
             Some(batcher) => {
                 let (reply, outcome) = oneshot::channel();
-                let gone =
-                    || ApiError::new(ErrorCode::Unavailable, "the database writer has stopped");
                 batcher
                     .send(WriteJob { statement, reply })
                     .await
-                    .map_err(|_| gone())?;
-                outcome.await.map_err(|_| gone())?
+                    .map_err(|_| StoreError::WriterStopped)?;
+                outcome.await.map_err(|_| StoreError::WriterStopped)?
             }
         }
     }
 
-    /// Deletes expired idempotency records and nonces; returns how many rows went.
-    pub async fn purge_expired(&self, now_ms: i64) -> Result<u64, sqlx::Error> {
+    /// Deletes expired idempotency records, unused nonces and registration challenges; returns how many rows went.
+    pub async fn purge_expired(&self, now_ms: i64) -> Result<u64, StoreError> {
         let keys = sqlx::query("DELETE FROM idempotency_keys WHERE expires_at_ms <= $1")
             .bind(now_ms)
             .execute(&self.writer)
@@ -648,11 +1004,15 @@ impl Store {
             .bind(now_ms)
             .execute(&self.writer)
             .await?;
-        Ok(keys.rows_affected() + nonces.rows_affected())
+        let challenges = sqlx::query("DELETE FROM registration_challenges WHERE expires_at_ms <= $1")
+            .bind(now_ms)
+            .execute(&self.writer)
+            .await?;
+        Ok(keys.rows_affected() + nonces.rows_affected() + challenges.rows_affected())
     }
 
     /// Row counts of the payment-related tables.
-    pub async fn table_counts(&self) -> Result<TableCounts, sqlx::Error> {
+    pub async fn table_counts(&self) -> Result<TableCounts, StoreError> {
         let count = |sql: &'static str| async move {
             sqlx::query_scalar::<_, i64>(sql)
                 .fetch_one(&self.reader)
@@ -672,12 +1032,11 @@ impl Store {
 }
 
 /// Binds every column of a payment insert.
-fn payment_insert(p: &NewPayment<'_>) -> Result<WriteStatement, ApiError> {
+fn payment_insert(p: &NewPayment<'_>) -> Result<WriteStatement, StoreError> {
     let payload = p.payload;
     let order = &payload.order;
     let ev = &payload.evidence;
-    let too_big =
-        |field: &str| ApiError::new(ErrorCode::InvalidRequest, format!("{field} exceeds 2^63-1"));
+    let too_big = StoreError::OutOfRange;
     let counter = i64::try_from(payload.counter).map_err(|_| too_big("counter"))?;
     let amount = i64::try_from(order.amount_minor).map_err(|_| too_big("amount_minor"))?;
     let started = i64::try_from(ev.started_at_ms).map_err(|_| too_big("started_at_ms"))?;
@@ -728,10 +1087,10 @@ async fn group_commit(writer: AnyPool, mut jobs: mpsc::Receiver<WriteJob>) {
 }
 
 /// Runs one batch; every job gets an outcome, and none is `Ok` unless the COMMIT succeeded.
-async fn commit_batch(writer: &AnyPool, batch: &mut [WriteJob]) -> Vec<Result<u64, ApiError>> {
+async fn commit_batch(writer: &AnyPool, batch: &mut [WriteJob]) -> Vec<Result<u64, StoreError>> {
     let mut tx = match writer.begin().await {
         Ok(tx) => tx,
-        Err(e) => return vec![Err(ApiError::from(e)); batch.len()],
+        Err(e) => return failed_batch(e, batch.len()),
     };
     let mut outcomes = Vec::with_capacity(batch.len());
     for job in batch.iter_mut() {
@@ -741,34 +1100,26 @@ async fn commit_batch(writer: &AnyPool, batch: &mut [WriteJob]) -> Vec<Result<u6
         outcomes.push(outcome.map(|r| r.rows_affected()).map_err(insert_error));
     }
     if let Err(e) = tx.commit().await {
-        let failed = ApiError::from(e);
-        return vec![Err(failed); batch.len()];
+        return failed_batch(e, batch.len());
     }
     outcomes
 }
 
-/// Maps a write failure: a payment trigger's protocol code, or a database failure.
-fn insert_error(e: sqlx::Error) -> ApiError {
-    match &e {
-        sqlx::Error::Database(db) => trigger_error(db.message()).unwrap_or_else(|| e.into()),
-        _ => e.into(),
-    }
+/// The outcome of every job of a batch whose transaction could not begin or commit.
+fn failed_batch(e: sqlx::Error, jobs: usize) -> Vec<Result<u64, StoreError>> {
+    let shared = std::sync::Arc::new(e);
+    (0..jobs)
+        .map(|_| Err(StoreError::Batch(shared.clone())))
+        .collect()
 }
 
-/// The protocol error a payment trigger raised (its message is the error code), if it was one.
-fn trigger_error(message: &str) -> Option<ApiError> {
-    let text = match message {
-        "nonce_reused" => "this nonce has already been used",
-        "counter_not_increasing" => {
-            "counter is not greater than the device's last accepted counter"
-        }
-        "order_already_paid" => "this order has already been paid",
-        "idempotency_conflict" => "this idempotency key is already in use",
-        _ => return None,
-    };
-    let code: ErrorCode =
-        serde_json::from_value(serde_json::Value::String(message.to_owned())).ok()?;
-    Some(ApiError::new(code, text))
+/// Maps a write failure: the conflict a payment trigger raised, or a database failure.
+fn insert_error(e: sqlx::Error) -> StoreError {
+    match &e {
+        sqlx::Error::Database(db) => Conflict::from_trigger(db.message())
+            .map_or(StoreError::Query(e), StoreError::Conflict),
+        _ => StoreError::Query(e),
+    }
 }
 
 /// JSON text of an evidence column (these types always serialise).

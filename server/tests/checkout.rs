@@ -7,7 +7,8 @@ mod common;
 use std::time::Duration;
 
 use common::{Backend, Env, checkout, on_each_backend, payload_for, signed};
-use facepay_core::checkout::protocol::{Challenge, LivenessVerdict, PaymentPayload};
+use facepay_core::checkout::protocol::{Challenge, LivenessVerdict, PaymentPayload, registration_message};
+use facepay_core::checkout::signer::{DeviceSigner, SoftwareSigner};
 use facepay_core::checkout::wire::{ErrorCode, ErrorCode as E, Receipt, b64_encode};
 use serde_json::json;
 
@@ -563,26 +564,22 @@ async fn device_registration_rules() {
     on_each_backend(|db| async move {
         let env = Env::start(db, |_| {}).await;
         let _dev = env.device("dev-1").await;
-        let enrol = env.post("/v1/enrollments", Some(&env.merchant.api_key), &[], &json!({"account_id": "a"})).await.json();
-        let token = enrol["enrollment_token"].as_str().unwrap().to_owned();
-        let key = b64_encode(&{
-            let mut k = vec![4u8];
-            k.extend([1u8; 64]);
-            k
-        });
-        // Same device id again.
-        let a = env.post("/v1/devices", None, &[], &json!({"enrollment_token": token, "device_id": "dev-1", "public_key": key})).await;
-        a.assert_error(409, ErrorCode::DeviceExists);
+        let signer = SoftwareSigner::generate().unwrap();
+        // Same device id for another account.
+        env.register_account("a", "dev-1", &signer).await.assert_error(409, ErrorCode::DeviceExists);
         // A key of the wrong shape.
-        let a = env.post("/v1/devices", None, &[], &json!({"enrollment_token": token, "device_id": "dev-2", "public_key": b64_encode(&[4u8; 33])})).await;
-        a.assert_error(400, ErrorCode::InvalidRequest);
-        // Unknown token.
-        let a = env.post("/v1/devices", None, &[], &json!({"enrollment_token": "fpe_x", "device_id": "dev-3", "public_key": key})).await;
+        let token = env.enrollment("a").await;
+        let ch = env.registration_challenge(&token).await;
+        let a = env.register_with(&token, "dev-2", &[4u8; 33], &ch, b"x", None).await;
+        a.assert_error(400, ErrorCode::InvalidPublicKey);
+        // Unknown token: no registration challenge.
+        let a = env.post("/v1/devices/challenge", None, &[], &json!({"enrollment_token": "fpe_x"})).await;
         a.assert_error(401, ErrorCode::InvalidEnrollmentToken);
         // The token works once.
-        let a = env.post("/v1/devices", None, &[], &json!({"enrollment_token": token, "device_id": "dev-4", "public_key": key})).await;
-        assert_eq!(a.status, 201);
-        let a = env.post("/v1/devices", None, &[], &json!({"enrollment_token": token, "device_id": "dev-5", "public_key": key})).await;
+        let proof = signer.sign(&registration_message(&ch, "dev-4", &signer.public_key())).unwrap();
+        let a = env.register_with(&token, "dev-4", &signer.public_key(), &ch, &proof, None).await;
+        assert_eq!(a.status, 201, "{}", String::from_utf8_lossy(&a.bytes));
+        let a = env.post("/v1/devices/challenge", None, &[], &json!({"enrollment_token": token})).await;
         a.assert_error(401, ErrorCode::InvalidEnrollmentToken);
         env.server.shutdown().await;
     })

@@ -23,12 +23,15 @@ pub use error::CheckoutError;
 pub use retry::RetryPolicy;
 pub use tls::TrustRoots;
 
-use super::protocol::{Evidence, PaymentPayload, check_id, is_nonce_challenge_list};
+use super::protocol::{
+    Evidence, PaymentPayload, check_id, is_nonce_challenge_list, registration_message,
+};
 use super::signer::{DeviceSigner, SignerError};
 use super::wire::{
     ChallengeRequest, ChallengeResponse, CreateEnrollmentRequest, CreateEnrollmentResponse,
     CreateOrderRequest, CreateOrderResponse, Health, PayRequest, Receipt, RegisterDeviceRequest,
-    RegisterDeviceResponse, b64_encode,
+    RegisterDeviceResponse, RegistrationChallengeRequest, RegistrationChallengeResponse, b64_decode,
+    b64_encode,
 };
 use transport::{Call, Transport};
 
@@ -109,8 +112,10 @@ impl CheckoutClient {
         self.transport.send(get("healthz")).await
     }
 
-    /// `POST /v1/devices`: registers this device's public key under `device_id`, with the enrolment token the
-    /// merchant's backend obtained for the shopper's account.
+    /// Registers this device's key under `device_id` with the enrolment token the merchant's backend obtained for
+    /// the shopper's account: `POST /v1/devices/challenge`, then `POST /v1/devices` with the proof of possession
+    /// (the key's signature over the registration message) and the signer's attestation, if any. After a reinstall
+    /// the same device id re-registers with its new key (a new enrolment token for the same account).
     pub async fn register_device(
         &self,
         enrollment_token: &str,
@@ -118,10 +123,28 @@ impl CheckoutClient {
         signer: &dyn DeviceSigner,
     ) -> Result<RegisterDeviceResponse, CheckoutError> {
         check_id("device_id", device_id)?;
+        let request = RegistrationChallengeRequest {
+            enrollment_token: enrollment_token.to_owned(),
+        };
+        let issued: RegistrationChallengeResponse = self
+            .transport
+            .send(post("v1/devices/challenge", None, None, &request)?)
+            .await?;
+        let challenge = b64_decode("challenge", &issued.challenge)
+            .ok()
+            .and_then(|c| <[u8; 32]>::try_from(c).ok())
+            .ok_or_else(|| {
+                CheckoutError::Protocol("the registration challenge is not 32 base64url bytes".to_owned())
+            })?;
+        let public_key = signer.public_key();
+        let message = registration_message(&challenge, device_id, &public_key);
         let body = RegisterDeviceRequest {
             enrollment_token: enrollment_token.to_owned(),
             device_id: device_id.to_owned(),
-            public_key: b64_encode(&signer.public_key()),
+            public_key: b64_encode(&public_key),
+            challenge: Some(issued.challenge),
+            proof: Some(b64_encode(&signer.sign(&message)?)),
+            attestation: signer.attestation(&challenge, &message)?,
         };
         self.transport
             .send(post("v1/devices", None, None, &body)?)

@@ -76,8 +76,8 @@ pub enum ProtocolError {
         /// Extra detail (e.g. the expected length), possibly empty.
         detail: String,
     },
-    /// The public key is not a 65-byte SEC1 uncompressed P-256 point.
-    #[error("public key is not a 65-byte SEC1 uncompressed P-256 point")]
+    /// The public key is not a 65-byte SEC1 uncompressed point on P-256.
+    #[error("public key is not a 65-byte SEC1 uncompressed point on P-256")]
     InvalidPublicKey,
     /// The signature does not verify for this key and message.
     #[error("signature does not verify")]

@@ -358,13 +358,42 @@ pub fn verify_signature(
 }
 
 /// Checks that `key` has the shape of a SEC1 uncompressed P-256 point (65 bytes starting with `0x04`).
-/// Whether the point is on the curve is checked when a signature is verified.
+/// Whether the point is on the curve is checked when a signature is verified, or by [`check_point_on_curve`].
 pub fn check_public_key(key: &[u8]) -> Result<(), ProtocolError> {
     if key.len() == 65 && key[0] == 0x04 {
         Ok(())
     } else {
         Err(ProtocolError::InvalidPublicKey)
     }
+}
+
+/// Checks that `key` is a SEC1 uncompressed point on P-256 (registration): ring's ECDH with an ephemeral key
+/// validates the peer point fully (coordinates in range, curve equation).
+pub fn check_point_on_curve(key: &[u8]) -> Result<(), ProtocolError> {
+    use ring::agreement::{ECDH_P256, EphemeralPrivateKey, UnparsedPublicKey, agree_ephemeral};
+    check_public_key(key)?;
+    let rng = ring::rand::SystemRandom::new();
+    let ephemeral =
+        EphemeralPrivateKey::generate(&ECDH_P256, &rng).map_err(|_| ProtocolError::InvalidPublicKey)?;
+    agree_ephemeral(ephemeral, &UnparsedPublicKey::new(&ECDH_P256, key), |_| ())
+        .map_err(|_| ProtocolError::InvalidPublicKey)
+}
+
+/// Domain separator of the registration message.
+pub const REGISTRATION_MAGIC: &[u8; 16] = b"FPAY-REGISTER-v1";
+
+/// The bytes a device signs to prove it holds the key it registers (and that App Attest's clientDataHash covers):
+/// `"FPAY-REGISTER-v1" ‖ challenge (32) ‖ len(device_id) (u16 BE) ‖ device_id ‖ public key (65)`.
+pub fn registration_message(challenge: &[u8; 32], device_id: &str, public_key: &[u8]) -> Vec<u8> {
+    let id = device_id.as_bytes();
+    let len = u16::try_from(id.len()).unwrap_or(u16::MAX);
+    let mut message = Vec::with_capacity(REGISTRATION_MAGIC.len() + 32 + 2 + id.len() + public_key.len());
+    message.extend_from_slice(REGISTRATION_MAGIC);
+    message.extend_from_slice(challenge);
+    message.extend_from_slice(&len.to_be_bytes());
+    message.extend_from_slice(&id[..usize::from(len)]);
+    message.extend_from_slice(public_key);
+    message
 }
 
 /// SHA-256 of `bytes`.

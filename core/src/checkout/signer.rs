@@ -5,6 +5,8 @@ use ring::rand::SystemRandom;
 use ring::signature::{ECDSA_P256_SHA256_ASN1_SIGNING, EcdsaKeyPair, KeyPair};
 use thiserror::Error;
 
+use super::wire::DeviceAttestation;
+
 /// Why a device key could not be created, loaded or used.
 #[derive(Debug, Clone, PartialEq, Eq, Error)]
 pub enum SignerError {
@@ -25,6 +27,17 @@ pub trait DeviceSigner: Send + Sync {
     fn public_key(&self) -> Vec<u8>;
     /// Signs `message` (hashed with SHA-256 by the signer); returns an ASN.1 DER ECDSA signature.
     fn sign(&self, message: &[u8]) -> Result<Vec<u8>, SignerError>;
+    /// The platform's attestation for registering this key with the server's registration `challenge`, whose
+    /// `registration_message` is `message` (Android Key Attestation uses the challenge, App Attest the message's
+    /// SHA-256 as clientDataHash). `None` (the default) when the platform attests nothing.
+    fn attestation(
+        &self,
+        challenge: &[u8; 32],
+        message: &[u8],
+    ) -> Result<Option<DeviceAttestation>, SignerError> {
+        let _ = (challenge, message);
+        Ok(None)
+    }
 }
 
 /// A software device key (`ring`), for tests, the demo and devices without a hardware keystore.

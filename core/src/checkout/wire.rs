@@ -98,7 +98,47 @@ pub struct CreateEnrollmentResponse {
     pub expires_at_ms: u64,
 }
 
-/// `POST /v1/devices` (the app): registers the device's public key, once.
+/// `POST /v1/devices/challenge` (the app): a single-use registration challenge for this enrolment token.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RegistrationChallengeRequest {
+    /// Token from `POST /v1/enrollments`.
+    pub enrollment_token: String,
+}
+
+/// Answer to `POST /v1/devices/challenge`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RegistrationChallengeResponse {
+    /// 32 random bytes, base64url: signed by the device key (proof of possession) and attested.
+    pub challenge: String,
+    /// When the challenge stops working, Unix time in milliseconds.
+    pub expires_at_ms: u64,
+}
+
+/// A platform's key or app attestation, sent with the registration.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "format", rename_all = "snake_case")]
+pub enum DeviceAttestation {
+    /// Android Key Attestation of the device key, generated with the registration challenge as its attestation
+    /// challenge.
+    AndroidKey {
+        /// The key's certificate chain, leaf first, each DER certificate base64url.
+        certificate_chain: Vec<String>,
+    },
+    /// Apple App Attest: an attestation of an App Attest key whose clientDataHash is SHA-256 of the registration
+    /// message (see `protocol::registration_message`).
+    AppleAppAttest {
+        /// The App Attest key id (SHA-256 of its public key), base64url.
+        key_id: String,
+        /// The CBOR attestation object, base64url.
+        attestation_object: String,
+        /// The app's App ID (`TEAMID.bundle.id`).
+        app_id: String,
+    },
+}
+
+/// `POST /v1/devices` (the app): registers the device's public key, or re-keys the device id after a reinstall
+/// (with a new enrolment token for the same account).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct RegisterDeviceRequest {
@@ -108,6 +148,15 @@ pub struct RegisterDeviceRequest {
     pub device_id: String,
     /// SEC1 uncompressed P-256 public key, 65 bytes, base64url.
     pub public_key: String,
+    /// The registration challenge from `POST /v1/devices/challenge`, base64url.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub challenge: Option<String>,
+    /// Proof of possession: the device key's DER ECDSA signature of `protocol::registration_message`, base64url.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub proof: Option<String>,
+    /// The platform's attestation, when it has one (the server's policy may require it).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub attestation: Option<DeviceAttestation>,
 }
 
 /// Answer to `POST /v1/devices`.
@@ -119,6 +168,44 @@ pub struct RegisterDeviceResponse {
     pub account_id: String,
     /// Registration time, Unix time in milliseconds.
     pub registered_at_ms: u64,
+}
+
+/// One device in `GET /v1/accounts/{account_id}/devices`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DeviceInfo {
+    /// The device id.
+    pub device_id: String,
+    /// When its current key was registered, Unix time in milliseconds.
+    pub registered_at_ms: u64,
+    /// When the merchant revoked it (absent while active).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub revoked_at_ms: Option<u64>,
+    /// What its registration proved: `none`, `android_key` or `apple_app_attest`.
+    pub attestation: String,
+    /// The attested key's security level (`software`, `tee`, `strong_box`), when attested.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub security_level: Option<String>,
+    /// The attested app (Android package or Apple App ID), when attested.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub app_id: Option<String>,
+}
+
+/// Answer to `GET /v1/accounts/{account_id}/devices` (the merchant).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AccountDevices {
+    /// The account.
+    pub account_id: String,
+    /// Its devices, oldest registration first.
+    pub devices: Vec<DeviceInfo>,
+}
+
+/// Answer to `POST /v1/devices/{device_id}/revoke` (the merchant).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RevokeDeviceResponse {
+    /// The device.
+    pub device_id: String,
+    /// When it was revoked (the first revocation's time if it already was), Unix time in milliseconds.
+    pub revoked_at_ms: u64,
 }
 
 /// `POST /v1/checkout/challenge` (the app, `Authorization: Bearer <client_token>`).
@@ -245,6 +332,38 @@ pub enum ErrorCode {
     IdempotencyConflict,
     /// 409: a request with this idempotency key is still being processed.
     IdempotencyInProgress,
+    /// 400: the public key is not a valid (on-curve) P-256 point.
+    InvalidPublicKey,
+    /// 403: the registration challenge is missing, unknown, used, expired or for another enrolment token.
+    RegistrationChallengeInvalid,
+    /// 403: the proof of possession is missing or is not the key's signature over the registration message.
+    ProofInvalid,
+    /// 403: the server's policy requires key or app attestation and none was sent.
+    AttestationRequired,
+    /// 403: the attestation is broken (malformed, chain, signature, validity, challenge or key mismatch).
+    AttestationInvalid,
+    /// 403: the attestation is valid but the policy refuses it (security level, app, boot state, environment).
+    AttestationRejected,
+    /// 409: the account already has the policy's maximum of active devices.
+    DeviceLimitReached,
+    /// 403: the merchant revoked this device.
+    DeviceRevoked,
+    /// 403: the evidence lacks the passive anti-spoof score the policy requires.
+    PassiveCheckMissing,
+    /// 403: the evidence lists fewer liveness challenges than the policy requires.
+    TooFewChallenges,
+    /// 403: the evidence names a model version not on the policy's allow-list.
+    ModelNotAllowed,
+    /// 403: the match score is below the policy's minimum.
+    MatchScoreTooLow,
+    /// 429: too many failed payment attempts for this account; retry after the lock-out (`Retry-After`).
+    AccountLocked,
+    /// 429: too many bad signatures with this order's client token; retry after the lock-out (`Retry-After`).
+    OrderLocked,
+    /// 429: too many outstanding challenges for this device, order or enrolment token (`Retry-After`).
+    RateLimited,
+    /// 408: the request did not arrive completely within the server's request timeout.
+    RequestTimeout,
     /// 500: the server failed; nothing was recorded.
     Internal,
     /// 503: the server is shutting down or its database is unavailable.
@@ -256,10 +375,15 @@ impl ErrorCode {
     pub fn http_status(self) -> u16 {
         use ErrorCode::*;
         match self {
-            MalformedJson | InvalidRequest | MalformedPayload | InvalidIdempotencyKey => 400,
+            MalformedJson | InvalidRequest | MalformedPayload | InvalidIdempotencyKey
+            | InvalidPublicKey => 400,
             Unauthorized | InvalidEnrollmentToken => 401,
             UnknownDevice | BadSignature | NonceUnknown | NonceExpired | NonceMismatch
-            | OrderMismatch | ChallengeMismatch | LivenessFailed => 403,
+            | OrderMismatch | ChallengeMismatch | LivenessFailed | RegistrationChallengeInvalid
+            | ProofInvalid | AttestationRequired | AttestationInvalid | AttestationRejected
+            | DeviceRevoked | PassiveCheckMissing | TooFewChallenges | ModelNotAllowed
+            | MatchScoreTooLow => 403,
+            RequestTimeout => 408,
             NotFound => 404,
             MethodNotAllowed => 405,
             OrderExists
@@ -268,10 +392,11 @@ impl ErrorCode {
             | NonceReused
             | CounterNotIncreasing
             | IdempotencyConflict
-            | IdempotencyInProgress => 409,
+            | IdempotencyInProgress
+            | DeviceLimitReached => 409,
             PayloadTooLarge => 413,
             UnsupportedMediaType => 415,
-            DeviceLocked => 429,
+            DeviceLocked | AccountLocked | OrderLocked | RateLimited => 429,
             Internal => 500,
             Unavailable => 503,
         }
@@ -315,6 +440,22 @@ impl ErrorCode {
             LivenessFailed => "liveness_failed",
             IdempotencyConflict => "idempotency_conflict",
             IdempotencyInProgress => "idempotency_in_progress",
+            InvalidPublicKey => "invalid_public_key",
+            RegistrationChallengeInvalid => "registration_challenge_invalid",
+            ProofInvalid => "proof_invalid",
+            AttestationRequired => "attestation_required",
+            AttestationInvalid => "attestation_invalid",
+            AttestationRejected => "attestation_rejected",
+            DeviceLimitReached => "device_limit_reached",
+            DeviceRevoked => "device_revoked",
+            PassiveCheckMissing => "passive_check_missing",
+            TooFewChallenges => "too_few_challenges",
+            ModelNotAllowed => "model_not_allowed",
+            MatchScoreTooLow => "match_score_too_low",
+            AccountLocked => "account_locked",
+            OrderLocked => "order_locked",
+            RateLimited => "rate_limited",
+            RequestTimeout => "request_timeout",
             Internal => "internal",
             Unavailable => "unavailable",
         }

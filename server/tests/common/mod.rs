@@ -7,12 +7,13 @@ use std::future::Future;
 use std::time::Duration;
 
 use facepay_core::checkout::protocol::{
-    Evidence, LivenessVerdict, PaymentPayload, challenges_for_nonce, sha256,
+    Evidence, LivenessVerdict, PaymentPayload, challenges_for_nonce, registration_message, sha256,
 };
 use facepay_core::checkout::signer::{DeviceSigner, SoftwareSigner};
 use facepay_core::checkout::wire::{
     ChallengeResponse, CreateEnrollmentResponse, CreateOrderResponse, ErrorBody, ErrorCode,
-    PayRequest, Receipt, RegisterDeviceResponse, b64_encode,
+    PayRequest, Receipt, RegisterDeviceResponse, RegistrationChallengeResponse, b64_decode,
+    b64_encode,
 };
 use facepay_server::{
     DatabaseTarget, NewMerchant, RunningServer, Server, ServerConfig, TableCounts,
@@ -237,12 +238,16 @@ impl Env {
 
     /// GETs a path.
     pub async fn get(&self, path: &str) -> Answer {
-        let resp = self
-            .http
-            .get(format!("{}{path}", self.base))
-            .send()
-            .await
-            .expect("request sent");
+        self.get_with(path, None).await
+    }
+
+    /// GETs a path with an optional bearer token.
+    pub async fn get_with(&self, path: &str, bearer: Option<&str>) -> Answer {
+        let mut req = self.http.get(format!("{}{path}", self.base));
+        if let Some(token) = bearer {
+            req = req.bearer_auth(token);
+        }
+        let resp = req.send().await.expect("request sent");
         Answer {
             status: resp.status().as_u16(),
             bytes: resp.bytes().await.expect("body").to_vec(),
@@ -267,24 +272,63 @@ impl Env {
         serde_json::from_slice(&a.bytes).unwrap()
     }
 
-    /// Enrols and registers a device with a fresh key.
-    pub async fn device(&self, device_id: &str) -> Device {
+    /// A fresh enrolment token for `account_id`.
+    pub async fn enrollment(&self, account_id: &str) -> String {
         let a = self
             .post(
                 "/v1/enrollments",
                 Some(&self.merchant.api_key),
                 &[],
-                &json!({"account_id": "shopper-1"}),
+                &json!({"account_id": account_id}),
             )
             .await;
         assert_eq!(a.status, 201, "{}", String::from_utf8_lossy(&a.bytes));
         let enrol: CreateEnrollmentResponse = serde_json::from_slice(&a.bytes).unwrap();
-        let signer = SoftwareSigner::generate().unwrap();
+        enrol.enrollment_token
+    }
+
+    /// A registration challenge for an enrolment token.
+    pub async fn registration_challenge(&self, token: &str) -> [u8; 32] {
+        let a = self
+            .post("/v1/devices/challenge", None, &[], &json!({"enrollment_token": token}))
+            .await;
+        assert_eq!(a.status, 201, "{}", String::from_utf8_lossy(&a.bytes));
+        let issued: RegistrationChallengeResponse = serde_json::from_slice(&a.bytes).unwrap();
+        b64_decode("challenge", &issued.challenge).unwrap().try_into().unwrap()
+    }
+
+    /// `POST /v1/devices` with these parts.
+    pub async fn register_with(
+        &self,
+        token: &str,
+        device_id: &str,
+        public_key: &[u8],
+        challenge: &[u8; 32],
+        proof: &[u8],
+        attestation: Option<Value>,
+    ) -> Answer {
         let body = json!({
-            "enrollment_token": enrol.enrollment_token, "device_id": device_id,
-            "public_key": b64_encode(&signer.public_key()),
+            "enrollment_token": token, "device_id": device_id, "public_key": b64_encode(public_key),
+            "challenge": b64_encode(challenge), "proof": b64_encode(proof), "attestation": attestation,
         });
-        let a = self.post("/v1/devices", None, &[], &body).await;
+        self.post("/v1/devices", None, &[], &body).await
+    }
+
+    /// Enrols `account_id` and registers `device_id` with `signer` (challenge and proof of possession).
+    pub async fn register_account(&self, account_id: &str, device_id: &str, signer: &SoftwareSigner) -> Answer {
+        let token = self.enrollment(account_id).await;
+        let challenge = self.registration_challenge(&token).await;
+        let proof = signer
+            .sign(&registration_message(&challenge, device_id, &signer.public_key()))
+            .unwrap();
+        self.register_with(&token, device_id, &signer.public_key(), &challenge, &proof, None)
+            .await
+    }
+
+    /// Enrols `shopper-1` and registers a device with a fresh key.
+    pub async fn device(&self, device_id: &str) -> Device {
+        let signer = SoftwareSigner::generate().unwrap();
+        let a = self.register_account("shopper-1", device_id, &signer).await;
         assert_eq!(a.status, 201, "{}", String::from_utf8_lossy(&a.bytes));
         let reg: RegisterDeviceResponse = serde_json::from_slice(&a.bytes).unwrap();
         assert_eq!(reg.account_id, "shopper-1");
