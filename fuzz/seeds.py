@@ -131,6 +131,7 @@ b64 = lambda b: base64.urlsafe_b64encode(b).rstrip(b"=").decode()
 bodies = {
     "orders": {"order_id": "order-1", "amount_minor": 1250, "currency": "EUR", "items_digest": b64(bytes(32))},
     "enrollments": {"account_id": "shopper-1"},
+    "registration-challenge": {"enrollment_token": "et_abc"},
     "devices": {"enrollment_token": "et_abc", "device_id": "device-1", "public_key": b64(b"\x04" + bytes(64))},
     "challenge": {"device_id": "device-1"},
     "pay": {"payload": b64(payload()), "signature": b64(bytes(70))},

@@ -1,4 +1,5 @@
-//! The JSON bodies the checkout server accepts (`POST /v1/orders`, `/v1/enrollments`, `/v1/devices`,
+//! The JSON bodies the checkout server accepts (`POST /v1/orders`, `/v1/enrollments`, `/v1/devices/challenge`,
+//! `/v1/devices`,
 //! `/v1/checkout/challenge`, `/v1/checkout/pay`), parsed as the server parses them (serde_json into the shared wire
 //! types, unknown fields refused), then the pay body's base64url payload through the canonical decoder. Never a
 //! panic; whatever parses serialises back to JSON that parses to the same value.
@@ -7,7 +8,7 @@
 use facepay_core::checkout::protocol::PaymentPayload;
 use facepay_core::checkout::wire::{
     ChallengeRequest, CreateEnrollmentRequest, CreateOrderRequest, PayRequest, RegisterDeviceRequest,
-    b64_decode,
+    RegistrationChallengeRequest, b64_decode,
 };
 use libfuzzer_sys::fuzz_target;
 use serde::Serialize;
@@ -24,6 +25,7 @@ fn round_trip<T: Serialize + DeserializeOwned + PartialEq + std::fmt::Debug>(dat
 fuzz_target!(|data: &[u8]| {
     round_trip::<CreateOrderRequest>(data);
     round_trip::<CreateEnrollmentRequest>(data);
+    round_trip::<RegistrationChallengeRequest>(data);
     round_trip::<RegisterDeviceRequest>(data);
     round_trip::<ChallengeRequest>(data);
     if let Some(pay) = round_trip::<PayRequest>(data)
