@@ -145,10 +145,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         print_table(&report, &scored);
         print!("{notes}");
     }
-    eprintln!(
-        "eval far: {:.1} s wall",
-        started.elapsed().as_secs_f64()
-    );
+    eprintln!("eval far: {:.1} s wall", started.elapsed().as_secs_f64());
     Ok(())
 }
 
@@ -216,9 +213,9 @@ fn scoring_progress(rows: usize) -> indicatif::ProgressBar {
         return indicatif::ProgressBar::hidden();
     }
     let bar = indicatif::ProgressBar::new(rows as u64);
-    if let Ok(style) = indicatif::ProgressStyle::with_template(
-        "scoring [{bar:40}] {pos}/{len} rows, eta {eta}",
-    ) {
+    if let Ok(style) =
+        indicatif::ProgressStyle::with_template("scoring [{bar:40}] {pos}/{len} rows, eta {eta}")
+    {
         bar.set_style(style.progress_chars("=> "));
     }
     bar

@@ -308,8 +308,14 @@ fn clip_probes(
             idle = Some(finish(s, session, picker, &mut probes));
         }
         if current.is_none() {
-            let vision = idle.take().context("the pipeline was lost between sessions")?;
-            let keep = if segment == 0 { ENROL_FRAMES } else { PROBE_FRAMES };
+            let vision = idle
+                .take()
+                .context("the pipeline was lost between sessions")?;
+            let keep = if segment == 0 {
+                ENROL_FRAMES
+            } else {
+                PROBE_FRAMES
+            };
             let session =
                 LivenessSession::with_challenges(vision, policy.clone(), [0; 32], Vec::new());
             current = Some((segment, session, FramePicker::new(keep)));

@@ -84,7 +84,11 @@ fn all_pairs_report_has_the_issue_keys_counts_and_det_plot() {
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(out.status.success(), "facepay eval far failed: {stderr}");
     let stdout = String::from_utf8(out.stdout).unwrap();
-    assert_eq!(stdout.trim().lines().count(), 1, "one JSON object: {stdout}");
+    assert_eq!(
+        stdout.trim().lines().count(),
+        1,
+        "one JSON object: {stdout}"
+    );
     let v: serde_json::Value = serde_json::from_str(stdout.trim()).unwrap();
     let mut keys: Vec<&str> = v.as_object().unwrap().keys().map(String::as_str).collect();
     keys.sort();
@@ -103,7 +107,12 @@ fn all_pairs_report_has_the_issue_keys_counts_and_det_plot() {
         ]
     );
     for k in ["tar_at_far", "threshold_at_far"] {
-        let mut sub: Vec<&str> = v[k].as_object().unwrap().keys().map(String::as_str).collect();
+        let mut sub: Vec<&str> = v[k]
+            .as_object()
+            .unwrap()
+            .keys()
+            .map(String::as_str)
+            .collect();
         sub.sort();
         assert_eq!(sub, ["1e-3", "1e-4", "1e-5", "1e-6"], "{k}");
     }
@@ -111,11 +120,17 @@ fn all_pairs_report_has_the_issue_keys_counts_and_det_plot() {
     let genuine: u64 = PEOPLE.iter().map(|p| (p.1 * (p.1 - 1) / 2) as u64).sum();
     assert_eq!(v["images"].as_u64(), Some(n));
     assert_eq!(v["genuine_pairs"].as_u64(), Some(genuine));
-    assert_eq!(v["impostor_pairs"].as_u64(), Some(n * (n - 1) / 2 - genuine));
+    assert_eq!(
+        v["impostor_pairs"].as_u64(),
+        Some(n * (n - 1) / 2 - genuine)
+    );
     assert_eq!(v["failed_detections"].as_u64(), Some(0), "{v}");
     let manifest = ModelManifest::load(&default_models_dir()).unwrap();
     let product = f64::from(manifest.calibration().unwrap().threshold);
-    assert!((v["threshold"].as_f64().unwrap() - product).abs() < 1e-6, "{v}");
+    assert!(
+        (v["threshold"].as_f64().unwrap() - product).abs() < 1e-6,
+        "{v}"
+    );
     // 777 impostor pairs: every target below 1/777 allows no false accept, so all four thresholds lie above the
     // highest impostor score and far_at_threshold is a multiple of 1/777.
     let t = |k: &str| v["threshold_at_far"][k].as_f64().unwrap();
@@ -123,9 +138,15 @@ fn all_pairs_report_has_the_issue_keys_counts_and_det_plot() {
     let far = v["far_at_threshold"].as_f64().unwrap();
     assert!((far * 777.0 - (far * 777.0).round()).abs() < 1e-6, "{v}");
     let tar = v["tar_at_threshold"].as_f64().unwrap();
-    assert!((0.8..=1.0).contains(&tar), "the same faces of LFW match at the product threshold: {v}");
+    assert!(
+        (0.8..=1.0).contains(&tar),
+        "the same faces of LFW match at the product threshold: {v}"
+    );
     assert!(far <= 0.01, "{v}");
-    assert!(stderr.contains("false accepts allowed") && stderr.contains("mislabelled"), "{stderr}");
+    assert!(
+        stderr.contains("false accepts allowed") && stderr.contains("mislabelled"),
+        "{stderr}"
+    );
 
     let png = std::fs::read(&det).expect("DET PNG written");
     assert!(png.starts_with(b"\x89PNG\r\n\x1a\n") && png.len() > 5_000);
@@ -134,7 +155,10 @@ fn all_pairs_report_has_the_issue_keys_counts_and_det_plot() {
     let again = run();
     let stderr = String::from_utf8_lossy(&again.stderr);
     assert!(again.status.success(), "{stderr}");
-    assert!(stderr.contains(&format!("{n} of {n} embeddings reused")), "{stderr}");
+    assert!(
+        stderr.contains(&format!("{n} of {n} embeddings reused")),
+        "{stderr}"
+    );
     assert_eq!(String::from_utf8(again.stdout).unwrap(), stdout);
 }
 

@@ -153,7 +153,10 @@ fn ten_fold_protocol_reports_json_roc_and_scores() {
     for k in ["tar", "far"] {
         let rate = product[k].as_f64().unwrap();
         assert!((0.0..=1.0).contains(&rate), "{product}");
-        assert!(((rate * 100.0) - (rate * 100.0).round()).abs() < 1e-9, "{product}");
+        assert!(
+            ((rate * 100.0) - (rate * 100.0).round()).abs() < 1e-9,
+            "{product}"
+        );
     }
     assert!(product["tar"].as_f64().unwrap() >= 0.5, "{product}");
     assert!(product["far"].as_f64().unwrap() <= 0.02, "{product}");

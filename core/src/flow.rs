@@ -29,11 +29,11 @@ pub use events::{
 };
 pub use models::ModelInfo;
 
+use crate::capture::{Capture, CaptureStage, Stage, VisionLease, VisionSlot, lock, now_ms};
 use crate::checkout::client::{CheckoutClient, ClientConfig, payment_payload, sign_payment};
 use crate::checkout::protocol::{Challenge, Evidence, LivenessVerdict, OrderRef, check_id};
 use crate::checkout::signer::DeviceSigner;
 use crate::checkout::wire::ChallengeResponse;
-use crate::capture::{Capture, CaptureStage, Stage, VisionLease, VisionSlot, lock, now_ms};
 use crate::liveness::{LivenessPolicy, Verdict};
 use crate::matcher::{MatchResult, match_template};
 use crate::template::{KeyStore, Template, TemplateStore};
@@ -316,9 +316,7 @@ impl PaymentSession {
             },
             |state| match state {
                 Decided::Verified(v) => Ok(verified_step(&**v)),
-                Decided::Paying => {
-                    Err(FlowError::InvalidState("the payment is being sent".into()))
-                }
+                Decided::Paying => Err(FlowError::InvalidState("the payment is being sent".into())),
                 Decided::Finished(Ok(_)) => {
                     Err(FlowError::InvalidState("the payment is complete".into()))
                 }

@@ -157,7 +157,10 @@ fn enrolment_from_a_live_clip_seals_a_template_and_payment_needs_the_server() {
     }
     store.record_match(&template, true, now).unwrap();
     let unlocked = rt.block_on(device.start_payment("token", Arc::new(NoListener)));
-    assert!(matches!(unlocked, Err(FlowError::Network(_))), "{unlocked:?}");
+    assert!(
+        matches!(unlocked, Err(FlowError::Network(_))),
+        "{unlocked:?}"
+    );
     device.delete_enrolment().unwrap();
     assert!(!device.is_enrolled().unwrap());
     std::fs::remove_dir_all(&state).unwrap();

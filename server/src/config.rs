@@ -7,8 +7,8 @@ use std::time::Duration;
 
 use facepay_core::checkout::protocol::{ALL_CHALLENGES, Challenge};
 
-pub use crate::webhook_delivery::WebhookPolicy;
 use crate::policy::Policy;
+pub use crate::webhook_delivery::WebhookPolicy;
 
 /// Which database to use.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -7,8 +7,8 @@
 pub mod api;
 pub mod api_keys;
 pub mod app;
-pub mod cancel;
 pub mod attestation;
+pub mod cancel;
 pub mod config;
 pub mod currency;
 pub mod error;
@@ -19,9 +19,9 @@ pub mod merchants;
 pub mod metrics;
 pub mod openapi;
 pub mod pay;
+pub mod policy;
 pub mod reads;
 pub mod refunds;
-pub mod policy;
 pub mod registration;
 pub mod store;
 pub mod tls;
@@ -42,7 +42,8 @@ use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 
 pub use config::{
-    ChallengeLimits, DatabaseTarget, LockoutPolicy, ServerConfig, SqliteSync, TlsMode, WebhookPolicy,
+    ChallengeLimits, DatabaseTarget, LockoutPolicy, ServerConfig, SqliteSync, TlsMode,
+    WebhookPolicy,
 };
 pub use merchants::NewMerchant;
 pub use policy::Policy;

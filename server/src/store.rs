@@ -1043,10 +1043,11 @@ impl Store {
             .bind(now_ms)
             .execute(&self.writer)
             .await?;
-        let challenges = sqlx::query("DELETE FROM registration_challenges WHERE expires_at_ms <= $1")
-            .bind(now_ms)
-            .execute(&self.writer)
-            .await?;
+        let challenges =
+            sqlx::query("DELETE FROM registration_challenges WHERE expires_at_ms <= $1")
+                .bind(now_ms)
+                .execute(&self.writer)
+                .await?;
         Ok(keys.rows_affected()
             + nonces.rows_affected()
             + responses.rows_affected()

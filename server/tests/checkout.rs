@@ -7,7 +7,9 @@ mod common;
 use std::time::Duration;
 
 use common::{Backend, Env, checkout, join_all, on_each_backend, payload_for, signed};
-use facepay_core::checkout::protocol::{Challenge, LivenessVerdict, PaymentPayload, registration_message};
+use facepay_core::checkout::protocol::{
+    Challenge, LivenessVerdict, PaymentPayload, registration_message,
+};
 use facepay_core::checkout::signer::{DeviceSigner, SoftwareSigner};
 use facepay_core::checkout::wire::{ErrorCode, ErrorCode as E, Receipt, b64_encode};
 use serde_json::json;

@@ -568,7 +568,10 @@ async fn api_keys_rotate_and_revoke() {
         env.get_with("/v1/payments", Some(&new))
             .await
             .assert_error(401, E::Unauthorized);
-        assert_eq!(env.get_with("/v1/payments", Some(&newest)).await.status, 200);
+        assert_eq!(
+            env.get_with("/v1/payments", Some(&newest)).await.status,
+            200
+        );
         env.post(
             "/v1/api_keys/roll",
             Some(&newest),

@@ -13,10 +13,12 @@ use std::process::Stdio;
 use std::time::{Duration, Instant};
 
 use common::{Device, http_client, payload_for, signed};
+use facepay_core::checkout::protocol::registration_message;
 use facepay_core::checkout::signer::{DeviceSigner, SoftwareSigner};
 use facepay_core::checkout::webhook::EventType;
-use facepay_core::checkout::protocol::registration_message;
-use facepay_core::checkout::wire::{ChallengeResponse, CreateOrderResponse, b64_decode, b64_encode};
+use facepay_core::checkout::wire::{
+    ChallengeResponse, CreateOrderResponse, b64_decode, b64_encode,
+};
 use serde_json::{Value, json};
 use tokio::process::{Child, Command};
 use webhook_support::{Mode, Receiver, accepted_by_id, verified};
@@ -212,7 +214,11 @@ async fn sigkill_between_commit_and_delivery_loses_no_event_and_keeps_ids() {
         .try_into()
         .unwrap();
     let proof = signer
-        .sign(&registration_message(&challenge, "dev-1", &signer.public_key()))
+        .sign(&registration_message(
+            &challenge,
+            "dev-1",
+            &signer.public_key(),
+        ))
         .unwrap();
     let (status, body) = post(
         &base,

@@ -59,18 +59,11 @@ pub fn write_png(path: &Path, scored: &AllPairs, report: &Report) -> anyhow::Res
         for (key, far) in FAR_TARGETS {
             let fnmr = (1.0 - report.tar_at_far[key]).max(y_min);
             chart
-                .draw_series(std::iter::once(Circle::new(
-                    (far, fnmr),
-                    4,
-                    BLACK.filled(),
-                )))
+                .draw_series(std::iter::once(Circle::new((far, fnmr), 4, BLACK.filled())))
                 .map_err(draw)?;
             chart
                 .draw_series(std::iter::once(Text::new(
-                    format!(
-                        "FAR {key}: {} pairs",
-                        scored.allowed_false_accepts(far)
-                    ),
+                    format!("FAR {key}: {} pairs", scored.allowed_false_accepts(far)),
                     (far, (fnmr * 1.6).min(1.0)),
                     ("sans-serif", 13),
                 )))

@@ -72,9 +72,11 @@ pub fn embed_cached(
     let key = cache_key(manifest, flip)?;
     let old: HashMap<String, Entry> = match std::fs::read(cache) {
         Ok(bytes) => match serde_json::from_slice::<CacheFile>(&bytes) {
-            Ok(file) if file.key == key => {
-                file.entries.into_iter().map(|e| (e.path.clone(), e)).collect()
-            }
+            Ok(file) if file.key == key => file
+                .entries
+                .into_iter()
+                .map(|e| (e.path.clone(), e))
+                .collect(),
             Ok(_) => {
                 eprintln!(
                     "cache {}: made by other models or another build, embedding again",
@@ -83,7 +85,10 @@ pub fn embed_cached(
                 HashMap::new()
             }
             Err(e) => {
-                eprintln!("cache {}: unreadable ({e}), embedding again", cache.display());
+                eprintln!(
+                    "cache {}: unreadable ({e}), embedding again",
+                    cache.display()
+                );
                 HashMap::new()
             }
         },

@@ -144,4 +144,3 @@ fn frame_score(face: &FaceObservation, policy: &LivenessPolicy) -> f32 {
     let s = frontal + sharp + eyes + light;
     if s.is_finite() { s } else { 0.0 }
 }
-

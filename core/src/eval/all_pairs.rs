@@ -109,7 +109,11 @@ impl Partial {
             self.top
                 .select_nth_unstable_by(self.keep - 1, |x, y| y.score.total_cmp(&x.score));
             self.top.truncate(self.keep);
-            self.floor = self.top.iter().map(|p| p.score).fold(f32::INFINITY, f32::min);
+            self.floor = self
+                .top
+                .iter()
+                .map(|p| p.score)
+                .fold(f32::INFINITY, f32::min);
         }
     }
 
@@ -154,14 +158,23 @@ pub fn score_all_pairs(
             labels.len()
         )));
     }
-    let dim = embeddings.iter().flatten().map(Vec::len).next().unwrap_or(0);
+    let dim = embeddings
+        .iter()
+        .flatten()
+        .map(Vec::len)
+        .next()
+        .unwrap_or(0);
     if embeddings.iter().flatten().any(|e| e.len() != dim) {
-        return Err(EvalError::Embeddings("embeddings of different lengths".into()));
+        return Err(EvalError::Embeddings(
+            "embeddings of different lengths".into(),
+        ));
     }
     let total_pairs = (n as u64) * (n.saturating_sub(1) as u64) / 2;
     let mut genuine_count = 0u64;
     let mut per_label: std::collections::HashMap<u32, u64> = std::collections::HashMap::new();
-    labels.iter().for_each(|&l| *per_label.entry(l).or_default() += 1);
+    labels
+        .iter()
+        .for_each(|&l| *per_label.entry(l).or_default() += 1);
     for &c in per_label.values() {
         genuine_count += c * (c - 1) / 2;
     }
@@ -259,7 +272,8 @@ impl AllPairs {
     pub fn impostors_accepted(&self, threshold: f64) -> u64 {
         match self.top.last() {
             Some(lowest) if threshold > f64::from(lowest.score) => {
-                self.top.partition_point(|p| f64::from(p.score) >= threshold) as u64
+                self.top
+                    .partition_point(|p| f64::from(p.score) >= threshold) as u64
             }
             _ if threshold > 1.0 => 0,
             _ if threshold <= -1.0 => self.impostors,
@@ -364,10 +378,16 @@ mod tests {
         let mut e = Vec::new();
         let mut labels = Vec::new();
         for k in 0..n {
-            x = x.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+            x = x
+                .wrapping_mul(6364136223846793005)
+                .wrapping_add(1442695040888963407);
             let jitter = ((x >> 33) as f32 / (1u64 << 31) as f32 - 0.5) * 0.6;
             let id = (k / 4) as u32;
-            e.push(if k == 7 { None } else { unit(id as f32 * 0.37 + jitter) });
+            e.push(if k == 7 {
+                None
+            } else {
+                unit(id as f32 * 0.37 + jitter)
+            });
             labels.push(id);
         }
         (e, labels)
@@ -395,7 +415,10 @@ mod tests {
                 .iter()
                 .filter(|&&s| (f64::from(s) - t).abs() <= BIN_WIDTH)
                 .count() as u64;
-            assert!(got.abs_diff(exact_i) <= slack, "impostors at {t}: {got} vs {exact_i}");
+            assert!(
+                got.abs_diff(exact_i) <= slack,
+                "impostors at {t}: {got} vs {exact_i}"
+            );
         }
         for far in [1e-3, 1e-4] {
             let t = all.threshold_at_far(far).unwrap();
@@ -409,7 +432,11 @@ mod tests {
             }
             assert_eq!(all.impostors_accepted(t), accepted);
         }
-        assert!(all.top_impostors().windows(2).all(|w| w[0].score >= w[1].score));
+        assert!(
+            all.top_impostors()
+                .windows(2)
+                .all(|w| w[0].score >= w[1].score)
+        );
         assert_eq!(all.top_impostors()[0].score, sorted[0]);
     }
 
@@ -423,7 +450,10 @@ mod tests {
             assert!(w[0].threshold > w[1].threshold);
             assert!(w[0].fmr <= w[1].fmr && w[0].fnmr >= w[1].fnmr);
         }
-        assert!(det.iter().all(|p| p.fmr > 0.0 && p.fnmr > 0.0 && p.fmr <= 1.0));
+        assert!(
+            det.iter()
+                .all(|p| p.fmr > 0.0 && p.fnmr > 0.0 && p.fmr <= 1.0)
+        );
     }
 
     #[test]
@@ -439,7 +469,13 @@ mod tests {
             Err(EvalError::NeedBothClasses { .. })
         ));
         let all = score_all_pairs(&e, &labels, 1, &|_| {}).unwrap();
-        assert!(matches!(all.threshold_at_far(0.5), Err(EvalError::FarTarget(_))));
-        assert!(matches!(all.threshold_at_far(0.0), Err(EvalError::FarTarget(_))));
+        assert!(matches!(
+            all.threshold_at_far(0.5),
+            Err(EvalError::FarTarget(_))
+        ));
+        assert!(matches!(
+            all.threshold_at_far(0.0),
+            Err(EvalError::FarTarget(_))
+        ));
     }
 }

@@ -66,6 +66,8 @@ pub enum EvalError {
     #[error("embeddings: {0}")]
     Embeddings(String),
     /// A FAR target outside (0, 1].
-    #[error("FAR target {0} is outside the supported range (0, 1], or (0, 1e-3] for all-pairs thresholds")]
+    #[error(
+        "FAR target {0} is outside the supported range (0, 1], or (0, 1e-3] for all-pairs thresholds"
+    )]
     FarTarget(f64),
 }

@@ -173,7 +173,10 @@ pub(crate) fn save(
     let path = dir.join(ATTEMPTS_FILE);
     if let Err(e) = std::fs::rename(&temp, &path) {
         files::wipe_file(&temp)?;
-        return Err(TemplateError::io(format!("replacing {}", path.display()), e));
+        return Err(TemplateError::io(
+            format!("replacing {}", path.display()),
+            e,
+        ));
     }
     files::sync_dir(dir)
 }

@@ -5,8 +5,8 @@ use std::io;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 
-use super::keystore::{KeyStore, check_key_id};
 use super::attempts::{self, MatchAttempts};
+use super::keystore::{KeyStore, check_key_id};
 use super::{Template, TemplateError, files, seal};
 
 /// File name of the sealed template inside the store's directory.
@@ -149,15 +149,26 @@ impl TemplateStore {
             .lock()
             .unwrap_or_else(|poisoned| poisoned.into_inner());
         let created = template.created_at_ms();
-        let before =
-            attempts::load(&self.dir, &self.key_id, self.keystore.as_ref(), created, now_ms)?;
+        let before = attempts::load(
+            &self.dir,
+            &self.key_id,
+            self.keystore.as_ref(),
+            created,
+            now_ms,
+        )?;
         let after = if matched {
             MatchAttempts::NONE
         } else {
             before.after_failure(now_ms)
         };
         if after != before {
-            attempts::save(&self.dir, &self.key_id, self.keystore.as_ref(), created, &after)?;
+            attempts::save(
+                &self.dir,
+                &self.key_id,
+                self.keystore.as_ref(),
+                created,
+                &after,
+            )?;
         }
         Ok(after)
     }

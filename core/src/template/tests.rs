@@ -703,7 +703,10 @@ fn attempt_limit_is_persisted_bound_to_the_template_and_fails_closed() {
     // A sealed template file is not an attempt record, even under the right key.
     fs::copy(store.path(), &path).unwrap();
     assert_eq!(
-        store.match_attempts(&enrolled, now).unwrap().consecutive_failures,
+        store
+            .match_attempts(&enrolled, now)
+            .unwrap()
+            .consecutive_failures,
         MAX_FAILED_MATCHES
     );
     // Deleting the enrolment deletes the record.
