@@ -188,6 +188,8 @@ private fun enrolAndPay() = runBlocking {
     val account = "shopper-${System.nanoTime()}"
     val registration = facePay.registerDevice(merchant.enrollmentToken(account))
     check(registration.deviceId == facePay.deviceId() && registration.accountId == account) { "$registration" }
+    // Registration proves possession of the key: the server's registration challenge is signed once.
+    check(signer.signatures.get() == 1) { "registration signed ${signer.signatures.get()} times" }
 
     // The payment: challenges from the server's nonce, frames in, verified, signed in Kotlin, receipt.
     val orderId = "kt-order-${System.nanoTime()}"
@@ -204,7 +206,7 @@ private fun enrolAndPay() = runBlocking {
     check(receipt.paymentId.isNotEmpty() && receipt.liveness == LivenessOutcome.PASSED) { "$receipt" }
     check(receipt.counter == 1uL && facePay.counter() == 1uL) { "counter ${receipt.counter}" }
     check(receipt.challenges == session.challenges()) { "challenges ${receipt.challenges}" }
-    check(signer.signatures.get() == 1) { "the Kotlin signer signed ${signer.signatures.get()} times" }
+    check(signer.signatures.get() == 2) { "the Kotlin signer signed ${signer.signatures.get() - 1} times for one payment" }
     check(events.events.any { it is FlowEvent.Paying }) { "no Paying event" }
     check((events.events.last() as? FlowEvent.Done)?.receipt == receipt) { "last event ${events.events.last()}" }
     println("  paid ${receipt.amountMinor} ${receipt.currency}: payment ${receipt.paymentId}, score ${receipt.matchScore}")
