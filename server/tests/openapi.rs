@@ -7,6 +7,7 @@ mod common;
 use std::collections::BTreeSet;
 
 use common::{Env, sqlite};
+use facepay_core::checkout::wire::ErrorCode;
 use facepay_server::app::route_table;
 use facepay_server::openapi::DOCUMENT;
 use yaml_rust2::{Yaml, YamlLoader};
@@ -53,6 +54,54 @@ fn router_routes_and_document_paths_are_the_same() {
         "in docs/openapi.yaml but not served: {unserved:?}"
     );
     assert!(served.len() >= 20, "{served:?}");
+}
+
+/// Every `ErrorCode` the server can answer with, as serde names them. serde's error for an unknown variant lists
+/// them all ("expected one of `a`, `b`, …"), so a code added to the enum shows up here without a second list.
+fn server_error_codes() -> BTreeSet<String> {
+    let err = serde_json::from_str::<ErrorCode>("\"no_such_code\"")
+        .expect_err("an unknown code is refused")
+        .to_string();
+    let listed = err
+        .split("expected one of")
+        .nth(1)
+        .unwrap_or_else(|| panic!("serde's message lists the variants: {err}"));
+    let codes: BTreeSet<String> = listed
+        .split('`')
+        .skip(1)
+        .step_by(2)
+        .map(str::to_owned)
+        .collect();
+    for code in &codes {
+        let parsed: ErrorCode = serde_json::from_value(code.as_str().into()).unwrap();
+        assert_eq!(parsed.as_str(), code);
+    }
+    codes
+}
+
+#[test]
+fn the_documented_error_codes_are_the_servers() {
+    let docs = YamlLoader::load_from_str(DOCUMENT).unwrap();
+    let listed = docs[0]["components"]["schemas"]["Error"]["properties"]["error"]["properties"]["code"]["enum"]
+        .as_vec()
+        .expect("components.schemas.Error lists its codes in an enum");
+    let documented: BTreeSet<String> = listed
+        .iter()
+        .map(|c| c.as_str().expect("codes are strings").to_owned())
+        .collect();
+    assert_eq!(documented.len(), listed.len(), "a code is listed twice");
+    let codes = server_error_codes();
+    assert!(codes.len() >= 40, "{codes:?}");
+    let undocumented: Vec<_> = codes.difference(&documented).collect();
+    let unknown: Vec<_> = documented.difference(&codes).collect();
+    assert!(
+        undocumented.is_empty(),
+        "codes missing from docs/openapi.yaml: {undocumented:?}"
+    );
+    assert!(
+        unknown.is_empty(),
+        "codes in docs/openapi.yaml the server never sends: {unknown:?}"
+    );
 }
 
 #[test]
