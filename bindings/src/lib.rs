@@ -3,6 +3,7 @@
 //!
 //! - [`facepay`]: the [`FacePay`](facepay::FacePay) handle, its configuration and model loading;
 //! - [`session`]: [`PaymentSession`](session::PaymentSession) and [`EnrolmentCapture`](session::EnrolmentCapture);
+//! - [`models`]: where the model bundle comes from (app assets, bytes, a directory);
 //! - [`frame`]: camera frames as bytes with their geometry and pixel format;
 //! - [`guidance`] and [`events`]: what the UI shows, as records and enums;
 //! - [`platform`]: the foreign traits `KeyStore` and `DeviceSigner` (Android Keystore, iOS Keychain / Secure
@@ -15,6 +16,7 @@ pub mod facepay;
 pub mod frame;
 pub mod guard;
 pub mod guidance;
+pub mod models;
 pub mod platform;
 pub mod session;
 

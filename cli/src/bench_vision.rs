@@ -8,15 +8,18 @@
 //!   `--runs` times after a warm-up (the stage's full `run`: input warp + inference + decoding; `eyes_ms` is both
 //!   eyes, two inferences of the iris model);
 //! - `frame_ms`: [`Vision::analyze`] (detect or track ▸ face mesh ▸ pose ▸ eye openness ▸ quality) over the clip's
-//!   frames in order, so the tracker skips the detector as it does in a session; `--runs` frames are timed,
-//!   wrapping around the clip (tracking is reset at the wrap);
+//!   frames in order, with the pipeline's default tracking — the liveness policy's too (the detector on every
+//!   frame); `--runs` frames are timed, wrapping around the clip (tracking is reset at the wrap);
 //! - `session_ms`: `LivenessSession::push_image` over the clip, back-to-back blink sessions, with the MiniFASNet
 //!   models loaded (passive samples on some frames) and without them (see [`session`]); `--runs` frames each;
 //! - `load_ms`: reading, hash-checking and optimising every model into a [`Vision`] (median of 3 loads);
+//! - with `--ort`: `ort`, the same stages under onnxruntime in the same run (`cli/scripts/ort_bench.py`, same
+//!   models and frame), and `ratio`, tract's median over onnxruntime's per stage;
 //! - `peak_rss_mb`: the process's peak resident set (`VmHWM`, MiB) at the end. The stage models are dropped before
 //!   the pipelines of `frame_ms` and `session_ms` load, so it is about one full pipeline plus the timing buffers.
 
 mod ort;
+mod profile;
 mod session;
 mod stats;
 
@@ -67,9 +70,13 @@ pub struct Args {
     /// Folder of the MiniFASNet models (default: env FACEPAY_ANTISPOOF_MODELS, else `$FACEPAY_SHARED/models`).
     #[arg(long)]
     pub antispoof_dir: Option<PathBuf>,
-    /// Also run `cli/scripts/ort_bench.py` (onnxruntime, same models) and show its figures beside tract's.
+    /// Also run `cli/scripts/ort_bench.py` (onnxruntime, same models) and show its figures beside tract's (with
+    /// `--json`: the `ort` and `ratio` objects).
     #[arg(long)]
     pub ort: bool,
+    /// Only print where each model's tract plan spends its time, per op kind (`--runs` runs each), and exit.
+    #[arg(long, conflicts_with_all = ["json", "ort"])]
+    pub profile: bool,
 }
 
 /// The figures `--json` prints: medians in milliseconds, memory in MiB.
@@ -85,7 +92,7 @@ pub struct Report {
     pub embed_ms: f64,
     /// Both MiniFASNet models, `null` when they are absent.
     pub antispoof_ms: Option<f64>,
-    /// Everything the liveness session needs per frame, over a clip (tracking on).
+    /// Everything the liveness session needs per frame, over a clip (the default tracking, as in a session).
     pub frame_ms: f64,
     /// `LivenessSession::push_image` per frame (median and p95), with and without the MiniFASNet models.
     pub session_ms: SessionReport,
@@ -93,6 +100,12 @@ pub struct Report {
     pub load_ms: f64,
     /// Peak resident set size.
     pub peak_rss_mb: f64,
+    /// With `--ort`: the same stages under onnxruntime, medians in ms.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub ort: Option<ort::OrtFigures>,
+    /// With `--ort`: tract's median over onnxruntime's, per stage (`null` where either is missing).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub ratio: Option<ort::Ratios>,
 }
 
 /// Timings beyond the JSON figures, for the table.
@@ -122,6 +135,10 @@ pub fn run(args: Args) -> anyhow::Result<()> {
             .join("clips")
             .join("live-blink-7"),
     };
+    if args.profile {
+        let manifest = ModelManifest::load(&models_dir)?;
+        return profile::print(&manifest, &models_dir, &antispoof_dir, args.runs as usize);
+    }
     let clip_frames = clip_frames(&clip)?;
     let frame_source = args.frame.clone().unwrap_or_else(|| clip_frames[0].clone());
     let frame = to_bench_frame(&decode_file(&frame_source)?);
@@ -170,7 +187,27 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         clip,
         frame_source,
     };
-    let report = Report {
+    let ort_figures = if args.ort {
+        Some(ort::run(
+            &models_dir,
+            &antispoof_dir,
+            &details.frame_source,
+            runs,
+        ))
+    } else {
+        None
+    };
+    let ort_ok = match ort_figures {
+        // One JSON object is what scripts read: a missing reference is an error, not an absent key.
+        Some(Err(e)) if args.json => return Err(e.context("--ort")),
+        Some(Err(e)) => {
+            eprintln!("bench vision: onnxruntime figures unavailable: {e:#}");
+            None
+        }
+        Some(Ok(f)) => Some(f),
+        None => None,
+    };
+    let mut report = Report {
         detect_ms: details.stages.detect.median,
         landmarks_ms: details.stages.landmarks.median,
         eyes_ms: details.stages.eyes.median,
@@ -182,22 +219,18 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         peak_rss_mb: proc_status_field("VmHWM:").context("reading VmHWM from /proc/self/status")?
             as f64
             / 1024.0,
+        ort: None,
+        ratio: None,
     };
+    if let Some(o) = ort_ok {
+        report.ratio = Some(ort::Ratios::new(&report, &o));
+        report.ort = Some(o);
+    }
     if args.json {
         println!("{}", serde_json::to_string(&report)?);
         return Ok(());
     }
-    let ort_figures = if args.ort {
-        Some(ort::run(
-            &models_dir,
-            &antispoof_dir,
-            &details.frame_source,
-            runs,
-        ))
-    } else {
-        None
-    };
-    print_table(&report, &details, runs, ort_figures);
+    print_table(&report, &details, runs, args.ort);
     Ok(())
 }
 
@@ -378,7 +411,7 @@ fn proc_status_field(field: &str) -> Option<u64> {
     line[field.len()..].split_whitespace().next()?.parse().ok()
 }
 
-fn print_table(r: &Report, d: &Details, runs: usize, ort: Option<anyhow::Result<ort::OrtFigures>>) {
+fn print_table(r: &Report, d: &Details, runs: usize, asked_ort: bool) {
     println!(
         "facepay bench vision: {runs} timed runs per stage, one thread (process threads: {})",
         d.threads.map_or("unknown".to_string(), |t| t.to_string())
@@ -388,7 +421,7 @@ fn print_table(r: &Report, d: &Details, runs: usize, ort: Option<anyhow::Result<
         d.frame_source.display(),
         d.clip.display()
     );
-    let ort_ok = ort.as_ref().and_then(|o| o.as_ref().ok());
+    let ort_ok = r.ort.as_ref();
     let ort_col = |v: Option<f64>| match (ort_ok, v) {
         (Some(_), Some(v)) => format!("{v:>10.2}"),
         (Some(_), None) => format!("{:>10}", "-"),
@@ -470,9 +503,9 @@ fn print_table(r: &Report, d: &Details, runs: usize, ort: Option<anyhow::Result<
         "  peak RSS                          {:>10.1} MiB",
         r.peak_rss_mb
     );
-    match ort {
-        Some(Err(e)) => println!("  onnxruntime figures unavailable: {e:#}"),
-        None => println!("  (add --ort for the same models under onnxruntime)"),
-        Some(Ok(_)) => {}
+    match (&r.ratio, asked_ort) {
+        (Some(ratio), _) => println!("  tract / onnxruntime: {ratio}"),
+        (None, true) => println!("  onnxruntime figures unavailable (the error is on stderr)"),
+        (None, false) => println!("  (add --ort for the same models under onnxruntime)"),
     }
 }

@@ -25,7 +25,6 @@ use facepay_core::checkout::wire::CreateOrderRequest;
 use facepay_core::flow::{FacePay, FacePayConfig, FlowError, Receipt};
 use facepay_core::liveness::{LivenessPolicy, challenge_name, parse_challenges};
 use facepay_core::template::MemoryKeyStore;
-use facepay_core::vision::model::default_models_dir;
 use facepay_core::vision::pipeline::Vision;
 use facepay_server::{DatabaseTarget, RunningServer, Server, ServerConfig, TlsMode};
 
@@ -168,7 +167,6 @@ pub fn run(args: Args) -> anyhow::Result<()> {
             server: client,
             device_id: "demo-device-1".into(),
             state_dir: temp.path().join("device"),
-            models_dir: default_models_dir(),
             policy: LivenessPolicy::default(),
             enrolment_challenges: Some(challenge_set),
         },

@@ -13,7 +13,6 @@ use facepay_core::enrolment::EnrolmentCapture;
 use facepay_core::flow::{EnrolmentStep, EnrolmentSummary, FacePay, FacePayConfig, FlowError};
 use facepay_core::liveness::{Challenge, LivenessPolicy, parse_challenges};
 use facepay_core::template::FileKeyStore;
-use facepay_core::vision::model::default_models_dir;
 use facepay_core::vision::pipeline::Vision;
 
 use crate::clip_frames::Clip;
@@ -181,7 +180,6 @@ pub fn open_device(
         server: server.client_config()?,
         device_id,
         state_dir: state.clone(),
-        models_dir: default_models_dir(),
         policy: LivenessPolicy::default(),
         enrolment_challenges,
     };

@@ -12,6 +12,7 @@ mod eval_far;
 mod eval_lfw;
 mod eval_liveness;
 mod eval_matching;
+mod models_nnef;
 mod pay;
 mod replay;
 
@@ -37,6 +38,9 @@ enum Command {
     /// Speed and memory benchmarks.
     #[command(subcommand)]
     Bench(BenchCommand),
+    /// Model conversions (maintainer tools).
+    #[command(subcommand)]
+    Models(ModelsCommand),
     /// Replay a recorded session or a clip folder through the liveness session.
     Replay(replay::Args),
     /// List the webcams (builds with the `camera` feature).
@@ -53,6 +57,12 @@ enum EvalCommand {
     Liveness(eval_liveness::Args),
     /// Per-attempt FRR and FAR of the face match on clips, enrolled and matched as the product does.
     Matching(eval_matching::Args),
+}
+
+#[derive(Subcommand)]
+enum ModelsCommand {
+    /// Convert the manifest's ONNX models to tract's NNEF form (what the library loads).
+    Nnef(models_nnef::Args),
 }
 
 #[derive(Subcommand)]
@@ -86,6 +96,7 @@ fn run(command: Command) -> anyhow::Result<()> {
         Command::Eval(EvalCommand::Matching(args)) => eval_matching::run(args),
         Command::Bench(BenchCommand::Vision(args)) => bench_vision::run(args),
         Command::Bench(BenchCommand::Server(args)) => bench_server::run(args),
+        Command::Models(ModelsCommand::Nnef(args)) => models_nnef::run(args),
         Command::Replay(args) => replay::run(args),
         Command::Cameras(args) => camera::run(args),
     }

@@ -53,8 +53,6 @@ pub struct FacePayConfig {
     pub device_id: String,
     /// Directory of the sealed template and the signature counter.
     pub state_dir: PathBuf,
-    /// Directory of the model manifest (for the evidence's model versions and the calibrated threshold).
-    pub models_dir: PathBuf,
     /// The liveness policy for enrolment and payment sessions.
     pub policy: LivenessPolicy,
     /// Challenges of the enrolment session; `None` derives them from a fresh random nonce, like a payment's.
@@ -110,8 +108,8 @@ impl std::fmt::Debug for FacePay {
 }
 
 impl FacePay {
-    /// A handle over loaded models, the device key and a key store for the template key. Reads the manifest in
-    /// `config.models_dir` (model versions, calibrated threshold, and the flip-averaging setting the threshold
+    /// A handle over loaded models, the device key and a key store for the template key. Reads the manifest the
+    /// models were loaded with (model versions, calibrated threshold, and the flip-averaging setting the threshold
     /// holds for, which it sets on the embedder); makes no network call.
     pub fn new(
         config: FacePayConfig,
@@ -124,7 +122,7 @@ impl FacePay {
             .policy
             .validate()
             .map_err(|e| FlowError::Config(e.to_string()))?;
-        let models = ModelInfo::load(&config.models_dir, vision.has_antispoof())?;
+        let models = ModelInfo::from_manifest(vision.manifest(), vision.has_antispoof())?;
         let mut vision = vision;
         vision.embedder_mut().set_flip_average(models.flip_average);
         let client = CheckoutClient::new(config.server)?;

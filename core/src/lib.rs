@@ -27,5 +27,5 @@ pub mod flow;
 pub mod liveness;
 pub mod matcher;
 pub mod template;
-#[cfg(feature = "vision")]
+#[cfg(feature = "frames")]
 pub mod vision;

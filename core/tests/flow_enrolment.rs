@@ -18,7 +18,7 @@ use facepay_core::flow::{EnrolmentStep, FacePay, FacePayConfig, FlowError, FlowE
 use facepay_core::liveness::LivenessPolicy;
 use facepay_core::template::{MAX_FAILED_MATCHES, MemoryKeyStore, TemplateStore};
 use facepay_core::vision::frame::decode_file;
-use facepay_core::vision::model::{default_models_dir, default_shared_dir};
+use facepay_core::vision::model::default_shared_dir;
 use facepay_core::vision::pipeline::Vision;
 
 fn clip_dir(name: &str) -> PathBuf {
@@ -54,7 +54,6 @@ fn device_with_keys(state: &Path) -> (FacePay, Arc<MemoryKeyStore>) {
         server: ClientConfig::new("http://127.0.0.1:9/", TrustRoots::System),
         device_id: "test-device".into(),
         state_dir: state.to_owned(),
-        models_dir: default_models_dir(),
         policy: LivenessPolicy::default(),
         enrolment_challenges: Some(vec![Challenge::Blink]),
     };

@@ -1,5 +1,6 @@
 // End-to-end test of the generated Kotlin API on the JVM: enrolment and payment on a recorded clip against a real
-// facepay-server on loopback, with Kotlin implementations of KeyStore and DeviceSigner, and the typed errors.
+// facepay-server on loopback, with Kotlin implementations of KeyStore, DeviceSigner and ModelAssets, the models
+// opened from bytes, and the typed errors.
 // Run by bindings/tests/kotlin/run.sh (scripts/test.d/50-kotlin.sh); prints "kotlin: N passed, M failed".
 package dev.facepay.test
 
@@ -16,15 +17,19 @@ import dev.facepay.sdk.FlowListener
 import dev.facepay.sdk.FramePixels
 import dev.facepay.sdk.GuidanceState
 import dev.facepay.sdk.LivenessOutcome
+import dev.facepay.sdk.ModelAssets
 import dev.facepay.sdk.PaymentSession
 import dev.facepay.sdk.PaymentStep
 import dev.facepay.sdk.checkFrame
 import dev.facepay.sdk.fileKeyStore
 import dev.facepay.sdk.memoryKeyStore
+import dev.facepay.sdk.modelBytes
+import dev.facepay.sdk.modelDirectory
 import dev.facepay.sdk.softwareDeviceSigner
 import java.io.File
 import java.nio.file.Files
 import java.util.Collections
+import java.util.concurrent.atomic.AtomicInteger
 import kotlin.system.exitProcess
 import kotlinx.coroutines.runBlocking
 
@@ -51,6 +56,20 @@ private fun config(state: File, deviceId: String = "kotlin-${System.nanoTime()}"
         antispoofModelsDir = File(shared, "models").path,
         enrolmentChallenges = listOf(Challenge.BLINK),
     )
+
+/** The committed model bundle as bytes (`manifest.toml` and the NNEF model files), as an app reads its assets. */
+private fun bundleBytes(): Map<String, ByteArray> =
+    File(env("FACEPAY_MODELS")).listFiles { f -> f.name == "manifest.toml" || f.name.endsWith(".nnef.tar") }!!
+        .associate { it.name to it.readBytes() }
+
+/** A ModelAssets over a folder, as an Android AssetManager- or iOS Bundle-backed one reads the app's assets. */
+private class FolderAssets(private val dir: File) : ModelAssets {
+    val reads = AtomicInteger()
+    override fun read(name: String): ByteArray? {
+        reads.incrementAndGet()
+        return File(dir, name).takeIf { it.isFile }?.readBytes()
+    }
+}
 
 /** Records every event the flow reports. */
 private class Recorder : FlowListener {
@@ -145,6 +164,24 @@ private fun configurationErrors() {
         FacePay(config(state, models = File(state, "no-models").path), JvmDeviceSigner(), JvmKeyStore())
     }
     check(e.detail.contains("manifest")) { e.detail }
+    val noDir = expectThrows<FacePayException.Vision>("missing model directory") {
+        FacePay.withModels(config(state), modelDirectory(File(state, "no-models").path), null, JvmDeviceSigner(), JvmKeyStore())
+    }
+    check(noDir.detail.contains("manifest")) { noDir.detail }
+    // A model bundle in bytes: a tampered model is refused by its sha256, a missing one by name.
+    val bundle = bundleBytes()
+    check(bundle.keys.any { it.endsWith(".nnef.tar") } && "manifest.toml" in bundle) { "bundle ${bundle.keys}" }
+    val tampered = bundle.mapValues { (name, bytes) ->
+        if (name == "face_detection_short_range.nnef.tar") bytes.copyOf().also { it[it.size / 2] = (it[it.size / 2] + 1).toByte() } else bytes
+    }
+    val hash = expectThrows<FacePayException.Vision>("tampered model bytes") {
+        FacePay.withModels(config(state), modelBytes(tampered), null, JvmDeviceSigner(), JvmKeyStore())
+    }
+    check(hash.detail.contains("sha256")) { hash.detail }
+    val missing = expectThrows<FacePayException.Vision>("model missing from the bundle") {
+        FacePay.withModels(config(state), modelBytes(bundle - "face_landmark.nnef.tar"), null, JvmDeviceSigner(), JvmKeyStore())
+    }
+    check(missing.detail.contains("face_landmark.nnef.tar")) { missing.detail }
     expectThrows<FacePayException.Config>("empty device id") {
         FacePay(config(state, deviceId = ""), JvmDeviceSigner(), JvmKeyStore())
     }
@@ -158,9 +195,15 @@ private fun enrolAndPay() = runBlocking {
     val state = tempDir("flow")
     val signer = JvmDeviceSigner()
     val keys = JvmKeyStore()
-    val facePay = FacePay(config(state), signer, keys)
+    // The models from bytes (as read from an APK's assets or an app bundle), the anti-spoof models through a
+    // Kotlin ModelAssets: nothing is read from a models directory.
+    val antispoof = FolderAssets(File(env("FACEPAY_TEST_ANTISPOOF_NNEF")))
+    val facePay = FacePay.withModels(config(state, models = "/nonexistent"), modelBytes(bundleBytes()), antispoof, signer, keys)
     check(!facePay.isEnrolled()) { "enrolled before enrolment" }
     check(facePay.modelVersions().any { it.startsWith("mobilefacenet@") }) { "${facePay.modelVersions()}" }
+    check(facePay.modelVersions().any { it.startsWith("minifasnet_v2@") } && antispoof.reads.get() >= 2) {
+        "anti-spoof models not loaded through ModelAssets: ${facePay.modelVersions()}, ${antispoof.reads.get()} reads"
+    }
     check(facePay.matchThreshold() > 0f && facePay.matchThreshold() < 1f) { "threshold ${facePay.matchThreshold()}" }
 
     // Paying before enrolling: typed NotEnrolled.

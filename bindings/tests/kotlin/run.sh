@@ -1,9 +1,11 @@
 #!/usr/bin/env bash
 # The Kotlin end-to-end test of the generated bindings, on the JVM:
 #   1. generates the bindings (bindings/generate.sh: builds the cdylib, Kotlin + Swift, header check);
-#   2. starts a real facepay-server on loopback (plain HTTP, SQLite in a temp dir, challenge set `blink` to match
+#   2. converts the MiniFASNet models of $FACEPAY_SHARED/models to the NNEF form the library loads
+#      (`facepay models nnef`, into a temp dir: the test reads them through a Kotlin ModelAssets);
+#   3. starts a real facepay-server on loopback (plain HTTP, SQLite in a temp dir, challenge set `blink` to match
 #      the recorded clip) and creates a merchant with its CLI;
-#   3. compiles the generated Kotlin with the tests in this folder and runs them against that server.
+#   4. compiles the generated Kotlin with the tests in this folder and runs them against that server.
 # Needs: KOTLINC (kotlinc-jvm of the npm package kotlin-compiler), KOTLIN_LIB (its lib/ folder, with
 # kotlinx-coroutines-core-jvm.jar), JNA_JAR (Debian libjna-java), java, FACEPAY_SHARED.
 # scripts/test.d/50-kotlin.sh installs them and runs this script.
@@ -19,8 +21,9 @@ done
 
 lib="$(bindings/generate.sh | tail -n 1)"
 # (With FACEPAY_BUILD_SCOPE=workspace, generate.sh has built the server binary already.)
-[ "${FACEPAY_BUILD_SCOPE:-crate}" = workspace ] || cargo build -p facepay-server --bin facepay-server >&2
+[ "${FACEPAY_BUILD_SCOPE:-crate}" = workspace ] || cargo build -p facepay-server --bin facepay-server -p facepay --bin facepay >&2
 server_bin="${CARGO_TARGET_DIR:-$root/target}/debug/facepay-server"
+facepay_bin="${CARGO_TARGET_DIR:-$root/target}/debug/facepay"
 
 work="$(mktemp -d "${TMPDIR:-/tmp}/facepay-kotlin.XXXXXX")"
 server_pid=""
@@ -29,6 +32,9 @@ cleanup() {
   rm -rf "$work"
 }
 trap cleanup EXIT
+
+antispoof="$work/antispoof-nnef"
+"$facepay_bin" models nnef --onnx "$FACEPAY_SHARED/models" --out "$antispoof" --check >&2
 
 db="$work/checkout.sqlite"
 merchant_json="$("$server_bin" merchant create --name kotlin-test --db "$db" --json)"
@@ -50,6 +56,6 @@ classpath="$JNA_JAR:$KOTLIN_LIB/kotlinx-coroutines-core-jvm.jar"
 "$KOTLINC" -nowarn -cp "$classpath" -d "$work/test.jar" \
   "$(find bindings/generated/kotlin -name '*.kt')" "$here"/*.kt
 FACEPAY_TEST_SERVER="$url" FACEPAY_TEST_MERCHANT_KEY="$api_key" FACEPAY_SHARED="$FACEPAY_SHARED" \
-FACEPAY_MODELS="$root/models" \
+FACEPAY_MODELS="$root/models" FACEPAY_TEST_ANTISPOOF_NNEF="$antispoof" \
   java -Djna.library.path="$(dirname "$lib")" -cp "$work/test.jar:$classpath:$KOTLIN_LIB/kotlin-stdlib.jar" \
   dev.facepay.test.FacePayBindingTestKt

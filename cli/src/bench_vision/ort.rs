@@ -5,10 +5,12 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 
 use anyhow::Context;
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
+
+use super::Report;
 
 /// Medians in ms as printed by `ort_bench.py --json`.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, Serialize)]
 pub struct OrtFigures {
     /// BlazeFace.
     pub detect_ms: Option<f64>,
@@ -23,6 +25,53 @@ pub struct OrtFigures {
     pub antispoof_ms: Option<f64>,
     /// All sessions created.
     pub load_ms: f64,
+}
+
+/// tract's median over onnxruntime's per stage, from the same run.
+#[derive(Debug, Serialize)]
+pub struct Ratios {
+    /// BlazeFace.
+    pub detect: Option<f64>,
+    /// Face mesh.
+    pub landmarks: Option<f64>,
+    /// Iris model, both eyes.
+    pub eyes: Option<f64>,
+    /// MobileFaceNet.
+    pub embed: Option<f64>,
+    /// Both MiniFASNet models.
+    pub antispoof: Option<f64>,
+}
+
+impl Ratios {
+    /// The ratios of `tract`'s stage medians over `ort`'s (rounded to 0.01).
+    pub fn new(tract: &Report, ort: &OrtFigures) -> Self {
+        let ratio = |t: Option<f64>, o: Option<f64>| match (t, o) {
+            (Some(t), Some(o)) if o > 0.0 => Some((t / o * 100.0).round() / 100.0),
+            _ => None,
+        };
+        Self {
+            detect: ratio(Some(tract.detect_ms), ort.detect_ms),
+            landmarks: ratio(Some(tract.landmarks_ms), ort.landmarks_ms),
+            eyes: ratio(Some(tract.eyes_ms), ort.eyes_ms),
+            embed: ratio(Some(tract.embed_ms), ort.embed_ms),
+            antispoof: ratio(tract.antispoof_ms, ort.antispoof_ms),
+        }
+    }
+}
+
+impl std::fmt::Display for Ratios {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let show = |r: Option<f64>| r.map_or("-".to_string(), |r| format!("{r:.2}×"));
+        write!(
+            f,
+            "detect {}, landmarks {}, eyes {}, embed {}, antispoof {}",
+            show(self.detect),
+            show(self.landmarks),
+            show(self.eyes),
+            show(self.embed),
+            show(self.antispoof)
+        )
+    }
 }
 
 fn workspace() -> PathBuf {

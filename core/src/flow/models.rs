@@ -2,8 +2,6 @@
 //! embedder id stored with templates, and the calibrated match threshold (`[calibration]` of the manifest, the
 //! one place it lives) with the flip-averaging setting it holds for.
 
-use std::path::Path;
-
 use super::FlowError;
 use crate::template::model_id;
 use crate::vision::antispoof::MODEL_NAMES as ANTISPOOF_MODELS;
@@ -24,13 +22,8 @@ pub struct ModelInfo {
 }
 
 impl ModelInfo {
-    /// Reads the manifest in `models_dir`; `with_antispoof` adds the anti-spoof models' versions. A manifest
-    /// without a `[calibration]` for the pipeline's embedder is a [`FlowError::Config`].
-    pub fn load(models_dir: &Path, with_antispoof: bool) -> Result<Self, FlowError> {
-        Self::from_manifest(&ModelManifest::load(models_dir)?, with_antispoof)
-    }
-
-    /// [`ModelInfo::load`] from a parsed manifest.
+    /// Reads a parsed manifest; `with_antispoof` adds the anti-spoof models' versions. A manifest without a
+    /// `[calibration]` for the pipeline's embedder is a [`FlowError::Config`].
     pub fn from_manifest(
         manifest: &ModelManifest,
         with_antispoof: bool,

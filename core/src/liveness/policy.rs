@@ -42,8 +42,11 @@ pub struct VisionPolicy {
 }
 
 impl Default for VisionPolicy {
+    /// The pipeline's own default ([`Tracking::default`](crate::vision::pipeline::Tracking)): one source.
     fn default() -> Self {
-        Self { redetect_every: 1 }
+        Self {
+            redetect_every: crate::vision::pipeline::Tracking::default().redetect_every,
+        }
     }
 }
 

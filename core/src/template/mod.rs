@@ -28,3 +28,26 @@ pub use store::{DEFAULT_KEY_ID, TEMPLATE_FILE, TemplateStore};
 
 #[cfg(test)]
 mod tests;
+
+/// The codec and the sealed-file parser, for the fuzz targets only (`cargo fuzz` builds with `--cfg fuzzing`).
+#[cfg(fuzzing)]
+#[doc(hidden)]
+pub mod fuzzing {
+    use super::{Template, TemplateError, TemplateKey};
+
+    /// Decodes a plaintext template payload (what the sealed file holds once decrypted).
+    pub fn decode(bytes: &[u8]) -> Result<Template, TemplateError> {
+        super::codec::decode(bytes)
+    }
+
+    /// Encodes a template as the plaintext payload.
+    pub fn encode(template: &Template) -> Vec<u8> {
+        super::codec::encode(template)
+    }
+
+    /// Parses a sealed file's header and opens it under `key`, as `TemplateStore::load` does.
+    pub fn open(bytes: &[u8], key: &TemplateKey) -> Result<Template, TemplateError> {
+        let header = super::seal::parse_header(bytes)?;
+        super::seal::open(bytes, &header, key)
+    }
+}

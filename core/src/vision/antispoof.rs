@@ -4,11 +4,9 @@
 //! The models are external (not committed, see [`super::model::default_antispoof_dir`]): the core works without
 //! them, so [`AntiSpoof::load`] returns `None` when neither file is there.
 
-use std::path::Path;
-
 use super::VisionError;
 use super::image::{Affine, Rect, RgbImage};
-use super::model::{ModelEntry, ModelManifest, read_model_file};
+use super::model::{ModelEntry, ModelManifest, ModelSource, try_read_model_file};
 use super::runner::{Runner, ensure_image};
 
 /// Manifest names of the anti-spoof models, fused in this order.
@@ -30,14 +28,17 @@ pub struct AntiSpoof {
 }
 
 impl AntiSpoof {
-    /// Loads every model of [`MODEL_NAMES`] whose file is in `dir`; `Ok(None)` when none is. A file that is
+    /// Loads every model of [`MODEL_NAMES`] whose file `source` has; `Ok(None)` when it has none. A file that is
     /// present but has the wrong sha256, or that tract cannot load, is an error.
-    pub fn load(manifest: &ModelManifest, dir: &Path) -> Result<Option<Self>, VisionError> {
+    pub fn load(
+        manifest: &ModelManifest,
+        source: &(impl ModelSource + ?Sized),
+    ) -> Result<Option<Self>, VisionError> {
         let mut models = Vec::new();
         for name in MODEL_NAMES {
             let entry = manifest.entry(name)?;
-            if dir.join(&entry.file).is_file() {
-                models.push((entry, read_model_file(dir, entry)?));
+            if let Some(bytes) = try_read_model_file(source, entry)? {
+                models.push((entry, bytes));
             }
         }
         if models.is_empty() {

@@ -34,6 +34,14 @@ pub enum VisionError {
         /// The file that was expected.
         path: PathBuf,
     },
+    /// A model source (an app's assets) failed to read a file it has.
+    #[error("cannot read model file {path}: {reason}")]
+    ModelRead {
+        /// The file that was asked for.
+        path: PathBuf,
+        /// The source's error.
+        reason: String,
+    },
     /// A model file's sha256 differs from the manifest: it is refused before being parsed.
     #[error("model {name}: sha256 mismatch (manifest {expected}, file {actual})")]
     ModelHash {

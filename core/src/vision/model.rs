@@ -1,11 +1,16 @@
-//! Model manifest (`models/manifest.toml`), sha256 verification and tract plan building.
+//! Model manifest (`models/manifest.toml`), where model files come from ([`ModelSource`]: a directory, bytes in
+//! memory, an app's assets), sha256 verification and tract plan building.
 //!
-//! A model's bytes are checked against the manifest's `onnx_sha256` **before** tract parses them: a file with the
-//! wrong hash is refused with [`VisionError::ModelHash`] and never reaches the ONNX parser.
+//! The library runs each model from its NNEF form (tract's own serialisation, made offline from the ONNX file by
+//! [`onnx_to_nnef`] / `facepay models nnef`), so it needs only `tract-nnef` and `tract-core`. A model's bytes are
+//! checked against the manifest's `nnef_sha256` **before** tract parses them: a file with the wrong hash is
+//! refused with [`VisionError::ModelHash`] and never reaches a parser. With the `onnx` feature (tools and tests),
+//! bytes matching `onnx_sha256` are loaded through the ONNX importer instead.
 
+use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 
-use tract_onnx::prelude::*;
+use tract_nnef::prelude::*;
 
 use super::VisionError;
 use super::image::{ChannelOrder, Layout, Normalize};
@@ -56,8 +61,14 @@ pub struct ModelEntry {
     pub provenance: Option<String>,
     /// sha256 of the source file in the package (committed models only).
     pub source_sha256: Option<String>,
-    /// sha256 (lower-case hex) of the ONNX file: verified at load.
+    /// sha256 (lower-case hex) of the ONNX file: the model's identity (its version in evidence and templates);
+    /// verified when the ONNX file itself is loaded (`onnx` feature).
     pub onnx_sha256: String,
+    /// File name of the model's NNEF form (tract's, made from the ONNX file by `facepay models nnef`): what the
+    /// library loads.
+    pub nnef_file: String,
+    /// sha256 (lower-case hex) of the NNEF file: verified at load.
+    pub nnef_sha256: String,
     /// Name of the model input the shape applies to (the first input when absent).
     pub input_name: Option<String>,
     /// Input shape, batch first, 4-D (`[1, h, w, 3]` or `[1, 3, h, w]` according to `layout`).
@@ -87,14 +98,16 @@ impl ModelEntry {
     /// Checks everything the schema cannot: hash format, shape agreeing with layout, finite normalisation.
     fn validate(&self) -> Result<(), String> {
         let bad = |what: String| Err(format!("model {:?}: {what}", self.name));
-        if self.name.is_empty() || self.file.is_empty() {
-            return bad("name and file must not be empty".into());
+        if self.name.is_empty() || self.file.is_empty() || self.nnef_file.is_empty() {
+            return bad("name, file and nnef_file must not be empty".into());
         }
-        if !is_sha256_hex(&self.onnx_sha256) {
-            return bad(format!(
-                "onnx_sha256 {:?} is not 64 lower-case hex digits",
-                self.onnx_sha256
-            ));
+        for (field, hash) in [
+            ("onnx_sha256", &self.onnx_sha256),
+            ("nnef_sha256", &self.nnef_sha256),
+        ] {
+            if !is_sha256_hex(hash) {
+                return bad(format!("{field} {hash:?} is not 64 lower-case hex digits"));
+            }
         }
         if let Some(s) = &self.source_sha256
             && !is_sha256_hex(s)
@@ -222,9 +235,23 @@ impl ModelManifest {
 
     /// Reads and parses `<dir>/manifest.toml`.
     pub fn load(dir: &Path) -> Result<Self, VisionError> {
-        let path = dir.join(MANIFEST_FILE);
-        let text = std::fs::read_to_string(&path)
-            .map_err(|e| VisionError::Manifest(format!("cannot read {}: {e}", path.display())))?;
+        Self::read(dir)
+    }
+
+    /// Reads and parses the source's `manifest.toml`.
+    pub fn read(source: &(impl ModelSource + ?Sized)) -> Result<Self, VisionError> {
+        let missing = || {
+            VisionError::Manifest(format!(
+                "cannot read {}",
+                source.describe(MANIFEST_FILE).display()
+            ))
+        };
+        let bytes = source
+            .read(MANIFEST_FILE)
+            .map_err(|_| missing())?
+            .ok_or_else(missing)?;
+        let text = String::from_utf8(bytes)
+            .map_err(|e| VisionError::Manifest(format!("{MANIFEST_FILE} is not UTF-8: {e}")))?;
         Self::parse(&text)
     }
 
@@ -240,10 +267,76 @@ impl ModelManifest {
     }
 }
 
-/// Reads `<dir>/<entry.file>`; a missing or unreadable file is [`VisionError::ModelMissing`].
-pub fn read_model_file(dir: &Path, entry: &ModelEntry) -> Result<Vec<u8>, VisionError> {
-    let path = dir.join(&entry.file);
-    std::fs::read(&path).map_err(|_| VisionError::ModelMissing { path })
+/// Where the files of a model bundle (`manifest.toml` and the model files it names) come from.
+pub trait ModelSource {
+    /// The bytes of `file`, or `None` when the source has no such file; a file that is there but cannot be read
+    /// is [`VisionError::ModelMissing`].
+    fn read(&self, file: &str) -> Result<Option<Vec<u8>>, VisionError>;
+
+    /// How `file` of this source is named in errors (its path for a directory).
+    fn describe(&self, file: &str) -> PathBuf;
+}
+
+/// A directory of model files (desktop, tools, tests).
+impl ModelSource for Path {
+    fn read(&self, file: &str) -> Result<Option<Vec<u8>>, VisionError> {
+        let path = self.join(file);
+        match std::fs::read(&path) {
+            Ok(bytes) => Ok(Some(bytes)),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+            Err(_) => Err(VisionError::ModelMissing { path }),
+        }
+    }
+
+    fn describe(&self, file: &str) -> PathBuf {
+        self.join(file)
+    }
+}
+
+/// A directory of model files.
+impl ModelSource for PathBuf {
+    fn read(&self, file: &str) -> Result<Option<Vec<u8>>, VisionError> {
+        self.as_path().read(file)
+    }
+
+    fn describe(&self, file: &str) -> PathBuf {
+        self.join(file)
+    }
+}
+
+/// Model files in memory, by file name (e.g. a bundle an app read from its assets).
+impl ModelSource for HashMap<String, Vec<u8>> {
+    fn read(&self, file: &str) -> Result<Option<Vec<u8>>, VisionError> {
+        Ok(self.get(file).cloned())
+    }
+
+    fn describe(&self, file: &str) -> PathBuf {
+        PathBuf::from(file)
+    }
+}
+
+/// Reads the entry's NNEF file from `source` (with the `onnx` feature, its ONNX file when the source has no NNEF
+/// file); a missing or unreadable file is [`VisionError::ModelMissing`].
+pub fn read_model_file(
+    source: &(impl ModelSource + ?Sized),
+    entry: &ModelEntry,
+) -> Result<Vec<u8>, VisionError> {
+    try_read_model_file(source, entry)?.ok_or_else(|| VisionError::ModelMissing {
+        path: source.describe(&entry.nnef_file),
+    })
+}
+
+/// [`read_model_file`], with `None` when the source has neither file.
+pub fn try_read_model_file(
+    source: &(impl ModelSource + ?Sized),
+    entry: &ModelEntry,
+) -> Result<Option<Vec<u8>>, VisionError> {
+    let nnef = source.read(&entry.nnef_file)?;
+    #[cfg(feature = "onnx")]
+    if nnef.is_none() {
+        return source.read(&entry.file);
+    }
+    Ok(nnef)
 }
 
 /// Reads the entry's file from `dir` and [`load_plan`]s it.
@@ -257,49 +350,236 @@ pub fn sha256_hex(bytes: &[u8]) -> String {
     digest.as_ref().iter().map(|b| format!("{b:02x}")).collect()
 }
 
-/// Verifies `bytes` against the entry's `onnx_sha256`.
-pub fn verify_sha256(entry: &ModelEntry, bytes: &[u8]) -> Result<(), VisionError> {
-    let actual = sha256_hex(bytes);
-    if actual != entry.onnx_sha256 {
-        return Err(VisionError::ModelHash {
-            name: entry.name.clone(),
-            expected: entry.onnx_sha256.clone(),
-            actual,
-        });
-    }
-    Ok(())
+/// The two forms a model's bytes may have.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ModelFormat {
+    /// tract's NNEF tar (what the library runs).
+    Nnef,
+    /// The ONNX file (tools and tests, `onnx` feature).
+    #[cfg(feature = "onnx")]
+    Onnx,
 }
 
-/// Verifies bytes against the entry's onnx sha256, loads with tract, fixes the input fact to `input_shape`, fuses
-/// tf2onnx's decomposed PReLUs ([`super::prelu`]), optimises, makes runnable.
+/// The form of `bytes` by their sha256: [`ModelFormat::Nnef`] when it is the entry's `nnef_sha256`, with the `onnx`
+/// feature [`ModelFormat::Onnx`] when it is its `onnx_sha256`; anything else is [`VisionError::ModelHash`].
+pub fn verify_sha256(entry: &ModelEntry, bytes: &[u8]) -> Result<ModelFormat, VisionError> {
+    let actual = sha256_hex(bytes);
+    if actual == entry.nnef_sha256 {
+        return Ok(ModelFormat::Nnef);
+    }
+    #[cfg(feature = "onnx")]
+    if actual == entry.onnx_sha256 {
+        return Ok(ModelFormat::Onnx);
+    }
+    Err(VisionError::ModelHash {
+        name: entry.name.clone(),
+        expected: entry.nnef_sha256.clone(),
+        actual,
+    })
+}
+
+/// Verifies the bytes' sha256 ([`verify_sha256`]), loads them with tract (NNEF, or ONNX with the `onnx` feature),
+/// fuses the decomposed PReLUs ([`super::prelu`]), optimises, makes runnable.
 pub fn load_plan(entry: &ModelEntry, bytes: &[u8]) -> Result<Plan, VisionError> {
-    verify_sha256(entry, bytes)?;
-    let fail = |e: TractError| VisionError::ModelLoad {
+    let fail = load_error(entry);
+    let model = match verify_sha256(entry, bytes)? {
+        ModelFormat::Nnef => {
+            let model = tract_nnef::nnef()
+                .model_for_read(&mut std::io::Cursor::new(bytes))
+                .map_err(&fail)?;
+            let names = model
+                .input_outlets()
+                .map_err(&fail)?
+                .iter()
+                .map(|o| model.node(o.node).name.clone())
+                .collect::<Vec<_>>();
+            input_position(entry, &names)?;
+            model.into_decluttered().map_err(&fail)?
+        }
+        #[cfg(feature = "onnx")]
+        ModelFormat::Onnx => decluttered_onnx(entry, bytes)?,
+    };
+    super::prelu::fuse(model)
+        .and_then(|m| m.into_optimized())
+        .and_then(|m| m.into_runnable())
+        .map_err(fail)
+}
+
+/// Where a plan spends its time: one row per op kind, mean milliseconds per run over all its nodes.
+#[derive(Clone, Debug, PartialEq)]
+pub struct OpTime {
+    /// tract's op name (e.g. `Conv`, `OptMatMul`, `PRelu`).
+    pub op: String,
+    /// Nodes of this kind in the plan.
+    pub nodes: usize,
+    /// Mean time per run, all those nodes together.
+    pub ms: f64,
+    /// tract's description of the slowest such node (kernel choice, shapes).
+    pub slowest: String,
+}
+
+/// Loads the model as the pipeline does ([`load_plan`]) and runs it `runs` times (after one warm-up) on a fixed
+/// pseudo-random input in `-1..1`, timing every node; op kinds slowest first. A profiling aid
+/// (`facepay bench vision --profile`), not on the frame path.
+pub fn profile_ops(
+    entry: &ModelEntry,
+    bytes: &[u8],
+    runs: usize,
+) -> Result<Vec<OpTime>, VisionError> {
+    use std::collections::BTreeMap;
+    use std::time::Instant;
+    let plan = load_plan(entry, bytes)?;
+    let fail = |e: TractError| VisionError::Inference {
         name: entry.name.clone(),
         reason: format!("{e:#}"),
     };
+    let mut seed = 0x2545_f491_u32;
+    let values: Vec<f32> = (0..entry.input_shape.iter().product::<usize>())
+        .map(|_| {
+            seed = seed.wrapping_mul(1_664_525).wrapping_add(1_013_904_223);
+            (seed >> 8) as f32 / (1u32 << 23) as f32 - 1.0
+        })
+        .collect();
+    let input = Tensor::from_shape(&entry.input_shape, &values).map_err(fail)?;
+    let mut state = plan.spawn().map_err(fail)?;
+    let mut per_node: Vec<f64> = vec![0.0; plan.model().nodes().len()];
+    for run in 0..=runs {
+        state
+            .run_plan_with_eval(
+                tvec![input.clone().into()],
+                |ctx, op_state, node, inputs| {
+                    let start = Instant::now();
+                    let out = tract_nnef::tract_core::plan::eval(ctx, op_state, node, inputs);
+                    if run > 0 {
+                        per_node[node.id] += start.elapsed().as_secs_f64() * 1e3;
+                    }
+                    out
+                },
+            )
+            .map_err(fail)?;
+    }
+    let mut kinds: BTreeMap<String, (usize, f64, f64, String)> = BTreeMap::new();
+    for node in plan.model().nodes() {
+        let ms = per_node[node.id] / runs.max(1) as f64;
+        let row = kinds.entry(node.op().name().to_string()).or_default();
+        row.0 += 1;
+        row.1 += ms;
+        if ms >= row.2 {
+            row.2 = ms;
+            let info = node.op().info().unwrap_or_default().join("; ");
+            row.3 = format!("{} {:.3} ms {}", node.name, ms, info);
+        }
+    }
+    let mut rows: Vec<OpTime> = kinds
+        .into_iter()
+        .map(|(op, (nodes, ms, _, slowest))| OpTime {
+            op,
+            nodes,
+            ms,
+            slowest,
+        })
+        .collect();
+    rows.sort_by(|a, b| b.ms.total_cmp(&a.ms));
+    Ok(rows)
+}
+
+/// Converts a verified ONNX file to its NNEF form: the decluttered model with the input fixed to `input_shape`,
+/// written by tract-nnef deterministically (same bytes for the same ONNX file and tract version).
+#[cfg(feature = "onnx")]
+pub fn onnx_to_nnef(entry: &ModelEntry, onnx: &[u8]) -> Result<Vec<u8>, VisionError> {
+    if sha256_hex(onnx) != entry.onnx_sha256 {
+        return Err(VisionError::ModelHash {
+            name: entry.name.clone(),
+            expected: entry.onnx_sha256.clone(),
+            actual: sha256_hex(onnx),
+        });
+    }
+    let mut model = decluttered_onnx(entry, onnx)?;
+    store_exact_f16(&mut model).map_err(load_error(entry))?;
+    tract_nnef::nnef()
+        .write_to_tar_with_config(&model, Vec::new(), false, true)
+        .map_err(load_error(entry))
+}
+
+/// Stores every `f32` weight whose values are all exactly representable in float16 (the iris model's: its ONNX
+/// file keeps them as float16 + `Cast`) as a float16 constant followed by a cast back to `f32`: lossless, half the
+/// bytes, and folded back into the `f32` constant when the plan is built (declutter).
+#[cfg(feature = "onnx")]
+fn store_exact_f16(model: &mut TypedModel) -> TractResult<()> {
+    use tract_nnef::tract_core::internal::{TypedModelPatch, f16};
+    use tract_nnef::tract_core::ops::cast::cast;
+    use tract_nnef::tract_core::ops::konst::Const;
+    /// Smaller constants (scalars, shapes) are not worth a node.
+    const MIN_VALUES: usize = 16;
+    let candidates: Vec<(usize, String, Tensor)> = model
+        .nodes()
+        .iter()
+        .filter_map(|node| {
+            let konst = node.op_as::<Const>()?.val();
+            let values = konst.try_as_plain_ram().ok()?;
+            let values = values.as_slice::<f32>().ok()?;
+            let exact = values.len() >= MIN_VALUES
+                && values
+                    .iter()
+                    .all(|v| f16::from_f32(*v).to_f32().to_bits() == v.to_bits());
+            let half = konst.cast_to::<f16>().ok()?.into_owned();
+            exact.then(|| (node.id, node.name.clone(), half))
+        })
+        .collect();
+    for (id, name, half) in candidates {
+        let mut patch = TypedModelPatch::default();
+        let stored = patch.add_const(format!("{name}.f16"), half)?;
+        let restored =
+            patch.wire_node(format!("{name}.f32"), cast(f32::datum_type()), &[stored])?;
+        patch.shunt_outside(model, OutletId::new(id, 0), restored[0])?;
+        patch.apply(model)?;
+    }
+    model.compact()
+}
+
+fn load_error(entry: &ModelEntry) -> impl Fn(TractError) -> VisionError + '_ {
+    move |e| VisionError::ModelLoad {
+        name: entry.name.clone(),
+        reason: format!("{e:#}"),
+    }
+}
+
+/// Index of the manifest's `input_name` among the model's inputs (`names`, in order); the first input when the
+/// manifest names none. A name the model lacks is [`VisionError::ModelLoad`].
+fn input_position(entry: &ModelEntry, names: &[String]) -> Result<usize, VisionError> {
+    match &entry.input_name {
+        None => Ok(0),
+        Some(wanted) => {
+            names
+                .iter()
+                .position(|n| n == wanted)
+                .ok_or_else(|| VisionError::ModelLoad {
+                    name: entry.name.clone(),
+                    reason: format!("the model has no input named {wanted:?}"),
+                })
+        }
+    }
+}
+
+/// Parses ONNX bytes, fixes the input fact to `input_shape`, types and declutters.
+#[cfg(feature = "onnx")]
+fn decluttered_onnx(entry: &ModelEntry, bytes: &[u8]) -> Result<TypedModel, VisionError> {
+    use tract_onnx::prelude::{Framework as _, InferenceFact, InferenceModelExt as _};
+    let fail = load_error(entry);
     let model = tract_onnx::onnx()
         .model_for_read(&mut std::io::Cursor::new(bytes))
-        .map_err(fail)?;
-    let index = match &entry.input_name {
-        None => 0,
-        Some(wanted) => model
-            .input_outlets()
-            .map_err(fail)?
-            .iter()
-            .position(|o| model.node(o.node).name == *wanted)
-            .ok_or_else(|| VisionError::ModelLoad {
-                name: entry.name.clone(),
-                reason: format!("the model has no input named {wanted:?}"),
-            })?,
-    };
+        .map_err(&fail)?;
+    let names = model
+        .input_outlets()
+        .map_err(&fail)?
+        .iter()
+        .map(|o| model.node(o.node).name.clone())
+        .collect::<Vec<_>>();
+    let index = input_position(entry, &names)?;
     model
-        .with_input_fact(index, f32::fact(&entry.input_shape).into())
+        .with_input_fact(index, InferenceFact::from(f32::fact(&entry.input_shape)))
         .and_then(|m| m.into_typed())
         .and_then(|m| m.into_decluttered())
-        .and_then(super::prelu::fuse)
-        .and_then(|m| m.into_optimized())
-        .and_then(|m| m.into_runnable())
         .map_err(fail)
 }
 
@@ -372,6 +652,8 @@ name = "x"
 role = "antispoof"
 file = "x.onnx"
 onnx_sha256 = "f62b7b86556cd0b4caaaf6b83f6ab89a136ac2b745206ea37a427a3e36e58970"
+nnef_file = "x.nnef.tar"
+nnef_sha256 = "0000000000000000000000000000000000000000000000000000000000000000"
 licence = "test"
 input_shape = [1, 3, 80, 80]
 layout = "NCHW"
@@ -485,7 +767,7 @@ crop_scale = 2.7
             }) => {
                 assert_eq!(
                     (name.as_str(), expected.as_str()),
-                    ("mobilefacenet", entry.onnx_sha256.as_str())
+                    ("mobilefacenet", entry.nnef_sha256.as_str())
                 );
                 assert_eq!(actual, sha256_hex(b"not the model"));
             }
@@ -507,7 +789,7 @@ crop_scale = 2.7
     fn unparsable_model_with_matching_hash_is_a_load_error() {
         let garbage = b"\x08\x07garbage that is not protobuf\xff\xff\xff";
         let mut entry = ModelManifest::parse(ONE).unwrap().external.remove(0);
-        entry.onnx_sha256 = sha256_hex(garbage);
+        entry.nnef_sha256 = sha256_hex(garbage);
         assert!(
             matches!(load_plan(&entry, garbage), Err(VisionError::ModelLoad { name, .. }) if name == "x")
         );
@@ -517,7 +799,7 @@ crop_scale = 2.7
     fn missing_file_is_model_missing() {
         let entry = ModelManifest::parse(ONE).unwrap().external.remove(0);
         match load_from_dir(Path::new("/nonexistent/facepay"), &entry) {
-            Err(VisionError::ModelMissing { path }) => assert!(path.ends_with("x.onnx")),
+            Err(VisionError::ModelMissing { path }) => assert!(path.ends_with("x.nnef.tar")),
             other => panic!("expected ModelMissing, got {:?}", other.map(|_| ())),
         }
     }

@@ -15,7 +15,9 @@ use super::embed::{Embedder, Embedding};
 use super::eyes::{EyeModel, EyeOpenness};
 use super::image::{Rect, RgbImage};
 use super::landmarks::{FaceMesh, HeadPose, Landmarks, Roi, mesh};
-use super::model::{ModelManifest, default_antispoof_dir, default_models_dir, read_model_file};
+use super::model::{
+    ModelManifest, ModelSource, default_antispoof_dir, default_models_dir, read_model_file,
+};
 use super::quality::{QualityReport, assess};
 use super::runner::ensure_image;
 
@@ -28,7 +30,8 @@ pub const EYES_MODEL: &str = "iris_landmark";
 /// Manifest name of the embedding model.
 pub const EMBEDDER_MODEL: &str = "mobilefacenet";
 
-/// When the pipeline may skip the detector.
+/// When the pipeline may skip the detector. The default — the detector on every frame — is also the liveness
+/// policy's (`VisionPolicy::default` reads it), so benchmarks and sessions time the same work.
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub struct Tracking {
     /// Run the detector at least every this many frames (1 = every frame, no tracking).
@@ -40,7 +43,7 @@ pub struct Tracking {
 impl Default for Tracking {
     fn default() -> Self {
         Self {
-            redetect_every: 5,
+            redetect_every: 1,
             min_presence: 0.5,
         }
     }
@@ -82,6 +85,7 @@ pub struct Vision {
     eyes: EyeModel,
     embedder: Embedder,
     antispoof: Option<AntiSpoof>,
+    manifest: ModelManifest,
     tracking: Tracking,
     track: Option<Track>,
 }
@@ -104,10 +108,24 @@ impl Vision {
     /// Loads the committed models (and `manifest.toml`) from `models_dir`; the anti-spoof models from
     /// `antispoof_dir` when given and present there.
     pub fn load(models_dir: &Path, antispoof_dir: Option<&Path>) -> Result<Self, VisionError> {
-        let manifest = ModelManifest::load(models_dir)?;
+        let antispoof = antispoof_dir.map(Path::to_path_buf);
+        Self::from_sources(
+            &models_dir.to_path_buf(),
+            antispoof.as_ref().map(|d| d as &dyn ModelSource),
+        )
+    }
+
+    /// Loads `manifest.toml` and the committed models from `models` (a directory, bytes in memory, an app's
+    /// assets); the anti-spoof models from `antispoof` when given and present there. Every model is sha256-checked
+    /// against the manifest before it is parsed.
+    pub fn from_sources(
+        models: &dyn ModelSource,
+        antispoof: Option<&dyn ModelSource>,
+    ) -> Result<Self, VisionError> {
+        let manifest = ModelManifest::read(models)?;
         let bytes = |name: &str| -> Result<_, VisionError> {
             let entry = manifest.entry(name)?;
-            Ok((entry, read_model_file(models_dir, entry)?))
+            Ok((entry, read_model_file(models, entry)?))
         };
         let (entry, data) = bytes(DETECTOR_MODEL)?;
         let detector = Detector::new(entry, &data)?;
@@ -117,15 +135,18 @@ impl Vision {
         let eyes = EyeModel::new(entry, &data)?;
         let (entry, data) = bytes(EMBEDDER_MODEL)?;
         let embedder = Embedder::new(entry, &data)?;
-        let antispoof = match antispoof_dir {
-            Some(dir) => AntiSpoof::load(&manifest, dir)?,
+        let antispoof = match antispoof {
+            Some(source) => AntiSpoof::load(&manifest, source)?,
             None => None,
         };
-        Ok(Self::new(detector, mesh, eyes, embedder, antispoof))
+        Ok(Self::new(
+            manifest, detector, mesh, eyes, embedder, antispoof,
+        ))
     }
 
-    /// Assembles the pipeline from loaded stages, with default [`Tracking`].
+    /// Assembles the pipeline from loaded stages and the manifest they came from, with default [`Tracking`].
     pub fn new(
+        manifest: ModelManifest,
         detector: Detector,
         mesh: FaceMesh,
         eyes: EyeModel,
@@ -138,9 +159,15 @@ impl Vision {
             eyes,
             embedder,
             antispoof,
+            manifest,
             tracking: Tracking::default(),
             track: None,
         }
+    }
+
+    /// The manifest the models were loaded with (model versions, calibration).
+    pub fn manifest(&self) -> &ModelManifest {
+        &self.manifest
     }
 
     /// Changes the tracking policy (and forgets the current track).

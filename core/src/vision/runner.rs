@@ -3,7 +3,7 @@
 
 use std::sync::Arc;
 
-use tract_onnx::prelude::{TValue, Tensor, TypedSimpleState, tvec};
+use tract_nnef::prelude::{TValue, Tensor, TypedSimpleState, tvec};
 
 use super::VisionError;
 use super::align::sampling_map;
@@ -27,7 +27,7 @@ impl Runner {
     /// Verifies and loads the model (see [`load_plan`]) and allocates its input once.
     pub(crate) fn load(entry: &ModelEntry, bytes: &[u8]) -> Result<Self, VisionError> {
         let plan = load_plan(entry, bytes)?;
-        let fail = |e: tract_onnx::prelude::TractError| VisionError::ModelLoad {
+        let fail = |e: tract_nnef::prelude::TractError| VisionError::ModelLoad {
             name: entry.name.clone(),
             reason: format!("{e:#}"),
         };

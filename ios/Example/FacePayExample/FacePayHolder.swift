@@ -13,9 +13,12 @@ enum FacePayHolder {
             serverUrl: serverURL, pinnedCertPem: nil,
             deviceId: "ios-" + (UIDevice.current.identifierForVendor?.uuidString ?? UUID().uuidString),
             stateDir: support.appendingPathComponent("facepay").path,
-            modelsDir: Bundle.main.resourceURL!.appendingPathComponent("models").path,
+            // Not used by withModels: the bundle is read from the app's resources below.
+            modelsDir: "",
             antispoofModelsDir: nil, enrolmentChallenges: nil)
-        let made = try FacePay(config: config, signer: try SecureEnclaveSigner(), keyStore: KeychainKeyStore())
+        let made = try FacePay.withModels(
+            config: config, models: try BundleModels(folder: "models"), antispoofModels: nil,
+            signer: try SecureEnclaveSigner(), keyStore: KeychainKeyStore())
         instance = made
         return made
     }

@@ -3,29 +3,35 @@ package dev.facepay.sample
 import android.content.Context
 import dev.facepay.android.AndroidDeviceSigner
 import dev.facepay.android.AndroidKeyStore
+import dev.facepay.android.AssetModels
 import dev.facepay.sdk.FacePay
 import dev.facepay.sdk.FacePayConfig
 import java.io.File
 
-/** One FacePay handle per process, over the Android Keystore and the models copied out of the APK's assets. */
+/** One FacePay handle per process, over the Android Keystore and the models read from the APK's assets. */
 object FacePayHolder {
     @Volatile private var instance: FacePay? = null
 
     @Synchronized
     fun get(context: Context): FacePay = instance ?: run {
-        val models = File(context.filesDir, "models").apply { mkdirs() }
-        for (name in context.assets.list("")!!.filter { it.endsWith(".onnx") || it == "manifest.toml" }) {
-            context.assets.open(name).use { input -> File(models, name).outputStream().use { input.copyTo(it) } }
-        }
         val config = FacePayConfig(
             serverUrl = BuildConfig.SERVER_URL,
             pinnedCertPem = null,
             deviceId = "android-" + android.provider.Settings.Secure.getString(context.contentResolver, "android_id"),
             stateDir = File(context.noBackupFilesDir, "facepay").path,
-            modelsDir = models.path,
+            // Not used by withModels: the bundle comes from the assets below.
+            modelsDir = "",
             antispoofModelsDir = null,
             enrolmentChallenges = null,
         )
-        FacePay(config, AndroidDeviceSigner(context), AndroidKeyStore(context)).also { instance = it }
+        // The anti-spoof models, when the app ships them (converted with `facepay models nnef`), under assets/antispoof.
+        val antispoof = context.assets.list("antispoof")?.takeIf { it.isNotEmpty() }?.let { AssetModels(context.assets, "antispoof") }
+        FacePay.withModels(
+            config,
+            AssetModels(context.assets, "models"),
+            antispoof,
+            AndroidDeviceSigner(context),
+            AndroidKeyStore(context),
+        ).also { instance = it }
     }
 }
