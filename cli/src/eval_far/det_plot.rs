@@ -3,12 +3,11 @@
 
 use std::path::Path;
 
-use anyhow::Context;
 use facepay_core::eval::all_pairs::AllPairs;
 use plotters::prelude::*;
 
 use super::{FAR_TARGETS, Report};
-use crate::eval_lfw::roc_plot::register_font;
+use crate::eval_lfw::roc_plot::{register_font, save_png};
 
 const WIDTH: u32 = 900;
 const HEIGHT: u32 = 650;
@@ -92,13 +91,5 @@ pub fn write_png(path: &Path, scored: &AllPairs, report: &Report) -> anyhow::Res
             .map_err(draw)?;
         root.present().map_err(draw)?;
     }
-    image::save_buffer_with_format(
-        path,
-        &buf,
-        WIDTH,
-        HEIGHT,
-        image::ExtendedColorType::Rgb8,
-        image::ImageFormat::Png,
-    )
-    .with_context(|| format!("writing {}", path.display()))
+    save_png(path, &buf, WIDTH, HEIGHT)
 }

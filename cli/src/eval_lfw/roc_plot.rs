@@ -23,6 +23,19 @@ pub fn register_font() -> anyhow::Result<()> {
     .map_err(|_| anyhow::anyhow!("the compiled-in plot font is not a valid TrueType font"))
 }
 
+/// Writes a `width` × `height` RGB buffer (what plotters' bitmap backend drew into) to `path` as PNG.
+pub fn save_png(path: &Path, rgb: &[u8], width: u32, height: u32) -> anyhow::Result<()> {
+    image::save_buffer_with_format(
+        path,
+        rgb,
+        width,
+        height,
+        image::ExtendedColorType::Rgb8,
+        image::ImageFormat::Png,
+    )
+    .with_context(|| format!("writing {}", path.display()))
+}
+
 /// Draws TAR against FAR (log scale) with the operating point marked, and writes it to `path` as PNG.
 ///
 /// FAR below the axis minimum (including FAR = 0) is drawn at the left edge; the TAR axis is zoomed to the curve.
@@ -86,13 +99,5 @@ pub fn write_png(
             .map_err(draw)?;
         root.present().map_err(draw)?;
     }
-    image::save_buffer_with_format(
-        path,
-        &buf,
-        WIDTH,
-        HEIGHT,
-        image::ExtendedColorType::Rgb8,
-        image::ImageFormat::Png,
-    )
-    .with_context(|| format!("writing {}", path.display()))
+    save_png(path, &buf, WIDTH, HEIGHT)
 }
