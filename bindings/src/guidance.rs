@@ -1,9 +1,9 @@
 //! What the UI draws and says for each frame: the head outline, one prompt (a stable message key for
 //! localisation, with English default text) and progress. Converted one-to-one from `facepay_core::liveness`.
 
-use facepay_core::checkout::protocol::Challenge as CoreChallenge;
+use facepay_core::checkout::protocol::{Challenge as CoreChallenge, CloserOutline};
 use facepay_core::liveness::{
-    FailReason as CoreFailReason, Guidance as CoreGuidance, GuidanceState as CoreState,
+    FailReason as CoreFailReason, Guidance as CoreGuidance, GuidanceState as CoreState, HeadAction,
 };
 use facepay_core::liveness::{Outcome, Oval as CoreOval};
 
@@ -34,6 +34,50 @@ pub enum FailReason {
     },
     /// The policy requires the passive models and they are not installed.
     PassiveUnavailable,
+    /// The head moved sooner after the prompt than a human reacts.
+    Anticipated {
+        /// The challenge prompted.
+        challenge: Challenge,
+        /// The action seen (snake_case name).
+        seen: String,
+        /// Seconds from the prompt.
+        after_s: f32,
+    },
+    /// Another head action while a challenge was pending.
+    ContraryAction {
+        /// The challenge prompted.
+        challenge: Challenge,
+        /// The action seen instead (snake_case name).
+        seen: String,
+        /// Seconds from the prompt.
+        after_s: f32,
+    },
+    /// The asked action was started a second time.
+    RepeatedAction {
+        /// The challenge prompted.
+        challenge: Challenge,
+        /// Seconds from the prompt.
+        after_s: f32,
+    },
+    /// The asked action did not start in its window.
+    NoResponse {
+        /// The challenge prompted.
+        challenge: Challenge,
+        /// The window, seconds.
+        within_s: f32,
+    },
+    /// The asked action was not completed in its window.
+    Incomplete {
+        /// The challenge prompted.
+        challenge: Challenge,
+        /// The window, seconds.
+        within_s: f32,
+    },
+    /// No still, frontal pose between two challenges in time.
+    NoNeutralPose {
+        /// The wait allowed, seconds.
+        within_s: f32,
+    },
 }
 
 /// The prompt for a frame.
@@ -65,6 +109,12 @@ pub enum GuidanceState {
     TurnLeft,
     /// Challenge: turn the head to your right.
     TurnRight,
+    /// Challenge: look up.
+    LookUp,
+    /// Challenge: look down.
+    LookDown,
+    /// Challenge: move closer to fill the larger outline (drawn as the guidance's oval), then back.
+    FillOutline,
     /// Computing the verdict.
     Verifying,
     /// Verdict: live.
@@ -106,6 +156,20 @@ pub enum Challenge {
     TurnLeft,
     /// Turn the head to the shopper's right.
     TurnRight,
+    /// Tilt the head back.
+    LookUp,
+    /// Tilt the head forward.
+    LookDown,
+    /// Fill the larger outline, then move back: its height in percent of the normal outline's, its centre's
+    /// offset in percent of the frame width and height.
+    MoveCloser {
+        /// Height, percent of the normal outline's.
+        scale_pct: u8,
+        /// Centre offset, percent of the frame width (positive: right).
+        dx_pct: i8,
+        /// Centre offset, percent of the frame height (positive: down).
+        dy_pct: i8,
+    },
 }
 
 /// The liveness decision.
@@ -137,8 +201,50 @@ impl From<CoreFailReason> for FailReason {
                 FailReason::PassiveSpoof { score, threshold }
             }
             CoreFailReason::PassiveUnavailable => FailReason::PassiveUnavailable,
+            CoreFailReason::Anticipated {
+                challenge,
+                seen,
+                after_s,
+            } => FailReason::Anticipated {
+                challenge: challenge.into(),
+                seen: action_name(seen),
+                after_s,
+            },
+            CoreFailReason::ContraryAction {
+                challenge,
+                seen,
+                after_s,
+            } => FailReason::ContraryAction {
+                challenge: challenge.into(),
+                seen: action_name(seen),
+                after_s,
+            },
+            CoreFailReason::RepeatedAction { challenge, after_s } => FailReason::RepeatedAction {
+                challenge: challenge.into(),
+                after_s,
+            },
+            CoreFailReason::NoResponse {
+                challenge,
+                within_s,
+            } => FailReason::NoResponse {
+                challenge: challenge.into(),
+                within_s,
+            },
+            CoreFailReason::Incomplete {
+                challenge,
+                within_s,
+            } => FailReason::Incomplete {
+                challenge: challenge.into(),
+                within_s,
+            },
+            CoreFailReason::NoNeutralPose { within_s } => FailReason::NoNeutralPose { within_s },
         }
     }
+}
+
+/// The snake_case name of a head action.
+fn action_name(a: HeadAction) -> String {
+    a.name().to_owned()
 }
 
 impl From<CoreState> for GuidanceState {
@@ -157,6 +263,9 @@ impl From<CoreState> for GuidanceState {
             CoreState::Blink => GuidanceState::Blink,
             CoreState::TurnLeft => GuidanceState::TurnLeft,
             CoreState::TurnRight => GuidanceState::TurnRight,
+            CoreState::LookUp => GuidanceState::LookUp,
+            CoreState::LookDown => GuidanceState::LookDown,
+            CoreState::FillOutline => GuidanceState::FillOutline,
             CoreState::Verifying => GuidanceState::Verifying,
             CoreState::Passed => GuidanceState::Passed,
             CoreState::Failed { reason } => GuidanceState::Failed {
@@ -187,6 +296,13 @@ impl From<CoreChallenge> for Challenge {
             CoreChallenge::Blink => Challenge::Blink,
             CoreChallenge::TurnLeft => Challenge::TurnLeft,
             CoreChallenge::TurnRight => Challenge::TurnRight,
+            CoreChallenge::LookUp => Challenge::LookUp,
+            CoreChallenge::LookDown => Challenge::LookDown,
+            CoreChallenge::MoveCloser(o) => Challenge::MoveCloser {
+                scale_pct: o.scale_pct,
+                dx_pct: o.dx_pct,
+                dy_pct: o.dy_pct,
+            },
         }
     }
 }
@@ -197,6 +313,17 @@ impl From<Challenge> for CoreChallenge {
             Challenge::Blink => CoreChallenge::Blink,
             Challenge::TurnLeft => CoreChallenge::TurnLeft,
             Challenge::TurnRight => CoreChallenge::TurnRight,
+            Challenge::LookUp => CoreChallenge::LookUp,
+            Challenge::LookDown => CoreChallenge::LookDown,
+            Challenge::MoveCloser {
+                scale_pct,
+                dx_pct,
+                dy_pct,
+            } => CoreChallenge::MoveCloser(CloserOutline {
+                scale_pct,
+                dx_pct,
+                dy_pct,
+            }),
         }
     }
 }

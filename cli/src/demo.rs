@@ -2,16 +2,17 @@
 //!
 //! Starts the checkout server in-process on loopback (SQLite in a temporary directory, TLS with a freshly
 //! generated self-signed certificate that the client pins), creates a merchant, a shopper enrolment token and a
-//! sample order; enrols the shopper from the first part of the `live-blink-7` clip (until its liveness session
-//! passes), registers the device, and pays with the rest of the clip, printing each guidance change and the
-//! receipt. `--impostor` pays with `live-turning` (another person) instead and shows the refusal, checking that
-//! the server recorded no payment.
+//! sample order; enrols the shopper, registers the device, and pays, printing each guidance change and the receipt.
+//! `--impostor` pays as another person instead and shows the refusal by the face match, checking that the server
+//! recorded no payment.
 //!
 //! `--camera` (builds with the `camera` feature) enrols and pays from a webcam instead, printing the prompts live;
 //! `--record DIR` writes the payment session as a QA recording that `facepay replay DIR` replays.
 //!
-//! Recorded clips cannot follow prompts, so the demo server's **challenge set** (a server policy, see
-//! `docs/protocol.md`) is set to what the clips contain: blinks only (`--challenge-set` changes it).
+//! The server runs the real challenge policy (every kind, 3–4 per payment). Recorded clips cannot follow prompts,
+//! so the shopper — and the impostor — is a **simulated** scripted shopper ([`crate::scripted`]): real frames of a
+//! live clip composed, for whatever the nonce asks, into a person answering the prompts (a mirrored turn for the
+//! other side, a digital zoom for moving closer). The demo says so in its output.
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -31,25 +32,25 @@ use facepay_server::{DatabaseTarget, RunningServer, Server, ServerConfig, TlsMod
 
 use crate::camera::{self, Webcam};
 use crate::clip_frames::{Clip, clips_dir};
-use crate::enroll::enrol_with_clip;
-use crate::pay::{
-    GuidancePrinter, Output, Recording, error_json, print_receipt, push_clip, start_payment,
-};
+use crate::pay::{GuidancePrinter, Output, Recording, error_json, print_receipt, start_payment};
+use crate::scripted::{Actions, ClipActions};
+use crate::scripted_clip::{ScriptedClip, enrol_scripted, pay_scripted};
 
 /// Arguments of `facepay demo`.
 #[derive(clap::Args)]
 pub struct Args {
-    /// Folder holding the clips (default: $FACEPAY_SHARED/data/clips, else <workspace>/../shared/data/clips).
+    /// Folder holding the clips (default: $FACEPAY_SHARED/data/clips, else <workspace>/../shared/data/clips); a
+    /// clip not found there is looked for in the `liveness` folder beside it.
     #[arg(long)]
     clips: Option<PathBuf>,
-    /// The shopper's clip: enrol from its first part, pay with the rest.
-    #[arg(long, default_value = "live-blink-7")]
+    /// The shopper's clip (annotated in docs/clip-actions.toml): the scripted shopper enrols and pays with it.
+    #[arg(long, default_value = "live-tranvanluyt")]
     shopper: String,
-    /// Pay with a clip of another person and show the refusal.
+    /// Pay as another person (the impostor completes the challenges) and show the refusal.
     #[arg(long, conflicts_with = "camera")]
     impostor: bool,
-    /// The impostor's clip (another person than the shopper).
-    #[arg(long, default_value = "live-turning")]
+    /// The impostor's clip (another person than the shopper, annotated in docs/clip-actions.toml).
+    #[arg(long, default_value = "live-d6")]
     impostor_clip: String,
     /// Enrol and pay from the webcam instead of the clips (builds with the `camera` feature).
     #[arg(long)]
@@ -61,8 +62,11 @@ pub struct Args {
     /// for `facepay replay DIR`.
     #[arg(long)]
     record: Option<PathBuf>,
-    /// The demo server's challenge set (what the recorded clips contain).
-    #[arg(long, default_value = "blink")]
+    /// The demo server's challenge set (a server policy; default: every kind, as a real payment gets).
+    #[arg(
+        long,
+        default_value = "blink,turn_left,turn_right,look_up,look_down,move_closer"
+    )]
     challenge_set: String,
     /// Cancel the payment after this many frames (shows cancellation: no payment is made).
     #[arg(long)]
@@ -74,8 +78,11 @@ pub struct Args {
 
 /// Where the demo's frames come from.
 enum Source {
-    /// Recorded clips: the shopper's (enrolment, then payment from the next frame) and the payer's.
-    Clips { shopper: Clip, payer: Clip },
+    /// Scripted shoppers over recorded clips: the shopper's (enrolment, and payment) and the payer's.
+    Clips {
+        shopper: ScriptedClip,
+        payer: ScriptedClip,
+    },
     /// A webcam, for both.
     Camera(Webcam),
 }
@@ -96,14 +103,33 @@ impl Source {
                 args.impostor_clip
             );
         }
-        let shopper = Clip::open(&clips.join(&args.shopper))?;
+        let actions = Actions::committed()?;
+        let shopper = scripted_clip(&clips, &args.shopper, &actions)?;
         let payer = if args.impostor {
-            Clip::open(&clips.join(&args.impostor_clip))?
+            scripted_clip(&clips, &args.impostor_clip, &actions)?
         } else {
             shopper.clone()
         };
         Ok(Self::Clips { shopper, payer })
     }
+}
+
+/// The clip `name` (in `clips`, else in the `liveness` folder beside it) with its annotated actions.
+fn scripted_clip(clips: &Path, name: &str, actions: &Actions) -> anyhow::Result<ScriptedClip> {
+    let dir = [clips.to_path_buf(), clips.with_file_name("liveness")]
+        .into_iter()
+        .map(|d| d.join(name))
+        .find(|d| d.is_dir())
+        .with_context(|| {
+            format!(
+                "clip {name} is neither in {} nor in the liveness folder beside it",
+                clips.display()
+            )
+        })?;
+    let annotated: &ClipActions = actions
+        .get(name)
+        .with_context(|| format!("clip {name} has no annotated actions in docs/clip-actions.toml"))?;
+    Ok(ScriptedClip::new(Clip::open(&dir)?, annotated.clone()))
 }
 
 /// Runs `facepay demo`.
@@ -140,10 +166,13 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         server.base_url(),
         temp.path().display()
     ));
-    printer.say(&format!(
-        "Challenge set: {} (server policy set to what the recorded clips contain: they cannot follow prompts)",
-        names.join(", ")
-    ));
+    printer.say(&format!("Challenge set: {} (server policy)", names.join(", ")));
+    if !args.camera {
+        printer.say(
+            "SIMULATED shopper: recorded clips cannot follow prompts, so a scripted shopper composes real frames \
+             into a person answering them (a mirrored turn for the other side, a digital zoom for moving closer)",
+        );
+    }
 
     let merchant = rt.block_on(server.create_merchant("Demo Shop"))?;
     let merchant_client = MerchantClient::new(client.clone(), merchant.api_key.clone())?;
@@ -160,9 +189,13 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         merchant.merchant_id, order.order.order_id
     ));
 
-    let vision = loading
+    let mut vision = loading
         .join()
         .map_err(|_| anyhow!("the model loading thread panicked"))??;
+    if let Source::Clips { shopper, payer } = &mut source {
+        shopper.measure_faces(&mut vision)?;
+        payer.measure_faces(&mut vision)?;
+    }
     let device = FacePay::new(
         FacePayConfig {
             server: client,
@@ -170,7 +203,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
             state_dir: temp.path().join("device"),
             models_dir: default_models_dir(),
             policy: LivenessPolicy::default(),
-            enrolment_challenges: Some(challenge_set),
+            enrolment_challenges: None,
         },
         vision,
         Arc::new(SoftwareSigner::generate()?),
@@ -185,11 +218,11 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     let (summary, next_frame, enrolled_from) = match &mut source {
         Source::Clips { shopper, .. } => {
             printer.say(&format!(
-                "Enrolling the shopper from {} …",
-                shopper.dir.display()
+                "Enrolling the shopper (simulated, scripted from {}) …",
+                shopper.clip.dir.display()
             ));
-            let (summary, next) = enrol_with_clip(&capture, shopper)?;
-            (summary, next, args.shopper.clone())
+            let (summary, frames) = enrol_scripted(&capture, shopper, &printer, 1)?;
+            (summary, frames, args.shopper.clone())
         }
         Source::Camera(webcam) => {
             let name = camera::describe(webcam);
@@ -204,29 +237,23 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     let enrolled_s = started.elapsed().as_secs_f64();
     let registered = rt.block_on(device.register_device(&enrolment_token.enrollment_token))?;
     printer.say(&format!(
-        "Enrolled from frames 1–{next_frame} of {enrolled_from} ({} embeddings, agreement ≥ {:.2}); device {} \
+        "Enrolled after {next_frame} frames of {enrolled_from} ({} embeddings, agreement ≥ {:.2}); device {} \
          registered",
         summary.embeddings, summary.min_agreement, registered.device_id
     ));
 
     let payer = match &mut source {
-        Source::Clips { shopper, payer } => {
-            let (clip, skip) = if args.impostor {
-                (&*payer, 0)
-            } else {
-                (&*shopper, next_frame)
-            };
+        Source::Clips { payer, .. } => {
             printer.say(&format!(
-                "Paying with {} from frame {}{} …",
-                clip.dir.display(),
-                skip + 1,
+                "Paying (simulated, scripted from {}){} …",
+                payer.clip.dir.display(),
                 if args.impostor {
-                    " (another person: the impostor)"
+                    ": another person, the impostor, answering the prompts"
                 } else {
                     ""
                 }
             ));
-            Payer::Clip { clip, skip }
+            Payer::Clip(payer)
         }
         Source::Camera(webcam) => {
             printer.say(&format!(
@@ -257,8 +284,8 @@ pub fn run(args: Args) -> anyhow::Result<()> {
 
 /// The frames the payment is made with.
 enum Payer<'a> {
-    /// A clip, from frame `skip`.
-    Clip { clip: &'a Clip, skip: usize },
+    /// A scripted shopper over a clip.
+    Clip(&'a ScriptedClip),
     /// The webcam.
     Camera(&'a mut Webcam),
 }
@@ -277,19 +304,21 @@ fn pay(
     let session = start_payment(rt, device, client_token, printer)?;
     let mut recording = match (record, &payer) {
         (None, _) => None,
-        (Some(dir), Payer::Clip { clip, .. }) => Some(Recording::start(dir, &session, clip.fps)?),
+        (Some(dir), Payer::Clip(scripted)) => {
+            Some(Recording::start(dir, &session, scripted.clip.fps)?)
+        }
         (Some(dir), Payer::Camera(webcam)) => {
             Some(Recording::start(dir, &session, camera::fps(webcam))?)
         }
     };
     let pushed = match payer {
-        Payer::Clip { clip, skip } => push_clip(
+        Payer::Clip(scripted) => pay_scripted(
             &session,
-            clip,
-            skip,
+            scripted,
             cancel_after,
             printer,
             recording.as_mut(),
+            2,
         ),
         Payer::Camera(webcam) => {
             camera::push(&session, webcam, cancel_after, printer, recording.as_mut())

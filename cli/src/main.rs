@@ -14,6 +14,8 @@ mod eval_liveness;
 mod eval_matching;
 mod pay;
 mod replay;
+mod scripted;
+mod scripted_clip;
 
 /// FacePay: pay with a selfie, verified on the device and signed end to end.
 #[derive(Parser)]

@@ -202,3 +202,69 @@ fn eval_liveness_starts_every_counts_only_decided_later_sessions() {
     );
     assert_eq!(json["bpcer"].as_f64(), Some(0.0), "{json}");
 }
+
+/// A directory holding links to the named shared clips (so a run analyses only those).
+fn clips_dir(names: &[&str]) -> tempfile::TempDir {
+    let dir = tempfile::tempdir().unwrap();
+    let data = shared_data();
+    for name in names {
+        let src = ["clips", "liveness"]
+            .iter()
+            .map(|d| data.join(d).join(name))
+            .find(|p| p.is_dir())
+            .unwrap_or_else(|| panic!("missing shared clip {name} (in data/clips or data/liveness)"));
+        std::os::unix::fs::symlink(&src, dir.path().join(name)).unwrap();
+    }
+    dir
+}
+
+#[test]
+fn eval_liveness_chance_of_a_recording_is_measured_over_cached_frames() {
+    // A short slice of the full measurement (docs/liveness.md): two recordings that never saw the prompts, 40
+    // nonces from every 30th frame; the full run is `facepay eval liveness DIR --nonces N --starts-every K`.
+    let dir = clips_dir(&["live-turning", "replay-phone"]);
+    let out = facepay(&[
+        "eval".as_ref(),
+        "liveness".as_ref(),
+        dir.path().as_os_str(),
+        "--nonces".as_ref(),
+        "40".as_ref(),
+        "--starts-every".as_ref(),
+        "30".as_ref(),
+        "--active-only".as_ref(),
+        "--json".as_ref(),
+    ]);
+    let json: serde_json::Value = serde_json::from_str(out.trim()).expect("one JSON object");
+    let chance = &json["chance"];
+    // live-turning: 199 frames → 7 starts; replay-phone: 157 → 6 starts; × 40 nonces.
+    assert_eq!(chance["attempts"], (7 + 6) * 40, "{chance}");
+    let passed = chance["passed"].as_u64().unwrap();
+    assert_eq!(chance["passing"].as_array().map(Vec::len), Some(passed as usize));
+    assert!(passed <= 2, "recordings pass the strict challenges: {chance}");
+    let upper = chance["upper_95"].as_f64().unwrap();
+    assert!(upper > chance["rate"].as_f64().unwrap() && upper < 0.02, "{chance}");
+    assert_eq!(chance["passive"], false);
+}
+
+#[test]
+fn eval_liveness_scripted_shopper_is_simulated_and_passes() {
+    let dir = clips_dir(&["live-tranvanluyt"]);
+    let out = facepay(&[
+        "eval".as_ref(),
+        "liveness".as_ref(),
+        dir.path().as_os_str(),
+        "--scripted".as_ref(),
+        "--scripted-nonces".as_ref(),
+        "40".as_ref(),
+        "--json".as_ref(),
+    ]);
+    let json: serde_json::Value = serde_json::from_str(out.trim()).expect("one JSON object");
+    let s = &json["scripted"];
+    assert_eq!(s["simulated"], true, "{s}");
+    assert!(s["note"].as_str().unwrap().contains("simulated"), "{s}");
+    let attempts = s["attempts"].as_u64().unwrap();
+    assert!(attempts >= 20, "the clip shows most lists: {s}");
+    assert_eq!(attempts + s["not_covered"].as_u64().unwrap(), 40, "{s}");
+    assert!(s["bpcer"].as_f64().unwrap() <= 0.1, "{s}");
+    assert!(s["median_prompt_to_pass_s"].as_f64().unwrap() <= 8.0, "{s}");
+}

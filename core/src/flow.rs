@@ -124,7 +124,7 @@ impl FacePay {
             .policy
             .validate()
             .map_err(|e| FlowError::Config(e.to_string()))?;
-        let models = ModelInfo::load(&config.models_dir, vision.has_antispoof())?;
+        let models = ModelInfo::load(&config.models_dir, &vision.model_names())?;
         let mut vision = vision;
         vision.embedder_mut().set_flip_average(models.flip_average);
         let client = CheckoutClient::new(config.server)?;

@@ -6,14 +6,16 @@ use std::path::Path;
 
 use super::FlowError;
 use crate::template::model_id;
-use crate::vision::antispoof::MODEL_NAMES as ANTISPOOF_MODELS;
 use crate::vision::model::ModelManifest;
-use crate::vision::pipeline::{DETECTOR_MODEL, EMBEDDER_MODEL, MESH_MODEL};
+use crate::vision::pipeline::EMBEDDER_MODEL;
 
 /// Model facts read once from `models/manifest.toml`.
 #[derive(Debug, Clone, PartialEq)]
 pub struct ModelInfo {
-    /// `name@sha256-prefix` of every model that takes part (detector, mesh, embedder, anti-spoof when loaded).
+    /// `name@sha256-prefix` of every model that takes part: the stages the pipeline actually loaded (detector,
+    /// mesh, eyes, embedder, and the anti-spoof models when loaded; see [`Vision::model_names`]).
+    ///
+    /// [`Vision::model_names`]: crate::vision::pipeline::Vision::model_names
     pub versions: Vec<String>,
     /// The embedder's id, as stored in templates.
     pub embedder: String,
@@ -24,26 +26,19 @@ pub struct ModelInfo {
 }
 
 impl ModelInfo {
-    /// Reads the manifest in `models_dir`; `with_antispoof` adds the anti-spoof models' versions. A manifest
+    /// Reads the manifest in `models_dir` for the loaded models named `loaded` (in pipeline order). A manifest
     /// without a `[calibration]` for the pipeline's embedder is a [`FlowError::Config`].
-    pub fn load(models_dir: &Path, with_antispoof: bool) -> Result<Self, FlowError> {
-        Self::from_manifest(&ModelManifest::load(models_dir)?, with_antispoof)
+    pub fn load(models_dir: &Path, loaded: &[String]) -> Result<Self, FlowError> {
+        Self::from_manifest(&ModelManifest::load(models_dir)?, loaded)
     }
 
     /// [`ModelInfo::load`] from a parsed manifest.
-    pub fn from_manifest(
-        manifest: &ModelManifest,
-        with_antispoof: bool,
-    ) -> Result<Self, FlowError> {
+    pub fn from_manifest(manifest: &ModelManifest, loaded: &[String]) -> Result<Self, FlowError> {
         let version = |name: &str| -> Result<String, FlowError> {
             let entry = manifest.entry(name)?;
             model_id(name, &entry.onnx_sha256).map_err(|e| FlowError::Config(e.to_string()))
         };
-        let mut names = vec![DETECTOR_MODEL, MESH_MODEL, EMBEDDER_MODEL];
-        if with_antispoof {
-            names.extend(ANTISPOOF_MODELS);
-        }
-        let versions = names
+        let versions = loaded
             .iter()
             .map(|n| version(n))
             .collect::<Result<Vec<_>, _>>()?;
