@@ -13,8 +13,6 @@ use facepay_core::vision::pipeline::{Tracking, Vision};
 pub struct ClipObservations {
     /// Folder name (e.g. `live-d3`).
     pub name: String,
-    /// Folder path.
-    pub path: String,
     /// `live` or the attack type.
     pub label: String,
     /// Frame timestamps, seconds.
@@ -81,7 +79,6 @@ impl ClipObservations {
         }
         Ok(Self {
             name,
-            path: dir.display().to_string(),
             label,
             timestamps,
             frames,
