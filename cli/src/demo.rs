@@ -23,7 +23,7 @@ use facepay_core::checkout::client::{ClientConfig, MerchantClient, TrustRoots};
 use facepay_core::checkout::protocol::sha256;
 use facepay_core::checkout::signer::SoftwareSigner;
 use facepay_core::checkout::wire::CreateOrderRequest;
-use facepay_core::flow::{FacePay, FacePayConfig, FlowError, Receipt};
+use facepay_core::flow::{FacePay, FacePayConfig, FlowError, PaymentSession, Receipt};
 use facepay_core::liveness::{LivenessPolicy, challenge_name, parse_challenges};
 use facepay_core::template::MemoryKeyStore;
 use facepay_core::vision::model::default_models_dir;
@@ -49,9 +49,10 @@ pub struct Args {
     /// Pay as another person (the impostor completes the challenges) and show the refusal.
     #[arg(long, conflicts_with = "camera")]
     impostor: bool,
-    /// The impostor's clip (another person than the shopper, annotated in docs/clip-actions.toml).
-    #[arg(long, default_value = "live-d6")]
-    impostor_clip: String,
+    /// The impostor's clips (other people than the shopper, annotated in docs/clip-actions.toml): each payment
+    /// attempt uses the first that can show the nonce's challenges.
+    #[arg(long, value_delimiter = ',', default_value = "live-d3,live-d6")]
+    impostor_clip: Vec<String>,
     /// Enrol and pay from the webcam instead of the clips (builds with the `camera` feature).
     #[arg(long)]
     camera: bool,
@@ -78,10 +79,11 @@ pub struct Args {
 
 /// Where the demo's frames come from.
 enum Source {
-    /// Scripted shoppers over recorded clips: the shopper's (enrolment, and payment) and the payer's.
+    /// Scripted shoppers over recorded clips: the shopper's (enrolment) and the payers' (the shopper's again, or
+    /// the impostor's clips).
     Clips {
         shopper: ScriptedClip,
-        payer: ScriptedClip,
+        payers: Vec<ScriptedClip>,
     },
     /// A webcam, for both.
     Camera(Webcam),
@@ -100,17 +102,20 @@ impl Source {
                  FACEPAY_SHARED to the shared data folder (the one holding data/clips)",
                 clips.display(),
                 args.shopper,
-                args.impostor_clip
+                args.impostor_clip.join("/, ")
             );
         }
         let actions = Actions::committed()?;
         let shopper = scripted_clip(&clips, &args.shopper, &actions)?;
-        let payer = if args.impostor {
-            scripted_clip(&clips, &args.impostor_clip, &actions)?
+        let payers = if args.impostor {
+            args.impostor_clip
+                .iter()
+                .map(|name| scripted_clip(&clips, name, &actions))
+                .collect::<anyhow::Result<_>>()?
         } else {
-            shopper.clone()
+            vec![shopper.clone()]
         };
-        Ok(Self::Clips { shopper, payer })
+        Ok(Self::Clips { shopper, payers })
     }
 }
 
@@ -153,6 +158,12 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         cert_out: cert.clone(),
     };
     config.challenge_set = challenge_set.clone();
+    if args.impostor {
+        // The impostor's footage holds fewer actions than the shopper's (no clip but the shopper's shows a look
+        // up): it asks for fresh challenges until one it can show (see `pay`), more than the default limits allow.
+        config.limits.challenges_per_order = MAX_CHALLENGE_REQUESTS;
+        config.limits.challenges_per_device = MAX_CHALLENGE_REQUESTS;
+    }
     let server = rt
         .block_on(Server::start(config))
         .context("starting the checkout server")?;
@@ -192,9 +203,11 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     let mut vision = loading
         .join()
         .map_err(|_| anyhow!("the model loading thread panicked"))??;
-    if let Source::Clips { shopper, payer } = &mut source {
+    if let Source::Clips { shopper, payers } = &mut source {
         shopper.measure_faces(&mut vision)?;
-        payer.measure_faces(&mut vision)?;
+        for payer in payers {
+            payer.measure_faces(&mut vision)?;
+        }
     }
     let device = FacePay::new(
         FacePayConfig {
@@ -243,17 +256,18 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     ));
 
     let payer = match &mut source {
-        Source::Clips { payer, .. } => {
+        Source::Clips { payers, .. } => {
+            let names: Vec<String> = payers.iter().map(|p| p.clip.dir.display().to_string()).collect();
             printer.say(&format!(
                 "Paying (simulated, scripted from {}){} …",
-                payer.clip.dir.display(),
+                names.join(" or "),
                 if args.impostor {
                     ": another person, the impostor, answering the prompts"
                 } else {
                     ""
                 }
             ));
-            Payer::Clip(payer)
+            Payer::Clips(payers)
         }
         Source::Camera(webcam) => {
             printer.say(&format!(
@@ -282,16 +296,28 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     report(&args, &result, payments, &summary, &timings)
 }
 
+/// What feeds one payment session's frames.
+enum Feed<'a> {
+    /// The scripted shopper over this clip.
+    Scripted(&'a ScriptedClip),
+    /// The webcam.
+    Camera(&'a mut Webcam),
+}
+
+/// Most challenges the demo asks for one payment while the payer's footage cannot show the nonce's list.
+const MAX_CHALLENGE_REQUESTS: u32 = 64;
+
 /// The frames the payment is made with.
 enum Payer<'a> {
-    /// A scripted shopper over a clip.
-    Clip(&'a ScriptedClip),
+    /// A scripted shopper over the first of these clips that can show the nonce's challenges.
+    Clips(&'a [ScriptedClip]),
     /// The webcam.
     Camera(&'a mut Webcam),
 }
 
 /// The payment: challenge, liveness on the clip or webcam (recorded into `record` when given), match, sign,
-/// submit.
+/// submit. A scripted payer whose clips cannot show the nonce's challenges (e.g. a look up that none of them
+/// holds) asks for a fresh challenge, at most [`MAX_CHALLENGE_REQUESTS`] times, saying so.
 fn pay(
     rt: &tokio::runtime::Runtime,
     device: &FacePay,
@@ -301,26 +327,33 @@ fn pay(
     printer: &Arc<GuidancePrinter>,
     record: Option<&Path>,
 ) -> Result<Receipt, FlowError> {
-    let session = start_payment(rt, device, client_token, printer)?;
-    let mut recording = match (record, &payer) {
-        (None, _) => None,
-        (Some(dir), Payer::Clip(scripted)) => {
-            Some(Recording::start(dir, &session, scripted.clip.fps)?)
+    let (session, feed) = match payer {
+        Payer::Clips(clips) => {
+            let (session, clip) = showable_session(rt, device, client_token, printer, clips)?;
+            (session, Feed::Scripted(clip))
         }
-        (Some(dir), Payer::Camera(webcam)) => {
-            Some(Recording::start(dir, &session, camera::fps(webcam))?)
-        }
+        Payer::Camera(webcam) => (
+            start_payment(rt, device, client_token, printer)?,
+            Feed::Camera(webcam),
+        ),
     };
-    let pushed = match payer {
-        Payer::Clip(scripted) => pay_scripted(
+    let fps = match &feed {
+        Feed::Scripted(clip) => clip.clip.fps,
+        Feed::Camera(webcam) => camera::fps(webcam),
+    };
+    let mut recording = record
+        .map(|dir| Recording::start(dir, &session, fps))
+        .transpose()?;
+    let pushed = match feed {
+        Feed::Scripted(clip) => pay_scripted(
             &session,
-            scripted,
+            clip,
             cancel_after,
             printer,
             recording.as_mut(),
             2,
         ),
-        Payer::Camera(webcam) => {
+        Feed::Camera(webcam) => {
             camera::push(&session, webcam, cancel_after, printer, recording.as_mut())
         }
     };
@@ -335,6 +368,30 @@ fn pay(
     }
     pushed?;
     rt.block_on(session.pay())
+}
+
+/// A payment session whose challenges one of `clips` can show, with that clip: asks for a fresh challenge (the
+/// previous session dropped) while none can.
+fn showable_session<'a>(
+    rt: &tokio::runtime::Runtime,
+    device: &FacePay,
+    client_token: &str,
+    printer: &Arc<GuidancePrinter>,
+    clips: &'a [ScriptedClip],
+) -> Result<(PaymentSession, &'a ScriptedClip), FlowError> {
+    for _ in 0..MAX_CHALLENGE_REQUESTS {
+        let session = start_payment(rt, device, client_token, printer)?;
+        let list = session.challenges();
+        if let Some(clip) = clips.iter().find(|c| c.actions.can_show(&list)) {
+            return Ok((session, clip));
+        }
+        printer.say("The scripted payer's footage cannot show these challenges: asking for a fresh challenge");
+    }
+    Err(FlowError::LivenessFailed {
+        reason: format!(
+            "no challenge list in {MAX_CHALLENGE_REQUESTS} requests could be shown from the payer's footage"
+        ),
+    })
 }
 
 /// Stops the server and removes the temporary directory.

@@ -1,8 +1,8 @@
 //! `facepay demo` end to end, running the real binary under the real challenge policy (every kind, 3–4 per
 //! payment) with a simulated scripted shopper: the shopper pays and gets a receipt; the impostor (another person
 //! who completes the challenges) is refused by the face match and the server records no payment; cancellation
-//! stops the payment; a missing clips folder gives a clear message. (`--camera`'s answers, with or without the feature, are checked by
-//! `record_replay.rs`.)
+//! stops the payment; a missing clips folder gives a clear message. (`--camera`'s answers, with or without the
+//! feature, are checked by `record_replay.rs`.)
 //!
 //! Needs the shared development data (`FACEPAY_SHARED`, default `<workspace>/../shared`).
 
@@ -15,9 +15,11 @@ fn clips() -> PathBuf {
     let clips = shared.join("data/clips");
     let liveness = shared.join("data/liveness");
     assert!(
-        clips.is_dir() && liveness.join("live-tranvanluyt").is_dir() && liveness.join("live-d6").is_dir(),
-        "missing {} or {}/live-tranvanluyt or live-d6 (the demo's shopper and impostor): set FACEPAY_SHARED to \
-         the shared data folder",
+        clips.is_dir() && liveness.join("live-tranvanluyt").is_dir()
+            && liveness.join("live-d3").is_dir()
+            && liveness.join("live-d6").is_dir(),
+        "missing {} or {}/live-tranvanluyt, live-d3 or live-d6 (the demo's shopper and impostors): set \
+         FACEPAY_SHARED to the shared data folder",
         clips.display(),
         liveness.display()
     );
@@ -72,7 +74,8 @@ fn demo_impostor_is_refused_and_nothing_is_paid() {
     let (out, json) = demo(&["--impostor"]);
     assert!(!out.status.success(), "{json}");
     assert_eq!(json["outcome"], "refused");
-    // The impostor (another person, live-d6) completes the scripted challenges: the face match refuses them.
+    // The impostor (another person: live-d3 or live-d6, whichever can show the nonce's challenges) completes the
+    // scripted challenges: the face match refuses them.
     assert_eq!(json["error"]["kind"], "not_matched", "{json}");
     assert_eq!(json["server_payments"], 0);
     assert!(String::from_utf8_lossy(&out.stderr).contains("SIMULATED"));
