@@ -4,8 +4,9 @@
 //! A challenge is answered the way a human answers a prompt: from a neutral pose (held still just before the
 //! prompt, measured as the [`Neutral`] reference), the asked action starts no sooner than a human reacts
 //! (`response.min_reaction_s`) and no later than `response.max_onset_s`, and is completed within its window. While
-//! it is pending, any other head action — the other way, another axis, the same action a second time, moving at
-//! all while a blink is asked — fails the session. Blinks are involuntary: they never count against the shopper.
+//! it is pending, any other head action — the other way, another axis as the movement's main one, the same action
+//! a second time, a deliberate head action while a blink is asked — fails the session. Blinks are involuntary:
+//! they never count against the shopper.
 
 use super::LivenessError;
 use super::guidance::{FailReason, HeadAction, Oval};
@@ -195,12 +196,17 @@ impl Response {
                 continue;
             }
             let contrary = match (asked, level) {
-                // Asked to blink: the head stays put.
-                (None, Level::Onset | Level::Full) => true,
+                // Asked to blink: no deliberate head action (one that reaches its threshold); the onset levels
+                // are within the sway and pose noise of a head held still while blinking.
+                (None, Level::Full) => true,
+                (None, _) | (_, Level::None) => false,
                 // The other way on the asked axis, from its first degrees.
                 (Some(a), Level::Onset) => same_axis(a, action),
-                (Some(_), Level::Full) => true,
-                (_, Level::None) => false,
+                // Another axis at its threshold, when it is the movement's main axis: a real turn carries some
+                // pitch (and pose estimates couple the axes at large yaw), which is not a nod.
+                (Some(a), Level::Full) => {
+                    same_axis(a, action) || extent(action, &s, policy) > extent(a, &s, policy)
+                }
             };
             if contrary {
                 let after_s = after as f32;
@@ -415,6 +421,18 @@ fn asked_action(c: Challenge) -> Option<HeadAction> {
         Challenge::LookUp => Some(HeadAction::LookUp),
         Challenge::LookDown => Some(HeadAction::LookDown),
         Challenge::MoveCloser(_) => Some(HeadAction::MoveCloser),
+    }
+}
+
+/// How far the face has moved along `action`'s axis (either way), in units of that axis's full threshold.
+fn extent(action: HeadAction, s: &Signals, p: &LivenessPolicy) -> f32 {
+    match action {
+        HeadAction::TurnLeft | HeadAction::TurnRight => s.yaw.abs() / p.turn.threshold_deg,
+        HeadAction::LookUp | HeadAction::LookDown => s.pitch.abs() / p.look.threshold_deg,
+        HeadAction::MoveCloser => {
+            let full = p.closer.min_fill * f32::from(CloserOutline::SCALE_PCT.0) / 100.0;
+            (s.growth - 1.0).abs() / (full - 1.0).max(f32::EPSILON)
+        }
     }
 }
 

@@ -350,7 +350,7 @@ impl Default for ResponsePolicy {
         Self {
             min_reaction_s: 0.2,
             max_onset_s: 1.6,
-            max_complete_s: 3.5,
+            max_complete_s: 5.2,
             blink_max_complete_s: 2.4,
             closer_max_complete_s: 5.0,
             neutral_hold_s: 0.3,
