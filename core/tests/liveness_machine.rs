@@ -367,7 +367,11 @@ fn moving_the_head_while_a_blink_is_asked_fails() {
     let mut r = Run::new(vec![Challenge::Blink], false);
     r.aligned();
     r.frames(F::default(), REACT);
+    // A turn's onset (9°) is within the sway of a head held still while blinking: no failure yet.
     r.push(&F { yaw: -9.0, ..F::default() }.obs());
+    assert_eq!(r.failure(), None);
+    // A deliberate turn (past the 18° threshold) is not a blink.
+    r.push(&F { yaw: -20.0, ..F::default() }.obs());
     assert!(matches!(
         r.failure(),
         Some(FailReason::ContraryAction {
