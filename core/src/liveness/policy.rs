@@ -362,8 +362,8 @@ impl Default for ResponsePolicy {
 impl Default for PassivePolicy {
     fn default() -> Self {
         Self {
-            threshold: 0.95,
-            aggregate: PassiveAggregate::Mean,
+            threshold: 0.21,
+            aggregate: PassiveAggregate::TrimmedMean,
             still_threshold: 0.4,
             min_samples: 3,
             early_fail_samples: 5,
