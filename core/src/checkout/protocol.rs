@@ -95,8 +95,8 @@ impl CloserOutline {
     /// Whether every field is within its bounds.
     pub fn is_valid(&self) -> bool {
         (Self::SCALE_PCT.0..=Self::SCALE_PCT.1).contains(&self.scale_pct)
-            && self.dx_pct.abs() <= Self::MAX_DX_PCT
-            && self.dy_pct.abs() <= Self::MAX_DY_PCT
+            && self.dx_pct.unsigned_abs() <= Self::MAX_DX_PCT.unsigned_abs()
+            && self.dy_pct.unsigned_abs() <= Self::MAX_DY_PCT.unsigned_abs()
     }
 }
 
