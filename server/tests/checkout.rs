@@ -596,7 +596,7 @@ async fn health_metrics_and_fallbacks_use_the_error_shape() {
         assert_eq!(h.status, 200);
         assert_eq!(
             h.json(),
-            json!({"status": "ok", "backend": name, "protocol": "v1"})
+            json!({"status": "ok", "backend": name, "protocol": facepay_core::checkout::protocol::PROTOCOL_VERSION})
         );
         env.get("/nope")
             .await
