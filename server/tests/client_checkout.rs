@@ -174,7 +174,7 @@ async fn happy_path_over_tls_with_a_pinned_self_signed_certificate() {
             health.backend.as_str(),
             health.protocol.as_str()
         ),
-        ("ok", "sqlite", "v1")
+        ("ok", "sqlite", facepay_core::checkout::protocol::PROTOCOL_VERSION)
     );
 
     let signer = shop.device("phone-1").await;
