@@ -387,13 +387,7 @@ pub fn load_plan(entry: &ModelEntry, bytes: &[u8]) -> Result<Plan, VisionError> 
             let model = tract_nnef::nnef()
                 .model_for_read(&mut std::io::Cursor::new(bytes))
                 .map_err(&fail)?;
-            let names = model
-                .input_outlets()
-                .map_err(&fail)?
-                .iter()
-                .map(|o| model.node(o.node).name.clone())
-                .collect::<Vec<_>>();
-            input_position(entry, &names)?;
+            input_position(entry, &model)?;
             model.into_decluttered().map_err(&fail)?
         }
         #[cfg(feature = "onnx")]
@@ -544,21 +538,29 @@ fn load_error(entry: &ModelEntry) -> impl Fn(TractError) -> VisionError + '_ {
     }
 }
 
-/// Index of the manifest's `input_name` among the model's inputs (`names`, in order); the first input when the
+/// Index of the manifest's `input_name` among `model`'s inputs (NNEF or ONNX graph); the first input when the
 /// manifest names none. A name the model lacks is [`VisionError::ModelLoad`].
-fn input_position(entry: &ModelEntry, names: &[String]) -> Result<usize, VisionError> {
-    match &entry.input_name {
-        None => Ok(0),
-        Some(wanted) => {
-            names
-                .iter()
-                .position(|n| n == wanted)
-                .ok_or_else(|| VisionError::ModelLoad {
-                    name: entry.name.clone(),
-                    reason: format!("the model has no input named {wanted:?}"),
-                })
-        }
-    }
+fn input_position<F, O>(entry: &ModelEntry, model: &Graph<F, O>) -> Result<usize, VisionError>
+where
+    F: tract_nnef::internal::Fact + Clone + 'static,
+    O: std::fmt::Debug
+        + std::fmt::Display
+        + AsRef<dyn tract_nnef::internal::Op>
+        + AsMut<dyn tract_nnef::internal::Op>
+        + Clone
+        + 'static,
+{
+    let Some(wanted) = &entry.input_name else {
+        return Ok(0);
+    };
+    let inputs = model.input_outlets().map_err(load_error(entry))?;
+    inputs
+        .iter()
+        .position(|o| model.node(o.node).name == *wanted)
+        .ok_or_else(|| VisionError::ModelLoad {
+            name: entry.name.clone(),
+            reason: format!("the model has no input named {wanted:?}"),
+        })
 }
 
 /// Parses ONNX bytes, fixes the input fact to `input_shape`, types and declutters.
@@ -569,13 +571,7 @@ fn decluttered_onnx(entry: &ModelEntry, bytes: &[u8]) -> Result<TypedModel, Visi
     let model = tract_onnx::onnx()
         .model_for_read(&mut std::io::Cursor::new(bytes))
         .map_err(&fail)?;
-    let names = model
-        .input_outlets()
-        .map_err(&fail)?
-        .iter()
-        .map(|o| model.node(o.node).name.clone())
-        .collect::<Vec<_>>();
-    let index = input_position(entry, &names)?;
+    let index = input_position(entry, &model)?;
     model
         .with_input_fact(index, InferenceFact::from(f32::fact(&entry.input_shape)))
         .and_then(|m| m.into_typed())
