@@ -16,8 +16,10 @@ lib=libfacepay_bindings.a
 out="$root/target/xcframework"
 rm -rf "$out" "$here/FacePayFFI.xcframework"
 mkdir -p "$out/headers" "$out/ios-sim"
-cp "$gen/FacePayFFI.h" "$out/headers/"
-cp "$gen/FacePayFFI.modulemap" "$out/headers/module.modulemap"
+# Two C modules in one module map: FacePayFFI (the bindings) and FacePayCoreFFI (the core's own types). Their
+# Swift files (FacePay.swift, FacePayCore.swift) compile together into the one `FacePay` Swift module.
+cp "$gen"/*.h "$out/headers/"
+for map in "$gen"/*.modulemap; do cat "$map"; echo; done > "$out/headers/module.modulemap"
 lipo -create "target/aarch64-apple-ios-sim/release/$lib" "target/x86_64-apple-ios/release/$lib" -output "$out/ios-sim/$lib"
 xcodebuild -create-xcframework \
   -library "target/aarch64-apple-ios/release/$lib" -headers "$out/headers" \

@@ -7,7 +7,7 @@ use facepay_core::checkout::protocol::OrderRef as CoreOrder;
 use facepay_core::checkout::wire::RegisterDeviceResponse;
 use facepay_core::flow;
 
-use crate::guidance::{Challenge, Guidance, LivenessOutcome};
+use crate::guidance::{Challenge, Guidance, Outcome};
 
 /// One thing the UI should show, in order: a prompt for every frame, then `Verifying`, `Paying` and `Done` (or
 /// `Enrolled`, or `Failed`).
@@ -128,7 +128,7 @@ pub struct Receipt {
     /// The threshold it passed.
     pub match_threshold: f32,
     /// The liveness outcome (`Passed` on a receipt).
-    pub liveness: LivenessOutcome,
+    pub liveness: Outcome,
     /// The challenges performed, in order.
     pub challenges: Vec<Challenge>,
     /// Passive anti-spoof score, when the models are installed.
@@ -229,8 +229,8 @@ impl From<flow::Receipt> for Receipt {
             recorded_at_ms: r.recorded_at_ms,
             match_score: r.match_score,
             match_threshold: r.match_threshold,
-            liveness: r.liveness.into(),
-            challenges: r.challenges.into_iter().map(Into::into).collect(),
+            liveness: r.liveness,
+            challenges: r.challenges,
             passive_score: r.passive_score,
             frames: r.frames,
             counter: r.counter,

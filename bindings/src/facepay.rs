@@ -11,13 +11,13 @@ use facepay_core::flow::{self, FacePayConfig as CoreConfig};
 use facepay_core::liveness::LivenessPolicy;
 use facepay_core::vision::pipeline::Vision;
 
-use crate::error::FacePayError;
 use crate::events::{DeviceRegistration, FlowListener, ListenerBridge};
 use crate::guard::{guard, guard_async};
 use crate::guidance::Challenge;
 use crate::models::{AssetsBridge, ModelAssets};
 use crate::platform::{DeviceSigner, KeyStore, KeyStoreBridge, SignerBridge};
 use crate::session::{EnrolmentCapture, PaymentSession};
+use facepay_core::flow::FacePayError;
 
 /// Everything a [`FacePay`] handle needs besides the platform keys.
 #[derive(Debug, Clone, uniffi::Record)]
@@ -160,7 +160,7 @@ fn open(
     signer: Arc<dyn DeviceSigner>,
     key_store: Arc<dyn KeyStore>,
 ) -> Result<Arc<FacePay>, FacePayError> {
-    let vision = Vision::from_sources(models, antispoof).map_err(flow::FlowError::from)?;
+    let vision = Vision::from_sources(models, antispoof)?;
     let trust = match config.pinned_cert_pem {
         Some(pem) => TrustRoots::PinnedCertPem(pem.into_bytes()),
         None => TrustRoots::System,
@@ -170,9 +170,7 @@ fn open(
         device_id: config.device_id,
         state_dir: config.state_dir.into(),
         policy: LivenessPolicy::default(),
-        enrolment_challenges: config
-            .enrolment_challenges
-            .map(|c| c.into_iter().map(Into::into).collect()),
+        enrolment_challenges: config.enrolment_challenges,
     };
     let inner = flow::FacePay::new(
         core_config,

@@ -4,7 +4,7 @@
 
 use facepay_core::vision::frame::{Frame, Pixels, Rotation};
 
-use crate::error::FacePayError;
+use facepay_core::flow::FacePayError;
 
 /// The pixel buffer of a frame, in the camera's own layout. Strides are in bytes.
 #[derive(Debug, Clone, uniffi::Enum)]
@@ -71,9 +71,7 @@ impl CameraFrame {
     /// The core's view of this frame (borrowing the bytes); a bad rotation or NV21 size is
     /// [`FacePayError::InvalidFrame`].
     pub fn as_core(&self) -> Result<Frame<'_>, FacePayError> {
-        let invalid = |e: facepay_core::vision::VisionError| FacePayError::InvalidFrame {
-            detail: e.to_string(),
-        };
+        let invalid = FacePayError::invalid_frame;
         let pixels = match &self.pixels {
             FramePixels::Rgb8 { data, stride } => Pixels::Rgb8 {
                 data,
@@ -129,9 +127,7 @@ pub fn check_frame(frame: CameraFrame) -> Result<UprightSize, FacePayError> {
         let image = frame
             .as_core()?
             .to_rgb()
-            .map_err(|e| FacePayError::InvalidFrame {
-                detail: e.to_string(),
-            })?;
+            .map_err(FacePayError::invalid_frame)?;
         Ok(UprightSize {
             width: image.width,
             height: image.height,

@@ -7,7 +7,7 @@ use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::pin::Pin;
 use std::task::{Context, Poll};
 
-use crate::error::FacePayError;
+use facepay_core::flow::FacePayError;
 
 /// Runs `f`, turning a panic into [`FacePayError::Internal`].
 pub fn guard<T>(f: impl FnOnce() -> Result<T, FacePayError>) -> Result<T, FacePayError> {

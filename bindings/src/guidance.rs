@@ -1,82 +1,11 @@
-//! What the UI draws and says for each frame: the head outline, one prompt (a stable message key for
-//! localisation, with English default text) and progress. Converted one-to-one from `facepay_core::liveness`.
+//! What the UI draws and says for each frame. The outline ([`Oval`]), the prompt ([`GuidanceState`]), the
+//! challenges and the liveness outcome are the core's own types (they derive uniffi's traits); [`Guidance`] is
+//! the one wrapper, because the core's message key and text are `&'static str`.
 
-use facepay_core::checkout::protocol::Challenge as CoreChallenge;
-use facepay_core::liveness::{
-    FailReason as CoreFailReason, Guidance as CoreGuidance, GuidanceState as CoreState,
-};
-use facepay_core::liveness::{Outcome, Oval as CoreOval};
+pub use facepay_core::checkout::protocol::Challenge;
+pub use facepay_core::liveness::{FailReason, GuidanceState, Outcome, Oval, TimeoutReason};
 
-/// The head outline in normalised coordinates of the upright image: centre `(cx, cy)`, semi-axes `rx` (fraction
-/// of the width) and `ry` (fraction of the height). Draw it as an ellipse centred at `(cx·W, cy·H)` with radii
-/// `(rx·W, ry·H)`; if the preview is mirrored and the pushed frames are not (or the other way round), use `1 − cx`.
-#[derive(Debug, Clone, Copy, PartialEq, uniffi::Record)]
-pub struct Oval {
-    /// Centre x (0 = left, 1 = right).
-    pub cx: f32,
-    /// Centre y (0 = top, 1 = bottom).
-    pub cy: f32,
-    /// Horizontal semi-axis, fraction of the width.
-    pub rx: f32,
-    /// Vertical semi-axis, fraction of the height.
-    pub ry: f32,
-}
-
-/// Why a liveness session failed.
-#[derive(Debug, Clone, Copy, PartialEq, uniffi::Enum)]
-pub enum FailReason {
-    /// The passive anti-spoof score is below the policy threshold.
-    PassiveSpoof {
-        /// The fused score.
-        score: f32,
-        /// The threshold.
-        threshold: f32,
-    },
-    /// The policy requires the passive models and they are not installed.
-    PassiveUnavailable,
-}
-
-/// The prompt for a frame.
-#[derive(Debug, Clone, Copy, PartialEq, uniffi::Enum)]
-pub enum GuidanceState {
-    /// No face in the frame.
-    NoFace,
-    /// More than one face.
-    MultipleFaces,
-    /// Come closer.
-    MoveCloser,
-    /// Move back.
-    MoveBack,
-    /// Centre the face in the outline.
-    CenterFace,
-    /// Look straight at the camera.
-    LookStraight,
-    /// In place: hold still.
-    HoldStill,
-    /// Too dark.
-    TooDark,
-    /// Over-exposed.
-    TooBright,
-    /// Blurred.
-    Blurry,
-    /// Challenge: blink.
-    Blink,
-    /// Challenge: turn the head to your left.
-    TurnLeft,
-    /// Challenge: turn the head to your right.
-    TurnRight,
-    /// Computing the verdict.
-    Verifying,
-    /// Verdict: live.
-    Passed,
-    /// Verdict: not live.
-    Failed {
-        /// Why.
-        reason: FailReason,
-    },
-    /// Verdict: out of time.
-    TimedOut,
-}
+use facepay_core::liveness::Guidance as CoreGuidance;
 
 /// The session's answer to one frame.
 #[derive(Debug, Clone, PartialEq, uniffi::Record)]
@@ -85,7 +14,8 @@ pub struct Guidance {
     pub frame_index: u64,
     /// The prompt.
     pub state: GuidanceState,
-    /// The outline to draw.
+    /// The outline to draw: an ellipse centred at `(cx·W, cy·H)` with radii `(rx·W, ry·H)`; if the preview is
+    /// mirrored and the pushed frames are not (or the other way round), use `1 − cx`.
     pub oval: Oval,
     /// Progress of the whole session, 0..1.
     pub progress: f32,
@@ -97,116 +27,16 @@ pub struct Guidance {
     pub is_terminal: bool,
 }
 
-/// An active liveness challenge.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, uniffi::Enum)]
-pub enum Challenge {
-    /// Close and reopen both eyes.
-    Blink,
-    /// Turn the head to the shopper's left.
-    TurnLeft,
-    /// Turn the head to the shopper's right.
-    TurnRight,
-}
-
-/// The liveness decision.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, uniffi::Enum)]
-pub enum LivenessOutcome {
-    /// Live.
-    Passed,
-    /// Not live.
-    Failed,
-    /// Out of time.
-    TimedOut,
-}
-
-impl From<CoreOval> for Oval {
-    fn from(o: CoreOval) -> Self {
-        Oval {
-            cx: o.cx,
-            cy: o.cy,
-            rx: o.rx,
-            ry: o.ry,
-        }
-    }
-}
-
-impl From<CoreFailReason> for FailReason {
-    fn from(r: CoreFailReason) -> Self {
-        match r {
-            CoreFailReason::PassiveSpoof { score, threshold } => {
-                FailReason::PassiveSpoof { score, threshold }
-            }
-            CoreFailReason::PassiveUnavailable => FailReason::PassiveUnavailable,
-        }
-    }
-}
-
-impl From<CoreState> for GuidanceState {
-    fn from(s: CoreState) -> Self {
-        match s {
-            CoreState::NoFace => GuidanceState::NoFace,
-            CoreState::MultipleFaces => GuidanceState::MultipleFaces,
-            CoreState::MoveCloser => GuidanceState::MoveCloser,
-            CoreState::MoveBack => GuidanceState::MoveBack,
-            CoreState::CenterFace => GuidanceState::CenterFace,
-            CoreState::LookStraight => GuidanceState::LookStraight,
-            CoreState::HoldStill => GuidanceState::HoldStill,
-            CoreState::TooDark => GuidanceState::TooDark,
-            CoreState::TooBright => GuidanceState::TooBright,
-            CoreState::Blurry => GuidanceState::Blurry,
-            CoreState::Blink => GuidanceState::Blink,
-            CoreState::TurnLeft => GuidanceState::TurnLeft,
-            CoreState::TurnRight => GuidanceState::TurnRight,
-            CoreState::Verifying => GuidanceState::Verifying,
-            CoreState::Passed => GuidanceState::Passed,
-            CoreState::Failed { reason } => GuidanceState::Failed {
-                reason: reason.into(),
-            },
-            CoreState::TimedOut => GuidanceState::TimedOut,
-        }
-    }
-}
-
 impl From<CoreGuidance> for Guidance {
     fn from(g: CoreGuidance) -> Self {
         Guidance {
             frame_index: g.frame_index,
-            state: g.state.into(),
-            oval: g.oval.into(),
+            state: g.state,
+            oval: g.oval,
             progress: g.progress,
             message_key: g.message_key.into(),
             message: g.message.into(),
             is_terminal: g.state.is_terminal(),
-        }
-    }
-}
-
-impl From<CoreChallenge> for Challenge {
-    fn from(c: CoreChallenge) -> Self {
-        match c {
-            CoreChallenge::Blink => Challenge::Blink,
-            CoreChallenge::TurnLeft => Challenge::TurnLeft,
-            CoreChallenge::TurnRight => Challenge::TurnRight,
-        }
-    }
-}
-
-impl From<Challenge> for CoreChallenge {
-    fn from(c: Challenge) -> Self {
-        match c {
-            Challenge::Blink => CoreChallenge::Blink,
-            Challenge::TurnLeft => CoreChallenge::TurnLeft,
-            Challenge::TurnRight => CoreChallenge::TurnRight,
-        }
-    }
-}
-
-impl From<Outcome> for LivenessOutcome {
-    fn from(o: Outcome) -> Self {
-        match o {
-            Outcome::Passed => LivenessOutcome::Passed,
-            Outcome::Failed => LivenessOutcome::Failed,
-            Outcome::TimedOut => LivenessOutcome::TimedOut,
         }
     }
 }

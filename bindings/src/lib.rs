@@ -8,9 +8,12 @@
 //! - [`guidance`] and [`events`]: what the UI shows, as records and enums;
 //! - [`platform`]: the foreign traits `KeyStore` and `DeviceSigner` (Android Keystore, iOS Keychain / Secure
 //!   Enclave) and their software implementations;
-//! - [`error`]: the typed error every call throws; [`guard`]: no panic crosses the boundary.
+//! - [`guard`]: no panic crosses the boundary.
+//!
+//! The typed error every call throws is the core's own [`FacePayError`](facepay_core::flow::FacePayError), as are
+//! the server's error codes, the liveness reasons and the challenge list: `facepay-core` derives uniffi's traits
+//! on them (its feature `uniffi`), so they cross as they are (Kotlin package `dev.facepay.sdk.core`).
 
-pub mod error;
 pub mod events;
 pub mod facepay;
 pub mod frame;

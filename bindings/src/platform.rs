@@ -11,7 +11,7 @@ use facepay_core::template::{
     FileKeyStore, KeyStore as CoreKeyStore, MemoryKeyStore, TemplateError, TemplateKey,
 };
 
-use crate::error::FacePayError;
+use facepay_core::flow::FacePayError;
 
 /// Why a platform service failed (thrown by the app's implementation, or by a software one).
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error, uniffi::Error)]
@@ -153,9 +153,7 @@ pub fn software_device_signer(
             Some(bytes) => SoftwareSigner::from_pkcs8(&bytes),
             None => SoftwareSigner::generate(),
         }
-        .map_err(|e| FacePayError::Signer {
-            detail: e.to_string(),
-        })?;
+        .map_err(FacePayError::from)?;
         Ok(Arc::new(SoftwareDeviceSigner(signer)) as Arc<dyn DeviceSigner>)
     })
 }

@@ -4,11 +4,11 @@
 use facepay_core::enrolment::EnrolmentCapture as CoreCapture;
 use facepay_core::flow::PaymentSession as CoreSession;
 
-use crate::error::FacePayError;
 use crate::events::{EnrolmentStep, OrderRef, PaymentStep, Receipt};
 use crate::frame::CameraFrame;
 use crate::guard::{guard, guard_async};
 use crate::guidance::Challenge;
+use facepay_core::flow::FacePayError;
 
 /// One payment: push frames until the answer is `Verified`, then `pay`.
 #[derive(uniffi::Object)]
@@ -31,11 +31,7 @@ impl PaymentSession {
 
     /// The challenges the shopper must perform, in order.
     pub fn challenges(&self) -> Vec<Challenge> {
-        self.inner
-            .challenges()
-            .into_iter()
-            .map(Into::into)
-            .collect()
+        self.inner.challenges()
     }
 
     /// Feeds one camera frame taken at `timestamp_s` (seconds, increasing).

@@ -9,7 +9,8 @@ use crate::pay::Recording;
 #[cfg(feature = "camera")]
 use crate::pay::{GuidancePrinter, push_recorded};
 use facepay_core::enrolment::EnrolmentCapture;
-use facepay_core::flow::{EnrolmentSummary, FlowError, PaymentSession};
+use facepay_core::flow::{EnrolmentSummary, FacePayError, PaymentSession, VisionFailure};
+use facepay_core::liveness::TimeoutReason;
 
 /// Arguments of `facepay cameras`.
 #[derive(clap::Args)]
@@ -115,8 +116,11 @@ fn live_timeout() -> std::time::Duration {
 
 /// A camera failure as the flow's error (the demo reports it like any other refusal).
 #[cfg(feature = "camera")]
-fn camera_error(e: facepay_core::camera::CameraError) -> FlowError {
-    FlowError::Vision(format!("camera: {e}"))
+fn camera_error(e: facepay_core::camera::CameraError) -> FacePayError {
+    FacePayError::Vision {
+        kind: VisionFailure::Image,
+        detail: format!("camera: {e}"),
+    }
 }
 
 /// Enrols from the webcam: pushes frames until the template is stored; returns the summary and the frame count.
@@ -124,7 +128,7 @@ fn camera_error(e: facepay_core::camera::CameraError) -> FlowError {
 pub fn enrol(
     capture: &EnrolmentCapture,
     camera: &mut Webcam,
-) -> Result<(EnrolmentSummary, usize), FlowError> {
+) -> Result<(EnrolmentSummary, usize), FacePayError> {
     use facepay_core::flow::EnrolmentStep;
     use std::ops::ControlFlow;
     let mut image = facepay_core::vision::image::RgbImage::default();
@@ -146,8 +150,9 @@ pub fn enrol(
         .map_err(camera_error)?;
     match answer {
         Some(result) => result.map(|summary| (summary, frames)),
-        None => Err(FlowError::LivenessFailed {
-            reason: "the camera capture ran out of time before the enrolment session decided"
+        None => Err(FacePayError::LivenessTimedOut {
+            reason: TimeoutReason::InputEnded,
+            detail: "the camera capture ran out of time before the enrolment session decided"
                 .into(),
         }),
     }
@@ -158,7 +163,7 @@ pub fn enrol(
 pub fn enrol(
     _capture: &EnrolmentCapture,
     camera: &mut Webcam,
-) -> Result<(EnrolmentSummary, usize), FlowError> {
+) -> Result<(EnrolmentSummary, usize), FacePayError> {
     match *camera {}
 }
 
@@ -171,7 +176,7 @@ pub fn push(
     cancel_after: Option<u64>,
     printer: &GuidancePrinter,
     mut recording: Option<&mut Recording>,
-) -> Result<(), FlowError> {
+) -> Result<(), FacePayError> {
     use facepay_core::vision::frame::Pixels;
     use std::ops::ControlFlow;
     let mut image = facepay_core::vision::image::RgbImage::default();
@@ -204,8 +209,9 @@ pub fn push(
         })
         .map_err(camera_error)?;
     answer.unwrap_or_else(|| {
-        Err(FlowError::LivenessFailed {
-            reason: "the camera capture ran out of time before the liveness session decided".into(),
+        Err(FacePayError::LivenessTimedOut {
+            reason: TimeoutReason::InputEnded,
+            detail: "the camera capture ran out of time before the liveness session decided".into(),
         })
     })
 }
@@ -218,6 +224,6 @@ pub fn push(
     _cancel_after: Option<u64>,
     _printer: &crate::pay::GuidancePrinter,
     _recording: Option<&mut Recording>,
-) -> Result<(), FlowError> {
+) -> Result<(), FacePayError> {
     match *camera {}
 }

@@ -22,7 +22,7 @@ use facepay_core::checkout::client::{ClientConfig, MerchantClient, TrustRoots};
 use facepay_core::checkout::protocol::sha256;
 use facepay_core::checkout::signer::SoftwareSigner;
 use facepay_core::checkout::wire::CreateOrderRequest;
-use facepay_core::flow::{FacePay, FacePayConfig, FlowError, Receipt};
+use facepay_core::flow::{FacePay, FacePayConfig, FacePayError, Receipt};
 use facepay_core::liveness::{LivenessPolicy, challenge_name, parse_challenges};
 use facepay_core::template::MemoryKeyStore;
 use facepay_core::vision::pipeline::Vision;
@@ -271,7 +271,7 @@ fn pay(
     cancel_after: Option<u64>,
     printer: &Arc<GuidancePrinter>,
     record: Option<&Path>,
-) -> Result<Receipt, FlowError> {
+) -> Result<Receipt, FacePayError> {
     let session = start_payment(rt, device, client_token, printer)?;
     let mut recording = match (record, &payer) {
         (None, _) => None,
@@ -322,7 +322,7 @@ struct Timings {
 /// Prints the receipt or the refusal (and the server's payment count); a refusal is an error exit.
 fn report(
     args: &Args,
-    result: &Result<Receipt, FlowError>,
+    result: &Result<Receipt, FacePayError>,
     payments: i64,
     enrolment: &facepay_core::flow::EnrolmentSummary,
     timings: &Timings,

@@ -10,8 +10,11 @@ use anyhow::{Context, bail};
 use facepay_core::checkout::client::{ClientConfig, MerchantClient, TrustRoots};
 use facepay_core::checkout::signer::{DeviceSigner, SoftwareSigner};
 use facepay_core::enrolment::EnrolmentCapture;
-use facepay_core::flow::{EnrolmentStep, EnrolmentSummary, FacePay, FacePayConfig, FlowError};
-use facepay_core::liveness::{Challenge, LivenessPolicy, parse_challenges};
+use facepay_core::flow::{
+    ConfigSetting, EnrolmentStep, EnrolmentSummary, FacePay, FacePayConfig, FacePayError,
+    VisionFailure,
+};
+use facepay_core::liveness::{Challenge, LivenessPolicy, TimeoutReason, parse_challenges};
 use facepay_core::template::FileKeyStore;
 use facepay_core::vision::pipeline::Vision;
 
@@ -104,7 +107,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         let token = rt.block_on(
             args.server
                 .merchant()
-                .map_err(|e| FlowError::Config(format!("{e:#}")))?
+                .map_err(|e| FacePayError::config(ConfigSetting::Tool, format!("{e:#}")))?
                 .create_enrollment(&args.account),
         )?;
         let registered = rt.block_on(device.register_device(&token.enrollment_token))?;
@@ -142,15 +145,19 @@ pub fn run(args: Args) -> anyhow::Result<()> {
 pub fn enrol_with_clip(
     capture: &EnrolmentCapture,
     clip: &Clip,
-) -> Result<(EnrolmentSummary, usize), FlowError> {
+) -> Result<(EnrolmentSummary, usize), FacePayError> {
     for frame in clip.frames(0) {
-        let frame = frame.map_err(|e| FlowError::Vision(format!("{e:#}")))?;
+        let frame = frame.map_err(|e| FacePayError::Vision {
+            kind: VisionFailure::Image,
+            detail: format!("{e:#}"),
+        })?;
         if let EnrolmentStep::Enrolled(summary) = capture.push_image(&frame.image, frame.t)? {
             return Ok((summary, frame.index + 1));
         }
     }
-    Err(FlowError::LivenessFailed {
-        reason: format!(
+    Err(FacePayError::LivenessTimedOut {
+        reason: TimeoutReason::InputEnded,
+        detail: format!(
             "the clip {} ended before the enrolment session decided",
             clip.dir.display()
         ),

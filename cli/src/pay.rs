@@ -13,10 +13,11 @@ use anyhow::Context;
 use facepay_core::checkout::protocol::sha256;
 use facepay_core::checkout::wire::CreateOrderRequest;
 use facepay_core::flow::{
-    FacePay, FlowError, FlowEvent, FlowListener, PaymentSession, PaymentStep, Receipt,
+    FacePay, FacePayError, FlowEvent, FlowListener, PaymentSession, PaymentStep, Receipt,
+    StorageFailure, VisionFailure,
 };
 use facepay_core::liveness::clip::Recorder;
-use facepay_core::liveness::{Guidance, GuidanceState, challenge_name};
+use facepay_core::liveness::{Guidance, GuidanceState, TimeoutReason, challenge_name};
 use facepay_core::vision::image::RgbImage;
 
 use crate::clip_frames::Clip;
@@ -95,7 +96,7 @@ pub fn pay_with_clip(
     clip: &Clip,
     skip: usize,
     printer: Arc<GuidancePrinter>,
-) -> Result<Receipt, FlowError> {
+) -> Result<Receipt, FacePayError> {
     let session = start_payment(rt, device, client_token, &printer)?;
     push_clip(&session, clip, skip, None, &printer, None)?;
     rt.block_on(session.pay())
@@ -108,7 +109,7 @@ pub fn start_payment(
     device: &FacePay,
     client_token: &str,
     printer: &Arc<GuidancePrinter>,
-) -> Result<PaymentSession, FlowError> {
+) -> Result<PaymentSession, FacePayError> {
     let listener: Arc<dyn FlowListener> = printer.clone();
     let session = rt.block_on(device.start_payment(client_token, listener))?;
     let names: Vec<&str> = session
@@ -132,18 +133,23 @@ pub fn push_clip(
     cancel_after: Option<u64>,
     printer: &GuidancePrinter,
     mut recording: Option<&mut Recording>,
-) -> Result<(), FlowError> {
+) -> Result<(), FacePayError> {
     for (n, frame) in clip.frames(skip).into_iter().enumerate() {
         if cancel_after.is_some_and(|c| n as u64 >= c) {
             session.cancel();
         }
-        let frame = frame.map_err(|e| FlowError::Vision(format!("{e:#}")))?;
+        let frame = frame.map_err(|e| FacePayError::Vision {
+            kind: VisionFailure::Image,
+            detail: format!("{e:#}"),
+        })?;
         // A JPEG frame is recorded byte for byte, so a replay decodes exactly the pixels the session saw.
         let jpeg = match (&recording, clip.files.get(frame.index)) {
-            (Some(_), Some(path)) if is_jpeg_file(path) => Some(
-                std::fs::read(path)
-                    .map_err(|e| FlowError::Vision(format!("reading {}: {e}", path.display())))?,
-            ),
+            (Some(_), Some(path)) if is_jpeg_file(path) => {
+                Some(std::fs::read(path).map_err(|e| FacePayError::Vision {
+                    kind: VisionFailure::Image,
+                    detail: format!("reading {}: {e}", path.display()),
+                })?)
+            }
             _ => None,
         };
         let verified = push_recorded(
@@ -158,8 +164,9 @@ pub fn push_clip(
             return Ok(());
         }
     }
-    Err(FlowError::LivenessFailed {
-        reason: format!(
+    Err(FacePayError::LivenessTimedOut {
+        reason: TimeoutReason::InputEnded,
+        detail: format!(
             "the clip {} ended before the liveness session decided",
             clip.dir.display()
         ),
@@ -181,7 +188,7 @@ pub fn push_recorded(
     image: &RgbImage,
     jpeg: Option<&[u8]>,
     t: f64,
-) -> Result<bool, FlowError> {
+) -> Result<bool, FacePayError> {
     printer.take_guidance();
     let step = session.push_image(image, t);
     // The session's answer to this frame (also when it decided on it); none when the frame was refused unseen.
@@ -200,9 +207,9 @@ pub struct Recording {
 
 impl Recording {
     /// Starts recording `session` into `dir` (created; must not hold a recording yet).
-    pub fn start(dir: &Path, session: &PaymentSession, fps: f64) -> Result<Self, FlowError> {
+    pub fn start(dir: &Path, session: &PaymentSession, fps: f64) -> Result<Self, FacePayError> {
         let recorder = Recorder::create(dir, fps, &session.nonce(), &session.challenges())
-            .map_err(|e| FlowError::Storage(format!("recording: {e}")))?;
+            .map_err(|e| FacePayError::storage(StorageFailure::Write, format!("recording: {e}")))?;
         Ok(Self { recorder })
     }
 
@@ -213,19 +220,19 @@ impl Recording {
         jpeg: Option<&[u8]>,
         t: f64,
         g: &Guidance,
-    ) -> Result<(), FlowError> {
+    ) -> Result<(), FacePayError> {
         match jpeg {
             Some(bytes) => self.recorder.record_jpeg(bytes, t, g),
             None => self.recorder.record(image, t, g),
         }
-        .map_err(|e| FlowError::Storage(format!("recording: {e}")))
+        .map_err(|e| FacePayError::storage(StorageFailure::Write, format!("recording: {e}")))
     }
 
     /// Writes `clip.json` with the session's liveness verdict (none if it never decided) and returns the folder.
-    pub fn finish(self, session: &PaymentSession) -> Result<PathBuf, FlowError> {
+    pub fn finish(self, session: &PaymentSession) -> Result<PathBuf, FacePayError> {
         self.recorder
             .finish(session.liveness_verdict().as_ref())
-            .map_err(|e| FlowError::Storage(format!("recording: {e}")))
+            .map_err(|e| FacePayError::storage(StorageFailure::Write, format!("recording: {e}")))
     }
 }
 
@@ -317,7 +324,7 @@ impl FlowListener for GuidancePrinter {
 
 /// A failed `enroll` or `pay`: with `--json`, prints `{"outcome": outcome, "error": …}` on stdout; returns the error
 /// for the exit status and the `error:` line.
-pub fn failure(json: bool, outcome: &str, e: FlowError) -> anyhow::Error {
+pub fn failure(json: bool, outcome: &str, e: FacePayError) -> anyhow::Error {
     if json {
         println!(
             "{}",
@@ -327,15 +334,19 @@ pub fn failure(json: bool, outcome: &str, e: FlowError) -> anyhow::Error {
     e.into()
 }
 
-/// `{"kind": …, "message": …}` plus the score and threshold of a non-match, or the code of a decline.
-pub fn error_json(e: &FlowError) -> serde_json::Value {
+/// `{"kind": …, "message": …}` plus the score and threshold of a non-match, the code of a decline, or the typed
+/// reason of a liveness failure or time-out.
+pub fn error_json(e: &FacePayError) -> serde_json::Value {
     let mut v = serde_json::json!({ "kind": e.kind(), "message": e.to_string() });
-    if let FlowError::NotMatched { score, threshold } = e {
+    if let FacePayError::NotMatched { score, threshold } = e {
         v["score"] = serde_json::json!(score);
         v["threshold"] = serde_json::json!(threshold);
     }
-    if let FlowError::Declined { code, .. } = e {
-        v["code"] = serde_json::json!(code);
+    match e {
+        FacePayError::Declined { code, .. } => v["code"] = serde_json::json!(code),
+        FacePayError::LivenessFailed { reason, .. } => v["reason"] = serde_json::json!(reason),
+        FacePayError::LivenessTimedOut { reason, .. } => v["reason"] = serde_json::json!(reason),
+        _ => {}
     }
     v
 }

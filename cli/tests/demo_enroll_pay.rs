@@ -124,7 +124,9 @@ fn enroll_then_pay_against_a_running_server() {
     );
     assert!(!ok, "{json}");
     // live-turning holds no blink (turning and squinting must not count as one): refused by the blink challenge.
-    assert_eq!(json["error"]["kind"], "liveness_failed", "{json}");
+    assert_eq!(json["error"]["kind"], "liveness_timed_out", "{json}");
+    assert_eq!(json["error"]["reason"]["code"], "challenge", "{json}");
+    assert_eq!(json["error"]["reason"]["challenge"], "blink", "{json}");
     assert_eq!(
         rt.block_on(server.store().table_counts()).unwrap().payments,
         1

@@ -69,7 +69,9 @@ fn demo_impostor_is_refused_and_nothing_is_paid() {
     assert_eq!(json["outcome"], "refused");
     // The impostor's clip (live-turning) holds no blink: turning the head and squinting must not count as one,
     // so the blink challenges stop the impostor before any face matching.
-    assert_eq!(json["error"]["kind"], "liveness_failed", "{json}");
+    assert_eq!(json["error"]["kind"], "liveness_timed_out", "{json}");
+    assert_eq!(json["error"]["reason"]["code"], "challenge", "{json}");
+    assert_eq!(json["error"]["reason"]["challenge"], "blink", "{json}");
     assert!(
         json["error"]["message"]
             .as_str()
@@ -77,7 +79,7 @@ fn demo_impostor_is_refused_and_nothing_is_paid() {
         "{json}"
     );
     assert_eq!(json["server_payments"], 0);
-    assert!(String::from_utf8_lossy(&out.stderr).contains("liveness check failed"));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("liveness check timed out"));
 }
 
 #[test]

@@ -493,7 +493,7 @@ mod tests {
         // A JPEG of another size than the stream's is refused.
         let wrong = Buffer::new(Resolution::new(h, w), &jpeg, FrameFormat::MJPEG);
         assert!(
-            matches!(convert(&wrong), Err(VisionError::InvalidFrame(m)) if m.contains("declared 48x64"))
+            matches!(convert(&wrong), Err(VisionError::InvalidFrame { detail: m, .. }) if m.contains("declared 48x64"))
         );
         let cut = Buffer::new(
             Resolution::new(w, h),
@@ -533,7 +533,9 @@ mod tests {
             &bytes[..bytes.len() - 1],
             FrameFormat::YUYV,
         );
-        assert!(matches!(convert(&short), Err(VisionError::InvalidFrame(m)) if m.contains("YUYV")));
+        assert!(
+            matches!(convert(&short), Err(VisionError::InvalidFrame { detail: m, .. }) if m.contains("YUYV"))
+        );
         let nv12 = Buffer::new(Resolution::new(w, h), &bytes[..64 * 40], FrameFormat::NV12);
         assert!(matches!(
             frame_from_buffer(&nv12),
@@ -541,7 +543,7 @@ mod tests {
         ));
         let nv12 = Buffer::new(Resolution::new(w, h), &bytes[..64 * 60], FrameFormat::NV12);
         assert!(
-            matches!(convert(&nv12), Err(VisionError::InvalidFrame(m)) if m.contains("NV12 UV"))
+            matches!(convert(&nv12), Err(VisionError::InvalidFrame { detail: m, .. }) if m.contains("NV12 UV"))
         );
         let empty = Buffer::new(Resolution::new(w, h), &[], FrameFormat::MJPEG);
         assert!(matches!(convert(&empty), Err(VisionError::Decode(_))));
@@ -550,7 +552,10 @@ mod tests {
             matches!(frame_from_buffer(&zero), Err(CameraError::Format(m)) if m.contains("0x48"))
         );
         let huge = Buffer::new(Resolution::new(u32::MAX, 2), &bytes, FrameFormat::GRAY);
-        assert!(matches!(convert(&huge), Err(VisionError::InvalidFrame(_))));
+        assert!(matches!(
+            convert(&huge),
+            Err(VisionError::InvalidFrame { .. })
+        ));
     }
 
     #[test]

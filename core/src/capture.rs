@@ -12,7 +12,7 @@ use std::time::{SystemTime, UNIX_EPOCH};
 pub use picker::{FramePicker, MIN_PICK_GAP_S};
 
 use crate::checkout::protocol::Challenge;
-use crate::flow::{FlowError, FlowEvent, FlowListener};
+use crate::flow::{FacePayError, FlowEvent, FlowListener, SessionState};
 use crate::liveness::{Guidance, LivenessPolicy, LivenessSession, Outcome, Verdict};
 use crate::vision::frame::Frame;
 use crate::vision::image::RgbImage;
@@ -27,9 +27,9 @@ impl VisionSlot {
         Self(Arc::new(Mutex::new(Some(vision))))
     }
 
-    /// Lends the pipeline to one session ([`FlowError::Busy`] while another has it).
-    pub(crate) fn lease(&self) -> Result<VisionLease, FlowError> {
-        let vision = lock(&self.0).take().ok_or(FlowError::Busy)?;
+    /// Lends the pipeline to one session ([`FacePayError::Busy`] while another has it).
+    pub(crate) fn lease(&self) -> Result<VisionLease, FacePayError> {
+        let vision = lock(&self.0).take().ok_or(FacePayError::Busy)?;
         Ok(VisionLease {
             slot: self.0.clone(),
             vision: Some(vision),
@@ -108,18 +108,27 @@ impl Capture {
         }
     }
 
-    /// Feeds a camera frame: converts it once, runs the session on it and offers it to the picker.
-    pub(crate) fn push_frame(&mut self, frame: &Frame<'_>, t: f64) -> Guidance {
+    /// Feeds a camera frame: converts it once, runs the session on it and offers it to the picker. A frame that
+    /// cannot be converted still counts in the session (as a frame without a face) and comes back as the typed
+    /// [`FacePayError::InvalidFrame`] beside the guidance.
+    pub(crate) fn push_frame(
+        &mut self,
+        frame: &Frame<'_>,
+        t: f64,
+    ) -> (Guidance, Option<FacePayError>) {
         let mut buffer = std::mem::take(&mut self.buffer);
-        let g = match frame.to_rgb_into(&mut buffer) {
-            Ok(()) => self.push_image(&buffer, frame.mirror, t),
-            Err(_) => {
+        let answer = match frame.to_rgb_into(&mut buffer) {
+            Ok(()) => (self.push_image(&buffer, frame.mirror, t), None),
+            Err(e) => {
                 self.started_ms.get_or_insert_with(now_ms);
-                self.session.push_frame(frame, t)
+                (
+                    self.session.push_frame(frame, t),
+                    Some(FacePayError::invalid_frame(e)),
+                )
             }
         };
         self.buffer = buffer;
-        g
+        answer
     }
 
     /// Feeds an upright RGB image (`mirrored` as for [`LivenessSession::push_image_mirrored`]).
@@ -138,25 +147,47 @@ impl Capture {
     }
 
     /// The session's verdict when it passed; otherwise the error for it (`NoFace` when no face was ever seen).
-    pub(crate) fn passed_verdict(&self) -> Result<Verdict, FlowError> {
+    pub(crate) fn passed_verdict(&self) -> Result<Verdict, FacePayError> {
         let verdict = self
             .session
             .verdict()
             .cloned()
-            .ok_or_else(|| FlowError::InvalidState("no verdict".into()))?;
+            .ok_or(FacePayError::InvalidState {
+                state: SessionState::Undecided,
+            })?;
         if verdict.outcome == Outcome::Passed {
             return Ok(verdict);
         }
         if self.faces_seen == 0 {
-            return Err(FlowError::NoFace);
+            return Err(FacePayError::NoFace);
         }
-        let reason = match (&verdict.fail_reason, &verdict.reason) {
-            (Some(r), _) => r.to_string(),
-            (None, Some(r)) => r.clone(),
-            (None, None) => verdict.outcome.as_str().to_owned(),
-        };
-        Err(FlowError::LivenessFailed { reason })
+        Err(match (verdict.fail_reason, verdict.timeout_reason) {
+            (Some(reason), _) => FacePayError::liveness_failed(reason),
+            (None, Some(reason)) => FacePayError::liveness_timed_out(reason),
+            (None, None) => FacePayError::Internal {
+                detail: format!(
+                    "the liveness session ended {} without a typed reason",
+                    verdict.outcome.as_str()
+                ),
+            },
+        })
     }
+}
+
+/// Feeds a camera frame through `push` (the owner's push loop, which may not call the feed once decided) and
+/// answers [`FacePayError::InvalidFrame`] instead of the step when the frame could not be converted.
+pub(crate) fn push_frame_checked<S>(
+    frame: &Frame<'_>,
+    t: f64,
+    push: impl FnOnce(&mut dyn FnMut(&mut Capture) -> Guidance) -> Result<S, FacePayError>,
+) -> Result<S, FacePayError> {
+    let mut invalid = None;
+    let step = push(&mut |c: &mut Capture| {
+        let (guidance, error) = c.push_frame(frame, t);
+        invalid = error;
+        guidance
+    })?;
+    invalid.map_or(Ok(step), Err)
 }
 
 /// Where a capture-led session is: still capturing, or decided into the owner's state `T`.
@@ -201,9 +232,9 @@ impl<T> CaptureStage<T> {
         feed: impl FnOnce(&mut Capture) -> Guidance,
         capturing: impl FnOnce(Guidance) -> A,
         interim: impl FnOnce() -> T,
-        decide: impl FnOnce(Capture, &mut Vec<FlowEvent>) -> (T, Result<A, FlowError>),
-        decided: impl FnOnce(&T) -> Result<A, FlowError>,
-    ) -> Result<A, FlowError> {
+        decide: impl FnOnce(Capture, &mut Vec<FlowEvent>) -> (T, Result<A, FacePayError>),
+        decided: impl FnOnce(&T) -> Result<A, FacePayError>,
+    ) -> Result<A, FacePayError> {
         let mut events = Vec::new();
         let answer = {
             let mut stage = self.lock();
@@ -233,7 +264,7 @@ impl<T> CaptureStage<T> {
     }
 
     /// Ends the session with `cancelled` if it is still capturing or `cancellable` says so of its state; tells
-    /// the listener [`FlowError::Cancelled`] then.
+    /// the listener [`FacePayError::Cancelled`] then.
     pub(crate) fn cancel(&self, cancellable: impl FnOnce(&T) -> bool, cancelled: T) {
         let changed = {
             let mut stage = self.lock();
@@ -247,7 +278,7 @@ impl<T> CaptureStage<T> {
             open
         };
         if changed {
-            self.emit(FlowEvent::Failed(FlowError::Cancelled));
+            self.emit(FlowEvent::Failed(FacePayError::Cancelled));
         }
     }
 }

@@ -9,11 +9,12 @@ use std::sync::Arc;
 
 use ring::rand::{SecureRandom, SystemRandom};
 
-use crate::capture::{Capture, CaptureStage};
+use crate::capture::{Capture, CaptureStage, push_frame_checked};
 use crate::checkout::protocol::challenges_for_nonce;
 use crate::checkout::wire::RegisterDeviceResponse;
 use crate::flow::{
-    EnrolmentStep, EnrolmentSummary, FacePay, FlowError, FlowEvent, FlowListener, Shared,
+    EnrolmentStep, EnrolmentSummary, FacePay, FacePayError, FlowEvent, FlowListener, Shared,
+    StorageFailure,
 };
 use crate::liveness::Guidance;
 use crate::template::{MAX_EMBEDDINGS, MIN_EMBEDDINGS, enrol};
@@ -24,7 +25,7 @@ use crate::vision::pipeline::Vision;
 /// Frames embedded for an enrolment template (at most; at least [`MIN_EMBEDDINGS`] are needed).
 pub const ENROL_FRAMES: usize = MAX_EMBEDDINGS;
 /// What an enrolment capture became once its session decided.
-type Enrolled = Result<EnrolmentSummary, FlowError>;
+type Enrolled = Result<EnrolmentSummary, FacePayError>;
 
 /// One enrolment: frames in (synchronously) until the template is stored.
 pub struct EnrolmentCapture {
@@ -44,11 +45,11 @@ impl FacePay {
     pub fn start_enrolment(
         &self,
         listener: Arc<dyn FlowListener>,
-    ) -> Result<EnrolmentCapture, FlowError> {
+    ) -> Result<EnrolmentCapture, FacePayError> {
         let mut nonce = [0u8; 32];
-        SystemRandom::new()
-            .fill(&mut nonce)
-            .map_err(|_| FlowError::Storage("random generator failed".into()))?;
+        SystemRandom::new().fill(&mut nonce).map_err(|_| {
+            FacePayError::storage(StorageFailure::Random, "random generator failed")
+        })?;
         let challenges = self
             .shared
             .enrolment_challenges
@@ -67,7 +68,7 @@ impl FacePay {
     pub async fn register_device(
         &self,
         enrollment_token: &str,
-    ) -> Result<RegisterDeviceResponse, FlowError> {
+    ) -> Result<RegisterDeviceResponse, FacePayError> {
         Ok(self
             .shared
             .client
@@ -86,8 +87,8 @@ impl EnrolmentCapture {
         &self,
         frame: &Frame<'_>,
         timestamp_s: f64,
-    ) -> Result<EnrolmentStep, FlowError> {
-        self.push(|c| c.push_frame(frame, timestamp_s))
+    ) -> Result<EnrolmentStep, FacePayError> {
+        push_frame_checked(frame, timestamp_s, |feed| self.push(feed))
     }
 
     /// Feeds an upright, unmirrored RGB image taken at `timestamp_s`.
@@ -95,23 +96,23 @@ impl EnrolmentCapture {
         &self,
         image: &RgbImage,
         timestamp_s: f64,
-    ) -> Result<EnrolmentStep, FlowError> {
+    ) -> Result<EnrolmentStep, FacePayError> {
         self.push(|c| c.push_image(image, false, timestamp_s))
     }
 
-    /// Stops the capture; nothing is stored. Later frames answer [`FlowError::Cancelled`].
+    /// Stops the capture; nothing is stored. Later frames answer [`FacePayError::Cancelled`].
     pub fn cancel(&self) {
-        self.stage.cancel(|_| false, Err(FlowError::Cancelled));
+        self.stage.cancel(|_| false, Err(FacePayError::Cancelled));
     }
 
     fn push(
         &self,
         feed: impl FnOnce(&mut Capture) -> Guidance,
-    ) -> Result<EnrolmentStep, FlowError> {
+    ) -> Result<EnrolmentStep, FacePayError> {
         self.stage.push(
             feed,
             EnrolmentStep::Capturing,
-            || Err(FlowError::Cancelled),
+            || Err(FacePayError::Cancelled),
             |capture, events| {
                 let result = self.finish(capture);
                 events.push(match &result {
@@ -125,15 +126,15 @@ impl EnrolmentCapture {
     }
 
     /// Verdict ▸ embeddings ▸ template ▸ sealed store.
-    fn finish(&self, capture: Capture) -> Result<EnrolmentSummary, FlowError> {
+    fn finish(&self, capture: Capture) -> Result<EnrolmentSummary, FacePayError> {
         let verdict = capture.passed_verdict()?;
         if capture.picker.len() < MIN_EMBEDDINGS {
             return Err(if capture.picker.is_empty() {
-                FlowError::NoFace
+                FacePayError::NoFace
             } else {
-                FlowError::TooFewFrames {
-                    found: capture.picker.len(),
-                    needed: MIN_EMBEDDINGS,
+                FacePayError::TooFewFrames {
+                    found: capture.picker.len() as u32,
+                    needed: MIN_EMBEDDINGS as u32,
                 }
             });
         }
@@ -145,9 +146,9 @@ impl EnrolmentCapture {
         let embeddings = picker.embed(std::borrow::BorrowMut::<Vision>::borrow_mut(&mut lease));
         drop(lease);
         if embeddings.len() < MIN_EMBEDDINGS {
-            return Err(FlowError::TooFewFrames {
-                found: embeddings.len(),
-                needed: MIN_EMBEDDINGS,
+            return Err(FacePayError::TooFewFrames {
+                found: embeddings.len() as u32,
+                needed: MIN_EMBEDDINGS as u32,
             });
         }
         let min_agreement = min_pairwise(&embeddings);

@@ -8,7 +8,7 @@
 //! ([`FacePay::start_enrolment`], see [`crate::enrolment`]).
 //!
 //! Everything is built to be exposed through uniffi as it is: object handles (`FacePay`, `PaymentSession`,
-//! `EnrolmentCapture`) shared behind `Arc`, plain records and enums, one error enum ([`FlowError`]) with a variant
+//! `EnrolmentCapture`) shared behind `Arc`, plain records and enums, one error enum ([`FacePayError`]) with a variant
 //! per failure kind, a [`FlowListener`] callback for the UI, `async` only where the flow waits on the network.
 //! [`PaymentSession::cancel`] stops a session at any point (also while the payment is in flight); dropping a
 //! session or a `start_payment` future gives the vision pipeline back.
@@ -23,13 +23,18 @@ use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 
 pub use counter::{COUNTER_FILE, CounterFile};
-pub use error::FlowError;
+pub use error::{
+    ConfigSetting, FacePayError, NetworkFailure, ProtocolViolation, SessionState, SignerFailure,
+    StorageFailure, TemplateProblem, VisionFailure,
+};
 pub use events::{
     EnrolmentStep, EnrolmentSummary, FlowEvent, FlowListener, NoListener, PaymentStep, Receipt,
 };
 pub use models::ModelInfo;
 
-use crate::capture::{Capture, CaptureStage, Stage, VisionLease, VisionSlot, lock, now_ms};
+use crate::capture::{
+    Capture, CaptureStage, Stage, VisionLease, VisionSlot, lock, now_ms, push_frame_checked,
+};
 use crate::checkout::client::{CheckoutClient, ClientConfig, payment_payload, sign_payment};
 use crate::checkout::protocol::{Challenge, Evidence, LivenessVerdict, OrderRef, check_id};
 use crate::checkout::signer::DeviceSigner;
@@ -73,19 +78,19 @@ pub(crate) struct Shared {
 }
 
 impl Shared {
-    /// Lends the vision pipeline to one session ([`FlowError::Busy`] while another has it).
-    pub(crate) fn lease_vision(&self) -> Result<VisionLease, FlowError> {
+    /// Lends the vision pipeline to one session ([`FacePayError::Busy`] while another has it).
+    pub(crate) fn lease_vision(&self) -> Result<VisionLease, FacePayError> {
         self.vision.lease()
     }
 
-    /// [`FlowError::LockedOut`] while the attempt limit of `template` holds (see
+    /// [`FacePayError::LockedOut`] while the attempt limit of `template` holds (see
     /// [`crate::template::attempts`]): checked before a payment starts and again before its match.
-    pub(crate) fn check_attempts(&self, template: &Template) -> Result<(), FlowError> {
+    pub(crate) fn check_attempts(&self, template: &Template) -> Result<(), FacePayError> {
         let now = now_ms();
         let attempts = self.templates.match_attempts(template, now)?;
         match attempts.retry_after_ms(now) {
             0 => Ok(()),
-            wait => Err(FlowError::LockedOut {
+            wait => Err(FacePayError::LockedOut {
                 retry_after_s: wait.div_ceil(1000),
                 failed_matches: attempts.consecutive_failures,
             }),
@@ -116,12 +121,13 @@ impl FacePay {
         vision: Vision,
         signer: Arc<dyn DeviceSigner>,
         keystore: Arc<dyn KeyStore>,
-    ) -> Result<Self, FlowError> {
-        check_id("device_id", &config.device_id).map_err(|e| FlowError::Config(e.to_string()))?;
+    ) -> Result<Self, FacePayError> {
+        check_id("device_id", &config.device_id)
+            .map_err(|e| FacePayError::config(ConfigSetting::DeviceId, e))?;
         config
             .policy
             .validate()
-            .map_err(|e| FlowError::Config(e.to_string()))?;
+            .map_err(|e| FacePayError::config(ConfigSetting::LivenessPolicy, e))?;
         let models = ModelInfo::from_manifest(vision.manifest(), vision.has_antispoof())?;
         let mut vision = vision;
         vision.embedder_mut().set_flip_average(models.flip_average);
@@ -156,24 +162,24 @@ impl FacePay {
         self.shared.models.versions.clone()
     }
 
-    /// Whether a usable template is stored ([`FlowError::Template`] if one is stored but unreadable).
-    pub fn is_enrolled(&self) -> Result<bool, FlowError> {
+    /// Whether a usable template is stored ([`FacePayError::Template`] if one is stored but unreadable).
+    pub fn is_enrolled(&self) -> Result<bool, FacePayError> {
         match self.shared.templates.load() {
             Ok(_) => Ok(true),
-            Err(e) => match FlowError::from(e) {
-                FlowError::NotEnrolled => Ok(false),
+            Err(e) => match FacePayError::from(e) {
+                FacePayError::NotEnrolled => Ok(false),
                 other => Err(other),
             },
         }
     }
 
     /// Wipes the template and its key.
-    pub fn delete_enrolment(&self) -> Result<(), FlowError> {
+    pub fn delete_enrolment(&self) -> Result<(), FacePayError> {
         Ok(self.shared.templates.delete()?)
     }
 
     /// The last signature counter used by this device.
-    pub fn counter(&self) -> Result<u64, FlowError> {
+    pub fn counter(&self) -> Result<u64, FacePayError> {
         self.shared.counter.current()
     }
 
@@ -183,14 +189,17 @@ impl FacePay {
         &self,
         client_token: &str,
         listener: Arc<dyn FlowListener>,
-    ) -> Result<PaymentSession, FlowError> {
+    ) -> Result<PaymentSession, FacePayError> {
         let template = self.shared.templates.load()?;
         if template.model() != self.shared.models.embedder {
-            return Err(FlowError::Template(format!(
-                "the template was enrolled with `{}`, this device now runs `{}`: enrol again",
-                template.model(),
-                self.shared.models.embedder
-            )));
+            return Err(FacePayError::template(
+                TemplateProblem::ModelMismatch,
+                format!(
+                    "the template was enrolled with `{}`, this device now runs `{}`: enrol again",
+                    template.model(),
+                    self.shared.models.embedder
+                ),
+            ));
         }
         self.shared.check_attempts(&template)?;
         let lease = self.shared.lease_vision()?;
@@ -223,7 +232,7 @@ impl FacePay {
 enum Decided {
     Verified(Box<Verified>),
     Paying,
-    Finished(Result<Receipt, FlowError>),
+    Finished(Result<Receipt, FacePayError>),
 }
 
 /// A face that passed liveness and matched: the evidence to sign.
@@ -278,19 +287,23 @@ impl PaymentSession {
         &self,
         frame: &Frame<'_>,
         timestamp_s: f64,
-    ) -> Result<PaymentStep, FlowError> {
-        self.push(|c| c.push_frame(frame, timestamp_s))
+    ) -> Result<PaymentStep, FacePayError> {
+        push_frame_checked(frame, timestamp_s, |feed| self.push(feed))
     }
 
     /// Feeds an upright, unmirrored RGB image taken at `timestamp_s` (e.g. a decoded clip frame).
-    pub fn push_image(&self, image: &RgbImage, timestamp_s: f64) -> Result<PaymentStep, FlowError> {
+    pub fn push_image(
+        &self,
+        image: &RgbImage,
+        timestamp_s: f64,
+    ) -> Result<PaymentStep, FacePayError> {
         self.push(|c| c.push_image(image, false, timestamp_s))
     }
 
     fn push(
         &self,
         feed: impl FnOnce(&mut Capture) -> crate::liveness::Guidance,
-    ) -> Result<PaymentStep, FlowError> {
+    ) -> Result<PaymentStep, FacePayError> {
         let verified_step = |v: &Verified| PaymentStep::Verified {
             match_score: v.result.score,
             threshold: v.result.threshold,
@@ -314,17 +327,19 @@ impl PaymentSession {
             },
             |state| match state {
                 Decided::Verified(v) => Ok(verified_step(&**v)),
-                Decided::Paying => Err(FlowError::InvalidState("the payment is being sent".into())),
-                Decided::Finished(Ok(_)) => {
-                    Err(FlowError::InvalidState("the payment is complete".into()))
-                }
+                Decided::Paying => Err(FacePayError::InvalidState {
+                    state: SessionState::Paying,
+                }),
+                Decided::Finished(Ok(_)) => Err(FacePayError::InvalidState {
+                    state: SessionState::Paid,
+                }),
                 Decided::Finished(Err(e)) => Err(e.clone()),
             },
         )
     }
 
     /// Liveness verdict ▸ embeddings of the kept frames ▸ match against the template ▸ evidence.
-    fn verify(&self, capture: Capture) -> Result<Verified, FlowError> {
+    fn verify(&self, capture: Capture) -> Result<Verified, FacePayError> {
         let verdict = capture.passed_verdict()?;
         let finished_ms = now_ms();
         let started_ms = capture.started_ms.unwrap_or(finished_ms);
@@ -342,7 +357,7 @@ impl PaymentSession {
             probes.extend(fallback.map(|e| e.values));
         }
         if probes.is_empty() {
-            return Err(FlowError::NoFace);
+            return Err(FacePayError::NoFace);
         }
         let threshold = self.shared.models.match_threshold;
         // A lock-out that began while this session was capturing (another session's failures) holds here too.
@@ -358,7 +373,7 @@ impl PaymentSession {
             .templates
             .record_match(&self.template, result.matched, now_ms())?;
         if !result.matched {
-            return Err(FlowError::NotMatched {
+            return Err(FacePayError::NotMatched {
                 score: result.score,
                 threshold,
             });
@@ -380,23 +395,23 @@ impl PaymentSession {
     }
 
     /// Signs and submits the verified payment: takes the next device counter (persisted before signing), signs
-    /// the canonical payload, sends it. Cancellable while in flight ([`FlowError::Cancelled`]; the server may
+    /// the canonical payload, sends it. Cancellable while in flight ([`FacePayError::Cancelled`]; the server may
     /// still have recorded it — the merchant's order status is authoritative).
-    pub async fn pay(&self) -> Result<Receipt, FlowError> {
+    pub async fn pay(&self) -> Result<Receipt, FacePayError> {
         let verified = {
             let mut stage = self.stage.lock();
             match std::mem::replace(&mut *stage, Stage::Decided(Decided::Paying)) {
                 Stage::Decided(Decided::Verified(v)) => v,
                 Stage::Capturing(c) => {
                     *stage = Stage::Capturing(c);
-                    return Err(FlowError::InvalidState(
-                        "the face is not verified yet: push more frames".into(),
-                    ));
+                    return Err(FacePayError::InvalidState {
+                        state: SessionState::Capturing,
+                    });
                 }
                 Stage::Decided(Decided::Paying) => {
-                    return Err(FlowError::InvalidState(
-                        "the payment is already being sent".into(),
-                    ));
+                    return Err(FacePayError::InvalidState {
+                        state: SessionState::Paying,
+                    });
                 }
                 Stage::Decided(Decided::Finished(r)) => {
                     *stage = Stage::Decided(Decided::Finished(r.clone()));
@@ -405,7 +420,7 @@ impl PaymentSession {
             }
         };
         let result = if *self.cancel.borrow() {
-            Err(FlowError::Cancelled)
+            Err(FacePayError::Cancelled)
         } else {
             self.stage.emit(FlowEvent::Paying);
             self.submit(&verified).await
@@ -418,7 +433,7 @@ impl PaymentSession {
         result
     }
 
-    async fn submit(&self, v: &Verified) -> Result<Receipt, FlowError> {
+    async fn submit(&self, v: &Verified) -> Result<Receipt, FacePayError> {
         let counter = self.shared.counter.take_next()?;
         let payload = payment_payload(
             &self.challenge,
@@ -430,7 +445,7 @@ impl PaymentSession {
         let mut cancelled = self.cancel.subscribe();
         let answer = tokio::select! {
             answer = self.shared.client.submit(&self.client_token, &signed) => answer?,
-            _ = cancelled.wait_for(|c| *c) => return Err(FlowError::Cancelled),
+            _ = cancelled.wait_for(|c| *c) => return Err(FacePayError::Cancelled),
         };
         Ok(Receipt {
             payment_id: answer.payment_id,
@@ -450,12 +465,12 @@ impl PaymentSession {
     }
 
     /// Cancels the session: frames pushed afterwards and a pending or later [`pay`](Self::pay) answer
-    /// [`FlowError::Cancelled`]. Does nothing once the payment has finished.
+    /// [`FacePayError::Cancelled`]. Does nothing once the payment has finished.
     pub fn cancel(&self) {
         self.cancel.send_replace(true);
         self.stage.cancel(
             |state| matches!(state, Decided::Verified(_)),
-            Decided::Finished(Err(FlowError::Cancelled)),
+            Decided::Finished(Err(FacePayError::Cancelled)),
         );
     }
 }

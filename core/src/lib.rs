@@ -13,6 +13,10 @@
 //!
 //! Every module has its own error type; nothing here panics on bad input.
 
+// The core's component for uniffi (feature `uniffi`): its types cross the FFI of `facepay-bindings` as they are.
+#[cfg(feature = "uniffi")]
+uniffi::setup_scaffolding!();
+
 #[cfg(feature = "camera")]
 pub mod camera;
 #[cfg(all(feature = "vision", feature = "client"))]

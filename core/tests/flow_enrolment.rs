@@ -14,7 +14,9 @@ use facepay_core::checkout::protocol::{
 };
 use facepay_core::checkout::signer::SoftwareSigner;
 use facepay_core::enrolment::EnrolmentCapture;
-use facepay_core::flow::{EnrolmentStep, FacePay, FacePayConfig, FlowError, FlowEvent, NoListener};
+use facepay_core::flow::{
+    EnrolmentStep, FacePay, FacePayConfig, FacePayError, FlowEvent, NoListener,
+};
 use facepay_core::liveness::LivenessPolicy;
 use facepay_core::template::{MAX_FAILED_MATCHES, MemoryKeyStore, TemplateStore};
 use facepay_core::vision::frame::decode_file;
@@ -69,7 +71,7 @@ fn device_with_keys(state: &Path) -> (FacePay, Arc<MemoryKeyStore>) {
 }
 
 /// Pushes `live-blink-7` until the capture answers something other than guidance.
-fn run_clip(capture: &EnrolmentCapture) -> Result<EnrolmentStep, FlowError> {
+fn run_clip(capture: &EnrolmentCapture) -> Result<EnrolmentStep, FacePayError> {
     for (i, path) in frames("live-blink-7").iter().enumerate() {
         let image = decode_file(path).unwrap();
         match capture.push_image(&image, i as f64 / 15.0)? {
@@ -96,7 +98,10 @@ fn enrolment_from_a_live_clip_seals_a_template_and_payment_needs_the_server() {
         .build()
         .unwrap();
     let before = rt.block_on(device.start_payment("token", Arc::new(NoListener)));
-    assert!(matches!(before, Err(FlowError::NotEnrolled)), "{before:?}");
+    assert!(
+        matches!(before, Err(FacePayError::NotEnrolled)),
+        "{before:?}"
+    );
 
     let events = Arc::new(Mutex::new(Vec::new()));
     let sink = events.clone();
@@ -105,7 +110,7 @@ fn enrolment_from_a_live_clip_seals_a_template_and_payment_needs_the_server() {
         .unwrap();
     assert!(matches!(
         device.start_enrolment(Arc::new(NoListener)),
-        Err(FlowError::Busy)
+        Err(FacePayError::Busy)
     ));
     let EnrolmentStep::Enrolled(summary) = run_clip(&capture).unwrap() else {
         panic!("not enrolled")
@@ -125,7 +130,13 @@ fn enrolment_from_a_live_clip_seals_a_template_and_payment_needs_the_server() {
     // Enrolled, but the server is unreachable: a typed network error, and the pipeline is given back.
     let unreachable = rt.block_on(device.start_payment("token", Arc::new(NoListener)));
     assert!(
-        matches!(unreachable, Err(FlowError::Network(_))),
+        matches!(
+            unreachable,
+            Err(FacePayError::Network {
+                kind: facepay_core::flow::NetworkFailure::Connection,
+                ..
+            })
+        ),
         "{unreachable:?}"
     );
     let again = device.start_enrolment(Arc::new(NoListener));
@@ -145,7 +156,7 @@ fn enrolment_from_a_live_clip_seals_a_template_and_payment_needs_the_server() {
     }
     let locked = rt.block_on(device.start_payment("token", Arc::new(NoListener)));
     match locked {
-        Err(FlowError::LockedOut {
+        Err(FacePayError::LockedOut {
             retry_after_s,
             failed_matches,
         }) => {
@@ -157,7 +168,13 @@ fn enrolment_from_a_live_clip_seals_a_template_and_payment_needs_the_server() {
     store.record_match(&template, true, now).unwrap();
     let unlocked = rt.block_on(device.start_payment("token", Arc::new(NoListener)));
     assert!(
-        matches!(unlocked, Err(FlowError::Network(_))),
+        matches!(
+            unlocked,
+            Err(FacePayError::Network {
+                kind: facepay_core::flow::NetworkFailure::Connection,
+                ..
+            })
+        ),
         "{unlocked:?}"
     );
     device.delete_enrolment().unwrap();
@@ -179,7 +196,7 @@ fn cancelled_enrolment_stores_nothing() {
     }
     capture.cancel();
     let after = capture.push_image(&decode_file(&files[5]).unwrap(), 5.0 / 15.0);
-    assert!(matches!(after, Err(FlowError::Cancelled)), "{after:?}");
+    assert!(matches!(after, Err(FacePayError::Cancelled)), "{after:?}");
     assert!(!device.is_enrolled().unwrap());
     drop(capture);
     assert!(device.start_enrolment(Arc::new(NoListener)).is_ok());

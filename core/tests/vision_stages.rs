@@ -566,7 +566,7 @@ fn tampered_models_and_unusable_images_are_typed_errors() {
         },
     ] {
         assert!(
-            matches!(v.analyze(&bad), Err(VisionError::InvalidFrame(_))),
+            matches!(v.analyze(&bad), Err(VisionError::InvalidFrame { .. })),
             "{bad:?}"
         );
     }

@@ -5,18 +5,14 @@
 package dev.facepay.test
 
 import dev.facepay.sdk.CameraFrame
-import dev.facepay.sdk.Challenge
 import dev.facepay.sdk.EnrolmentCapture
 import dev.facepay.sdk.EnrolmentStep
 import dev.facepay.sdk.EnrolmentSummary
 import dev.facepay.sdk.FacePay
 import dev.facepay.sdk.FacePayConfig
-import dev.facepay.sdk.FacePayException
 import dev.facepay.sdk.FlowEvent
 import dev.facepay.sdk.FlowListener
 import dev.facepay.sdk.FramePixels
-import dev.facepay.sdk.GuidanceState
-import dev.facepay.sdk.LivenessOutcome
 import dev.facepay.sdk.ModelAssets
 import dev.facepay.sdk.PaymentSession
 import dev.facepay.sdk.PaymentStep
@@ -26,6 +22,16 @@ import dev.facepay.sdk.memoryKeyStore
 import dev.facepay.sdk.modelBytes
 import dev.facepay.sdk.modelDirectory
 import dev.facepay.sdk.softwareDeviceSigner
+import dev.facepay.sdk.core.Challenge
+import dev.facepay.sdk.core.ConfigSetting
+import dev.facepay.sdk.core.ErrorCode
+import dev.facepay.sdk.core.FacePayException
+import dev.facepay.sdk.core.FrameProblem
+import dev.facepay.sdk.core.GuidanceState
+import dev.facepay.sdk.core.Outcome
+import dev.facepay.sdk.core.SessionState
+import dev.facepay.sdk.core.SignerFailure
+import dev.facepay.sdk.core.VisionFailure
 import java.io.File
 import java.nio.file.Files
 import java.util.Collections
@@ -134,19 +140,26 @@ private fun framesAndSoftwareKeys() {
     val badRotation = expectThrows<FacePayException.InvalidFrame>("rotation 45") {
         checkFrame(CameraFrame(FramePixels.Nv21(nv21, 64u), 64u, 48u, 45, false))
     }
-    check(badRotation.detail.contains("45")) { badRotation.detail }
-    expectThrows<FacePayException.InvalidFrame>("short RGB buffer") {
+    check(badRotation.problem == FrameProblem.ROTATION && badRotation.detail.contains("45")) { "$badRotation" }
+    val short = expectThrows<FacePayException.InvalidFrame>("short RGB buffer") {
         checkFrame(CameraFrame(FramePixels.Rgb8(ByteArray(100), 192u), 64u, 64u, 0, false))
     }
-    expectThrows<FacePayException.InvalidFrame>("not an image") {
+    check(short.problem == FrameProblem.BUFFER_TOO_SHORT) { "${short.problem}: ${short.detail}" }
+    val stride = expectThrows<FacePayException.InvalidFrame>("RGB stride below a row") {
+        checkFrame(CameraFrame(FramePixels.Rgb8(ByteArray(64 * 64 * 3), 100u), 64u, 64u, 0, false))
+    }
+    check(stride.problem == FrameProblem.STRIDE) { "${stride.problem}: ${stride.detail}" }
+    val notImage = expectThrows<FacePayException.InvalidFrame>("not an image") {
         checkFrame(CameraFrame(FramePixels.Encoded("not a jpeg".toByteArray()), 0u, 0u, 0, false))
     }
+    check(notImage.problem == FrameProblem.UNDECODABLE) { "${notImage.problem}" }
 
     val signer = softwareDeviceSigner(null)
     val key = signer.publicKey()
     check(key.size == 65 && key[0] == 4.toByte()) { "public key of ${key.size} bytes" }
     check(signer.sign("payload".toByteArray()).isNotEmpty()) { "empty signature" }
-    expectThrows<FacePayException.Signer>("garbage PKCS#8") { softwareDeviceSigner(byteArrayOf(1, 2, 3)) }
+    val garbage = expectThrows<FacePayException.Signer>("garbage PKCS#8") { softwareDeviceSigner(byteArrayOf(1, 2, 3)) }
+    check(garbage.kind == SignerFailure.INVALID_KEY) { "${garbage.kind}" }
     for (store in listOf(memoryKeyStore(), fileKeyStore(tempDir("keys").path))) {
         check(store.get("k1") == null) { "a key before creation" }
         val k = store.getOrCreate("k1")
@@ -177,17 +190,19 @@ private fun configurationErrors() {
     val hash = expectThrows<FacePayException.Vision>("tampered model bytes") {
         FacePay.withModels(config(state), modelBytes(tampered), null, JvmDeviceSigner(), JvmKeyStore())
     }
-    check(hash.detail.contains("sha256")) { hash.detail }
+    check(hash.kind == VisionFailure.MODEL_INTEGRITY && hash.detail.contains("sha256")) { "$hash" }
     val missing = expectThrows<FacePayException.Vision>("model missing from the bundle") {
         FacePay.withModels(config(state), modelBytes(bundle - "face_landmark.nnef.tar"), null, JvmDeviceSigner(), JvmKeyStore())
     }
-    check(missing.detail.contains("face_landmark.nnef.tar")) { missing.detail }
-    expectThrows<FacePayException.Config>("empty device id") {
+    check(missing.kind == VisionFailure.MODEL_MISSING && missing.detail.contains("face_landmark.nnef.tar")) { "$missing" }
+    val noId = expectThrows<FacePayException.Config>("empty device id") {
         FacePay(config(state, deviceId = ""), JvmDeviceSigner(), JvmKeyStore())
     }
-    expectThrows<FacePayException.Config>("plain HTTP to a public host") {
+    check(noId.setting == ConfigSetting.DEVICE_ID) { "${noId.setting}" }
+    val plain = expectThrows<FacePayException.Config>("plain HTTP to a public host") {
         FacePay(config(state).copy(serverUrl = "http://example.com/"), JvmDeviceSigner(), JvmKeyStore())
     }
+    check(plain.setting == ConfigSetting.SERVER) { "${plain.setting}" }
 }
 
 /** The whole flow through the Kotlin API: enrol, register, pay, then the typed failures of later payments. */
@@ -241,12 +256,13 @@ private fun enrolAndPay() = runBlocking {
     val session = facePay.startPayment(token, events)
     check(session.order().orderId == orderId && session.order().amountMinor == 1250uL) { "${session.order()}" }
     check(session.challenges().size in 2..3 && session.challenges().all { it == Challenge.BLINK }) { "${session.challenges()}" }
-    expectThrows<FacePayException.InvalidState>("pay before verified") { session.pay() }
+    val notVerified = expectThrows<FacePayException.InvalidState>("pay before verified") { session.pay() }
+    check(notVerified.state == SessionState.CAPTURING) { "${notVerified.state}" }
     val verified = verify(session, 0)
     check(verified.matchScore >= verified.threshold) { "$verified" }
     val receipt = session.pay()
     check(receipt.orderId == orderId && receipt.amountMinor == 1250uL && receipt.currency == "EUR") { "$receipt" }
-    check(receipt.paymentId.isNotEmpty() && receipt.liveness == LivenessOutcome.PASSED) { "$receipt" }
+    check(receipt.paymentId.isNotEmpty() && receipt.liveness == Outcome.PASSED) { "$receipt" }
     check(receipt.counter == 1uL && facePay.counter() == 1uL) { "counter ${receipt.counter}" }
     check(receipt.challenges == session.challenges()) { "challenges ${receipt.challenges}" }
     check(signer.signatures.get() == 2) { "the Kotlin signer signed ${signer.signatures.get() - 1} times for one payment" }
@@ -259,22 +275,36 @@ private fun enrolAndPay() = runBlocking {
     val declined = expectThrows<FacePayException.Declined>("paying a paid order") {
         facePay.startPayment(token, Recorder())
     }
-    check(declined.code == "order_already_paid") { "code ${declined.code}" }
+    check(declined.code == ErrorCode.ORDER_ALREADY_PAID) { "code ${declined.code}" }
+
+    // The same template on a device the server never registered: declined with the typed UNKNOWN_DEVICE.
+    val stranger = FacePay.withModels(config(state, models = "/nonexistent"), modelBytes(bundleBytes()), null, JvmDeviceSigner(), keys)
+    val unknown = expectThrows<FacePayException.Declined>("unregistered device") {
+        stranger.startPayment(merchant.createOrder("kt-stranger-${System.nanoTime()}", 100, "EUR"), Recorder())
+    }
+    check(unknown.code == ErrorCode.UNKNOWN_DEVICE) { "code ${unknown.code}" }
+    stranger.destroy()
 
     // A keystore that refuses to sign: typed Signer error, nothing paid.
     val refused = facePay.startPayment(merchant.createOrder("kt-locked-${System.nanoTime()}", 300, "EUR"), Recorder())
     verify(refused, 0)
     signer.failNext = true
     val signerError = expectThrows<FacePayException.Signer>("locked keystore") { refused.pay() }
-    check(signerError.detail.contains("user authentication required")) { signerError.detail }
+    check(signerError.kind == SignerFailure.KEYSTORE && signerError.detail.contains("user authentication required")) { "$signerError" }
     refused.destroy()
 
     // Cancellation: later frames and pay throw Cancelled; the listener hears it.
     val cancelEvents = Recorder()
     val cancelled = facePay.startPayment(merchant.createOrder("kt-cancel-${System.nanoTime()}", 200, "EUR"), cancelEvents)
     for (i in 0 until 5) check(cancelled.pushFrame(jpegFrame(i), i / FPS) is PaymentStep.Capturing) { "frame $i" }
+    // A frame whose stride does not fit its width is a typed error (the session counts it and goes on).
+    val badFrame = expectThrows<FacePayException.InvalidFrame>("bad frame in a session") {
+        cancelled.pushFrame(CameraFrame(FramePixels.Rgb8(ByteArray(64 * 64 * 3), 100u), 64u, 64u, 0, false), 5 / FPS)
+    }
+    check(badFrame.problem == FrameProblem.STRIDE) { "${badFrame.problem}: ${badFrame.detail}" }
+    check(cancelled.pushFrame(jpegFrame(6), 6 / FPS) is PaymentStep.Capturing) { "frame after a bad one" }
     cancelled.cancel()
-    expectThrows<FacePayException.Cancelled>("frame after cancel") { cancelled.pushFrame(jpegFrame(5), 5 / FPS) }
+    expectThrows<FacePayException.Cancelled>("frame after cancel") { cancelled.pushFrame(jpegFrame(7), 7 / FPS) }
     expectThrows<FacePayException.Cancelled>("pay after cancel") { cancelled.pay() }
     check((cancelEvents.events.last() as? FlowEvent.Failed)?.kind == "cancelled") { "last event ${cancelEvents.events.last()}" }
     cancelled.destroy()

@@ -53,8 +53,9 @@ done
 echo "kotlin test: facepay-server at $url" >&2
 
 classpath="$JNA_JAR:$KOTLIN_LIB/kotlinx-coroutines-core-jvm.jar"
-"$KOTLINC" -nowarn -cp "$classpath" -d "$work/test.jar" \
-  "$(find bindings/generated/kotlin -name '*.kt')" "$here"/*.kt
+# Every generated file: the bindings' package and the core's (dev.facepay.sdk.core).
+mapfile -t generated < <(find bindings/generated/kotlin -name '*.kt' | sort)
+"$KOTLINC" -nowarn -cp "$classpath" -d "$work/test.jar" "${generated[@]}" "$here"/*.kt
 FACEPAY_TEST_SERVER="$url" FACEPAY_TEST_MERCHANT_KEY="$api_key" FACEPAY_SHARED="$FACEPAY_SHARED" \
 FACEPAY_MODELS="$root/models" FACEPAY_TEST_ANTISPOOF_NNEF="$antispoof" \
   java -Djna.library.path="$(dirname "$lib")" -cp "$work/test.jar:$classpath:$KOTLIN_LIB/kotlin-stdlib.jar" \

@@ -45,6 +45,7 @@ pub struct OrderRef {
 /// One active liveness challenge the shopper performs in front of the camera.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
+#[cfg_attr(feature = "uniffi", derive(uniffi::Enum))]
 pub enum Challenge {
     /// Close and reopen both eyes.
     Blink,

@@ -279,6 +279,7 @@ pub struct Health {
 /// The stable machine code of every rejection; the JSON value is the snake_case name.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
+#[cfg_attr(feature = "uniffi", derive(uniffi::Enum))]
 pub enum ErrorCode {
     /// 400: the body is not valid JSON, or lacks / mistypes a field.
     MalformedJson,

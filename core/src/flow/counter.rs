@@ -8,7 +8,7 @@ use std::fs;
 use std::io::Write;
 use std::path::{Path, PathBuf};
 
-use super::FlowError;
+use super::{FacePayError, StorageFailure};
 
 /// File name of the counter inside the state directory.
 pub const COUNTER_FILE: &str = "counter";
@@ -28,47 +28,55 @@ impl CounterFile {
     }
 
     /// The last value taken (0 before the first payment).
-    pub fn current(&self) -> Result<u64, FlowError> {
+    pub fn current(&self) -> Result<u64, FacePayError> {
         match fs::read_to_string(&self.path) {
             Ok(text) => text.trim().parse().map_err(|_| {
-                FlowError::Storage(format!(
-                    "{} does not hold a counter value: {text:?}",
-                    self.path.display()
-                ))
+                FacePayError::storage(
+                    StorageFailure::Read,
+                    format!(
+                        "{} does not hold a counter value: {text:?}",
+                        self.path.display()
+                    ),
+                )
             }),
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(0),
-            Err(e) => Err(storage(&self.path, "reading", e)),
+            Err(e) => Err(storage(StorageFailure::Read, &self.path, "reading", e)),
         }
     }
 
     /// Takes the next value and persists it durably before returning it.
-    pub fn take_next(&self) -> Result<u64, FlowError> {
-        let next = self
-            .current()?
-            .checked_add(1)
-            .ok_or_else(|| FlowError::Storage("the device counter is exhausted".into()))?;
+    pub fn take_next(&self) -> Result<u64, FacePayError> {
+        let next = self.current()?.checked_add(1).ok_or_else(|| {
+            FacePayError::storage(
+                StorageFailure::CounterExhausted,
+                "the device counter is exhausted",
+            )
+        })?;
         self.write(next)?;
         Ok(next)
     }
 
-    fn write(&self, value: u64) -> Result<(), FlowError> {
+    fn write(&self, value: u64) -> Result<(), FacePayError> {
         let dir = self.path.parent().unwrap_or(Path::new("."));
-        fs::create_dir_all(dir).map_err(|e| storage(dir, "creating", e))?;
+        fs::create_dir_all(dir).map_err(|e| storage(StorageFailure::Write, dir, "creating", e))?;
         let temp = dir.join(format!(".{COUNTER_FILE}.tmp"));
-        let mut file = fs::File::create(&temp).map_err(|e| storage(&temp, "creating", e))?;
+        let mut file = fs::File::create(&temp)
+            .map_err(|e| storage(StorageFailure::Write, &temp, "creating", e))?;
         file.write_all(format!("{value}\n").as_bytes())
             .and_then(|()| file.sync_all())
-            .map_err(|e| storage(&temp, "writing", e))?;
-        fs::rename(&temp, &self.path).map_err(|e| storage(&self.path, "replacing", e))?;
+            .map_err(|e| storage(StorageFailure::Write, &temp, "writing", e))?;
+        fs::rename(&temp, &self.path)
+            .map_err(|e| storage(StorageFailure::Write, &self.path, "replacing", e))?;
         if let Ok(d) = fs::File::open(dir) {
-            d.sync_all().map_err(|e| storage(dir, "syncing", e))?;
+            d.sync_all()
+                .map_err(|e| storage(StorageFailure::Write, dir, "syncing", e))?;
         }
         Ok(())
     }
 }
 
-fn storage(path: &Path, what: &str, e: std::io::Error) -> FlowError {
-    FlowError::Storage(format!("{what} {}: {e}", path.display()))
+fn storage(kind: StorageFailure, path: &Path, what: &str, e: std::io::Error) -> FacePayError {
+    FacePayError::storage(kind, format!("{what} {}: {e}", path.display()))
 }
 
 #[cfg(test)]
@@ -85,7 +93,13 @@ mod tests {
         assert_eq!(c.take_next().unwrap(), 2);
         assert_eq!(CounterFile::new(&dir).take_next().unwrap(), 3);
         fs::write(dir.join(COUNTER_FILE), "garbage").unwrap();
-        assert!(matches!(c.take_next(), Err(FlowError::Storage(_))));
+        assert!(matches!(
+            c.take_next(),
+            Err(FacePayError::Storage {
+                kind: StorageFailure::Read,
+                ..
+            })
+        ));
         fs::remove_dir_all(&dir).unwrap();
     }
 }

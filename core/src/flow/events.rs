@@ -3,7 +3,7 @@
 
 use serde::Serialize;
 
-use super::FlowError;
+use super::FacePayError;
 use crate::checkout::protocol::Challenge;
 use crate::liveness::{Guidance, Outcome};
 
@@ -22,7 +22,7 @@ pub enum FlowEvent {
     /// The payment went through.
     Done(Receipt),
     /// The enrolment or payment stopped with this error.
-    Failed(FlowError),
+    Failed(FacePayError),
 }
 
 /// Receives the flow's events (a UI implements it; through the bindings it becomes a callback interface).

@@ -2,7 +2,7 @@
 //! embedder id stored with templates, and the calibrated match threshold (`[calibration]` of the manifest, the
 //! one place it lives) with the flip-averaging setting it holds for.
 
-use super::FlowError;
+use super::{ConfigSetting, FacePayError};
 use crate::template::model_id;
 use crate::vision::antispoof::MODEL_NAMES as ANTISPOOF_MODELS;
 use crate::vision::model::ModelManifest;
@@ -23,14 +23,15 @@ pub struct ModelInfo {
 
 impl ModelInfo {
     /// Reads a parsed manifest; `with_antispoof` adds the anti-spoof models' versions. A manifest without a
-    /// `[calibration]` for the pipeline's embedder is a [`FlowError::Config`].
+    /// `[calibration]` for the pipeline's embedder is a [`FacePayError::Config`].
     pub fn from_manifest(
         manifest: &ModelManifest,
         with_antispoof: bool,
-    ) -> Result<Self, FlowError> {
-        let version = |name: &str| -> Result<String, FlowError> {
+    ) -> Result<Self, FacePayError> {
+        let version = |name: &str| -> Result<String, FacePayError> {
             let entry = manifest.entry(name)?;
-            model_id(name, &entry.onnx_sha256).map_err(|e| FlowError::Config(e.to_string()))
+            model_id(name, &entry.onnx_sha256)
+                .map_err(|e| FacePayError::config(ConfigSetting::ModelManifest, e))
         };
         let mut names = vec![DETECTOR_MODEL, MESH_MODEL, EMBEDDER_MODEL];
         if with_antispoof {
@@ -42,10 +43,13 @@ impl ModelInfo {
             .collect::<Result<Vec<_>, _>>()?;
         let calibration = manifest.calibration()?;
         if calibration.embedder != EMBEDDER_MODEL {
-            return Err(FlowError::Config(format!(
-                "[calibration] is for the embedder {:?}, the pipeline runs {EMBEDDER_MODEL:?}",
-                calibration.embedder
-            )));
+            return Err(FacePayError::config(
+                ConfigSetting::ModelManifest,
+                format!(
+                    "[calibration] is for the embedder {:?}, the pipeline runs {EMBEDDER_MODEL:?}",
+                    calibration.embedder
+                ),
+            ));
         }
         Ok(Self {
             versions,

@@ -2,6 +2,8 @@
 
 use serde::{Deserialize, Serialize};
 
+use super::Challenge;
+use super::challenge_name;
 use super::policy::OvalPolicy;
 
 /// The head outline, in normalised coordinates of the upright image the session analysed (after the frame's
@@ -13,6 +15,7 @@ use super::policy::OvalPolicy;
 /// session are not (or the other way round), draw [`Oval::mirrored`] — `cx` becomes `1 − cx`, the semi-axes are
 /// unchanged. When frames are pushed with the same mirror flag as the preview, draw the oval as it is.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "uniffi", derive(uniffi::Record))]
 pub struct Oval {
     /// Centre x (0 = left edge, 1 = right edge).
     pub cx: f32,
@@ -56,6 +59,7 @@ impl Oval {
 /// Why a session failed.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "code", rename_all = "snake_case")]
+#[cfg_attr(feature = "uniffi", derive(uniffi::Enum))]
 pub enum FailReason {
     /// The fused passive anti-spoof score is below the policy threshold.
     PassiveSpoof {
@@ -87,9 +91,74 @@ impl std::fmt::Display for FailReason {
     }
 }
 
+/// Which time limit a session reached before it could decide.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "code", rename_all = "snake_case")]
+#[cfg_attr(feature = "uniffi", derive(uniffi::Enum))]
+pub enum TimeoutReason {
+    /// The whole session took longer than its limit.
+    Session {
+        /// The limit, in seconds.
+        limit_s: f64,
+    },
+    /// The face was not held in the outline in time.
+    Alignment {
+        /// The limit, in seconds.
+        limit_s: f64,
+    },
+    /// A challenge was not done in time after its prompt.
+    Challenge {
+        /// The challenge asked.
+        challenge: Challenge,
+        /// The limit, in seconds.
+        limit_s: f64,
+    },
+    /// Too few frames were good enough for the passive check in time.
+    PassiveSamples {
+        /// Frames sampled.
+        samples: u32,
+        /// Frames needed.
+        needed: u32,
+        /// The limit, in seconds.
+        limit_s: f64,
+    },
+    /// The frames stopped (camera closed, clip ended) before the session decided.
+    InputEnded,
+}
+
+impl std::fmt::Display for TimeoutReason {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            TimeoutReason::Session { limit_s } => {
+                write!(f, "the session took longer than {limit_s} s")
+            }
+            TimeoutReason::Alignment { limit_s } => {
+                write!(f, "the face was not held in the outline within {limit_s} s")
+            }
+            TimeoutReason::Challenge { challenge, limit_s } => write!(
+                f,
+                "challenge {} was not done within {limit_s} s",
+                challenge_name(*challenge)
+            ),
+            TimeoutReason::PassiveSamples {
+                samples,
+                needed,
+                limit_s,
+            } => write!(
+                f,
+                "only {samples} of {needed} passive samples within {limit_s} s"
+            ),
+            TimeoutReason::InputEnded => {
+                write!(f, "the frames stopped before the session decided")
+            }
+        }
+    }
+}
+
 /// The prompt shown for a frame.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "state", rename_all = "snake_case")]
+#[cfg_attr(feature = "uniffi", derive(uniffi::Enum))]
 pub enum GuidanceState {
     /// No face in the frame.
     NoFace,

@@ -10,9 +10,9 @@
 //! Timestamps are seconds in any origin; a timestamp that is not finite or goes backwards counts as the previous
 //! one. At most 0.5 s of a gap between two frames counts towards a hold.
 
-use super::challenge::{Challenge, Detector, challenge_name};
+use super::challenge::{Challenge, Detector};
 use super::gates::{Gates, Placement, frame_is_good};
-use super::guidance::{FailReason, Guidance, GuidanceState, Oval};
+use super::guidance::{FailReason, Guidance, GuidanceState, Oval, TimeoutReason};
 use super::observation::{FaceObservation, Observation};
 use super::policy::LivenessPolicy;
 use super::verdict::{ChallengeRecord, Outcome, PassiveMode, Verdict, to_hex};
@@ -308,20 +308,18 @@ impl LivenessMachine {
         }
         let start = self.start_t.unwrap_or(t);
         if t - start > self.policy.timing.session_timeout_s {
-            let reason = format!(
-                "the session took longer than {} s",
-                self.policy.timing.session_timeout_s
-            );
+            let reason = TimeoutReason::Session {
+                limit_s: self.policy.timing.session_timeout_s,
+            };
             return self.finish_timed_out(reason, index, t);
         }
 
         match self.phase.clone() {
             Phase::Aligning { since, held_s } => {
                 if t - since > self.policy.timing.align_timeout_s {
-                    let reason = format!(
-                        "the face was not held in the outline within {} s",
-                        self.policy.timing.align_timeout_s
-                    );
+                    let reason = TimeoutReason::Alignment {
+                        limit_s: self.policy.timing.align_timeout_s,
+                    };
                     return self.finish_timed_out(reason, index, t);
                 }
                 let (wanted, held_s) = match (absent, single) {
@@ -344,11 +342,10 @@ impl LivenessMachine {
                 mut detector,
             } => {
                 if t - since > self.policy.timing.challenge_timeout_s {
-                    let reason = format!(
-                        "challenge {} was not done within {} s",
-                        challenge_name(self.challenges[ci]),
-                        self.policy.timing.challenge_timeout_s
-                    );
+                    let reason = TimeoutReason::Challenge {
+                        challenge: self.challenges[ci],
+                        limit_s: self.policy.timing.challenge_timeout_s,
+                    };
                     return self.finish_timed_out(reason, index, t);
                 }
                 match single {
@@ -471,10 +468,11 @@ impl LivenessMachine {
             );
         }
         if t - since > self.policy.timing.verify_timeout_s {
-            let reason = format!(
-                "only {} of {} passive samples within {} s",
-                self.passive.count, pp.min_samples, self.policy.timing.verify_timeout_s
-            );
+            let reason = TimeoutReason::PassiveSamples {
+                samples: self.passive.count,
+                needed: pp.min_samples,
+                limit_s: self.policy.timing.verify_timeout_s,
+            };
             return self.finish_timed_out(reason, index, t);
         }
         self.progress = 0.9 + 0.1 * self.passive.count as f32 / pp.min_samples as f32;
@@ -488,7 +486,7 @@ impl LivenessMachine {
     }
 
     /// Ends in `TimedOut` — unless the passive evidence already says spoof, which takes precedence.
-    fn finish_timed_out(&mut self, reason: String, index: u64, t: f64) {
+    fn finish_timed_out(&mut self, reason: TimeoutReason, index: u64, t: f64) {
         let pp = &self.policy.passive;
         if self.passive.count >= pp.min_samples
             && let Some(score) = self.passive.mean()
@@ -503,7 +501,10 @@ impl LivenessMachine {
                 t,
             );
         }
-        self.finish(Outcome::TimedOut, Some(reason), None, index, t)
+        self.finish(Outcome::TimedOut, Some(reason.to_string()), None, index, t);
+        if let Some(v) = self.verdict.as_mut() {
+            v.timeout_reason = Some(reason);
+        }
     }
 
     fn finish_failed(&mut self, reason: FailReason, index: u64, t: f64) {
@@ -536,6 +537,7 @@ impl LivenessMachine {
             outcome,
             reason,
             fail_reason: fail,
+            timeout_reason: None,
             nonce: to_hex(&self.nonce),
             challenges: self.records.clone(),
             passive_mode: if self.passive_available {

@@ -26,7 +26,7 @@ mod verdict;
 
 pub use challenge::{Challenge, challenge_name, challenges_for_nonce, parse_challenges};
 pub use error::LivenessError;
-pub use guidance::{FailReason, Guidance, GuidanceState, Oval};
+pub use guidance::{FailReason, Guidance, GuidanceState, Oval, TimeoutReason};
 pub use machine::LivenessMachine;
 pub use observation::{FaceObservation, FaceQuality, NormPoint, NormRect, Observation};
 pub use policy::{

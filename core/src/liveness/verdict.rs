@@ -3,11 +3,12 @@
 use serde::{Deserialize, Serialize};
 
 use super::Challenge;
-use super::guidance::FailReason;
+use super::guidance::{FailReason, TimeoutReason};
 
 /// The decision.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
+#[cfg_attr(feature = "uniffi", derive(uniffi::Enum))]
 pub enum Outcome {
     /// A live person did every challenge and the passive check (when present) agreed.
     Passed,
@@ -58,6 +59,9 @@ pub struct Verdict {
     pub reason: Option<String>,
     /// The typed failure reason when the outcome is `Failed`.
     pub fail_reason: Option<FailReason>,
+    /// The typed time limit reached when the outcome is `TimedOut`.
+    #[serde(default)]
+    pub timeout_reason: Option<TimeoutReason>,
     /// The server nonce the challenges were derived from (lowercase hex, 64 digits).
     pub nonce: String,
     /// Every challenge asked, in order, with the frame where each was satisfied.

@@ -4,10 +4,10 @@
 //! The models are external (not committed, see [`super::model::default_antispoof_dir`]): the core works without
 //! them, so [`AntiSpoof::load`] returns `None` when neither file is there.
 
-use super::VisionError;
 use super::image::{Affine, Rect, RgbImage};
 use super::model::{ModelEntry, ModelManifest, ModelSource, try_read_model_file};
 use super::runner::{Runner, ensure_image};
+use super::{FrameProblem, VisionError};
 
 /// Manifest names of the anti-spoof models, fused in this order.
 pub const MODEL_NAMES: [&str; 2] = ["minifasnet_v2", "minifasnet_v1se"];
@@ -82,9 +82,10 @@ impl AntiSpoof {
     pub fn run(&mut self, image: &RgbImage, face: &Rect) -> Result<f32, VisionError> {
         ensure_image(image)?;
         if !(face.w > 0.0 && face.h > 0.0 && face.x.is_finite() && face.y.is_finite()) {
-            return Err(VisionError::InvalidFrame(format!(
-                "face box {face:?} is empty"
-            )));
+            return Err(VisionError::invalid_frame(
+                FrameProblem::Size,
+                format!("face box {face:?} is empty"),
+            ));
         }
         let mut total = 0.0;
         for scorer in &mut self.scorers {

@@ -292,7 +292,7 @@ mod tests {
         };
         assert!(matches!(
             letterbox(&empty),
-            Err(VisionError::InvalidFrame(_))
+            Err(VisionError::InvalidFrame { .. })
         ));
     }
 

@@ -1,12 +1,12 @@
 //! Face embedding: MobileFaceNet on the aligned 112×112 crop (preprocessing from the manifest: RGB
 //! `(x − 127.5) / 128`), output scaled to unit length. Optionally averages with the embedding of the mirrored crop (flip-averaging).
 
-use super::VisionError;
 use super::align::{ALIGNED_SIZE, alignment, mirrored};
 use super::image::{Affine, RgbImage};
 use super::landmarks::Landmarks;
 use super::model::ModelEntry;
 use super::runner::{Runner, ensure_image};
+use super::{FrameProblem, VisionError};
 
 /// Side of the model input (the aligned crop).
 const INPUT: usize = ALIGNED_SIZE as usize;
@@ -78,7 +78,10 @@ impl Embedder {
     ) -> Result<Embedding, VisionError> {
         ensure_image(image)?;
         let map = alignment(landmarks).ok_or_else(|| {
-            VisionError::InvalidFrame("face landmarks are degenerate: cannot align".into())
+            VisionError::invalid_frame(
+                FrameProblem::Size,
+                "face landmarks are degenerate: cannot align",
+            )
         })?;
         self.run_aligned(image, &map)
     }

@@ -2,12 +2,43 @@
 
 use std::path::PathBuf;
 
+/// What is wrong with a camera frame's description.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[cfg_attr(feature = "uniffi", derive(uniffi::Enum))]
+pub enum FrameProblem {
+    /// The rotation is not a multiple of 90°.
+    Rotation,
+    /// The size is outside the accepted range, or differs from the encoded image's.
+    Size,
+    /// A row or pixel stride is smaller than the pixels it must hold, or not a supported value.
+    Stride,
+    /// The buffer is shorter than its geometry needs.
+    BufferTooShort,
+    /// Encoded bytes (JPEG/PNG) cannot be decoded.
+    Undecodable,
+}
+
+impl VisionError {
+    /// An [`InvalidFrame`](Self::InvalidFrame) error.
+    pub fn invalid_frame(problem: FrameProblem, detail: impl Into<String>) -> Self {
+        VisionError::InvalidFrame {
+            problem,
+            detail: detail.into(),
+        }
+    }
+}
+
 /// Everything that can go wrong between a frame (or a model file) and a vision result.
 #[derive(Debug, thiserror::Error)]
 pub enum VisionError {
     /// The frame is empty, too small, or its buffer does not match its declared format.
-    #[error("invalid frame: {0}")]
-    InvalidFrame(String),
+    #[error("invalid frame: {detail}")]
+    InvalidFrame {
+        /// What does not fit.
+        problem: FrameProblem,
+        /// The sizes involved, in English.
+        detail: String,
+    },
     /// Encoded image bytes (JPEG/PNG) could not be decoded: truncated, corrupt, unsupported or over the size limits.
     #[error("cannot decode image: {0}")]
     Decode(String),

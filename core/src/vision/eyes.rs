@@ -6,11 +6,11 @@
 //! left eye's crop is mirrored horizontally. Openness is read from the contour in crop pixels (a similarity of
 //! the image), so it needs neither the un-mirroring nor the map back to the image.
 
-use super::VisionError;
 use super::image::{Affine, RgbImage};
 use super::landmarks::{Landmarks, Roi, mesh};
 use super::model::ModelEntry;
 use super::runner::{Runner, ensure_image};
+use super::{FrameProblem, VisionError};
 
 /// Side of the square model input.
 const INPUT: usize = 64;
@@ -116,9 +116,10 @@ fn eye_roi(landmarks: &Landmarks, first: usize, second: usize) -> Result<Roi, Vi
     let ((x0, y0), (x1, y1)) = (landmarks.xy(first), landmarks.xy(second));
     let width = (x1 - x0).hypot(y1 - y0);
     if !(width > 1.0 && width.is_finite()) {
-        return Err(VisionError::InvalidFrame(format!(
-            "eye corners ({x0}, {y0}) and ({x1}, {y1}) are too close for an eye crop"
-        )));
+        return Err(VisionError::invalid_frame(
+            FrameProblem::Size,
+            format!("eye corners ({x0}, {y0}) and ({x1}, {y1}) are too close for an eye crop"),
+        ));
     }
     Ok(Roi {
         cx: (x0 + x1) * 0.5,

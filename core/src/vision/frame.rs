@@ -17,8 +17,8 @@
 use std::io::Cursor;
 use std::path::Path;
 
-use super::VisionError;
 use super::image::{RgbImage, packed_len};
+use super::{FrameProblem, VisionError};
 
 /// Smallest accepted side, in pixels, of a frame (before rotation) or decoded image: anything smaller cannot hold a
 /// face the detector (128×128 input) could find, and 1×1 / 0×0 buffers are always a caller bug.
@@ -50,9 +50,10 @@ impl Rotation {
             90 => Ok(Self::R90),
             180 => Ok(Self::R180),
             270 => Ok(Self::R270),
-            _ => Err(VisionError::InvalidFrame(format!(
-                "rotation {degrees}° is not a multiple of 90"
-            ))),
+            _ => Err(VisionError::invalid_frame(
+                FrameProblem::Rotation,
+                format!("rotation {degrees}° is not a multiple of 90"),
+            )),
         }
     }
 
@@ -185,15 +186,19 @@ fn split_semi_planar<'a>(
     stride: usize,
 ) -> Result<(&'a [u8], &'a [u8]), VisionError> {
     let split = stride.checked_mul(height as usize).ok_or_else(|| {
-        VisionError::InvalidFrame(format!(
-            "{what} stride {stride} × height {height} overflows"
-        ))
+        VisionError::invalid_frame(
+            FrameProblem::Size,
+            format!("{what} stride {stride} × height {height} overflows"),
+        )
     })?;
     if split > data.len() {
-        return Err(VisionError::InvalidFrame(format!(
-            "{what} buffer of {} bytes is shorter than its Y plane ({split} bytes = stride {stride} × height {height})",
-            data.len()
-        )));
+        return Err(VisionError::invalid_frame(
+            FrameProblem::BufferTooShort,
+            format!(
+                "{what} buffer of {} bytes is shorter than its Y plane ({split} bytes = stride {stride} × height {height})",
+                data.len()
+            ),
+        ));
     }
     Ok(data.split_at(split))
 }
@@ -230,10 +235,13 @@ impl Frame<'_> {
             Pixels::Encoded(bytes) => {
                 let img = decode_bytes(bytes)?;
                 if (w, h) != (0, 0) && (w, h) != (img.width, img.height) {
-                    return Err(VisionError::InvalidFrame(format!(
-                        "declared {w}x{h} but the encoded image is {}x{}",
-                        img.width, img.height
-                    )));
+                    return Err(VisionError::invalid_frame(
+                        FrameProblem::Size,
+                        format!(
+                            "declared {w}x{h} but the encoded image is {}x{}",
+                            img.width, img.height
+                        ),
+                    ));
                 }
                 if self.rotation == Rotation::R0 && !self.mirror {
                     *out = img;
@@ -367,9 +375,10 @@ impl Frame<'_> {
             } => {
                 check_size(w, h)?;
                 if !(1..=2).contains(&uv_pixel_stride) {
-                    return Err(VisionError::InvalidFrame(format!(
-                        "YUV_420_888 chroma pixel stride {uv_pixel_stride} is not 1 or 2"
-                    )));
+                    return Err(VisionError::invalid_frame(
+                        FrameProblem::Stride,
+                        format!("YUV_420_888 chroma pixel stride {uv_pixel_stride} is not 1 or 2"),
+                    ));
                 }
                 check_plane("YUV_420_888 Y", y, (w, h), y_stride, (1, 1))?;
                 let (cw, ch) = (w.div_ceil(2), h.div_ceil(2));
@@ -510,14 +519,16 @@ fn check_jpeg_complete(b: &[u8]) -> Result<(), VisionError> {
 /// Rejects sizes outside `MIN_SIDE..=MAX_SIDE`.
 fn check_size(w: u32, h: u32) -> Result<(), VisionError> {
     if w < MIN_SIDE || h < MIN_SIDE {
-        return Err(VisionError::InvalidFrame(format!(
-            "{w}x{h} is smaller than the minimum {MIN_SIDE}x{MIN_SIDE}"
-        )));
+        return Err(VisionError::invalid_frame(
+            FrameProblem::Size,
+            format!("{w}x{h} is smaller than the minimum {MIN_SIDE}x{MIN_SIDE}"),
+        ));
     }
     if w > MAX_SIDE || h > MAX_SIDE {
-        return Err(VisionError::InvalidFrame(format!(
-            "{w}x{h} is larger than the maximum {MAX_SIDE}x{MAX_SIDE}"
-        )));
+        return Err(VisionError::invalid_frame(
+            FrameProblem::Size,
+            format!("{w}x{h} is larger than the maximum {MAX_SIDE}x{MAX_SIDE}"),
+        ));
     }
     Ok(())
 }
@@ -532,26 +543,36 @@ fn check_plane(
     stride: usize,
     (pixel_stride, sample_bytes): (usize, usize),
 ) -> Result<(), VisionError> {
-    let overflow =
-        || VisionError::InvalidFrame(format!("{what}: {w}x{h} with stride {stride} overflows"));
+    let overflow = || {
+        VisionError::invalid_frame(
+            FrameProblem::Size,
+            format!("{what}: {w}x{h} with stride {stride} overflows"),
+        )
+    };
     let row_bytes = (w as usize - 1)
         .checked_mul(pixel_stride)
         .and_then(|n| n.checked_add(sample_bytes))
         .ok_or_else(overflow)?;
     if stride < row_bytes {
-        return Err(VisionError::InvalidFrame(format!(
-            "{what}: row stride {stride} is smaller than a row of {w} pixels ({row_bytes} bytes)"
-        )));
+        return Err(VisionError::invalid_frame(
+            FrameProblem::Stride,
+            format!(
+                "{what}: row stride {stride} is smaller than a row of {w} pixels ({row_bytes} bytes)"
+            ),
+        ));
     }
     let need = (h as usize - 1)
         .checked_mul(stride)
         .and_then(|n| n.checked_add(row_bytes))
         .ok_or_else(overflow)?;
     if data.len() < need {
-        return Err(VisionError::InvalidFrame(format!(
-            "{what}: {w}x{h} with stride {stride} needs at least {need} bytes, got {}",
-            data.len()
-        )));
+        return Err(VisionError::invalid_frame(
+            FrameProblem::BufferTooShort,
+            format!(
+                "{what}: {w}x{h} with stride {stride} needs at least {need} bytes, got {}",
+                data.len()
+            ),
+        ));
     }
     Ok(())
 }
@@ -734,7 +755,7 @@ mod tests {
 
     fn invalid(r: Result<RgbImage, VisionError>) -> String {
         match r {
-            Err(VisionError::InvalidFrame(m)) => m,
+            Err(VisionError::InvalidFrame { detail: m, .. }) => m,
             other => panic!("expected InvalidFrame, got {other:?}"),
         }
     }
@@ -1053,11 +1074,11 @@ mod tests {
         );
         assert!(matches!(
             Pixels::nv21_contiguous(&nv21, 64, 32),
-            Err(VisionError::InvalidFrame(_))
+            Err(VisionError::InvalidFrame { .. })
         ));
         assert!(matches!(
             Pixels::nv21_contiguous(&nv21, u32::MAX, usize::MAX),
-            Err(VisionError::InvalidFrame(_))
+            Err(VisionError::InvalidFrame { .. })
         ));
         assert!(Rotation::from_degrees(45).is_err());
         assert_eq!(Rotation::from_degrees(-90).unwrap(), Rotation::R270);
@@ -1206,12 +1227,14 @@ mod tests {
         };
         assert!(invalid(frame(empty, 32, 32).to_rgb()).contains("NV12 UV"));
         match Pixels::nv12_contiguous(&nv12, 64, 32) {
-            Err(VisionError::InvalidFrame(m)) => assert!(m.contains("NV12 buffer"), "{m}"),
+            Err(VisionError::InvalidFrame { detail: m, .. }) => {
+                assert!(m.contains("NV12 buffer"), "{m}")
+            }
             other => panic!("{other:?}"),
         }
         assert!(matches!(
             Pixels::nv12_contiguous(&nv12, u32::MAX, usize::MAX),
-            Err(VisionError::InvalidFrame(_))
+            Err(VisionError::InvalidFrame { .. })
         ));
         let bgr = frame(
             Pixels::Bgr8 {

@@ -4,7 +4,7 @@
 //! `warpAffine` convention), x to the right, y down. [`Affine::crop`] bridges to edge coordinates (a pixel spans
 //! `[i, i + 1)`), the convention of [`Rect`]s produced by detectors.
 
-use super::VisionError;
+use super::{FrameProblem, VisionError};
 
 /// Packed RGB8, rows contiguous (stride = 3 * width), upright as the user sees it.
 #[derive(Clone, Default, PartialEq)]
@@ -33,13 +33,19 @@ impl RgbImage {
     /// Wraps packed RGB bytes, checking that their length is exactly `3 * width * height`.
     pub fn new(width: u32, height: u32, data: Vec<u8>) -> Result<Self, VisionError> {
         let expected = packed_len(width, height).ok_or_else(|| {
-            VisionError::InvalidFrame(format!("{width}x{height} RGB overflows usize"))
+            VisionError::invalid_frame(
+                FrameProblem::Size,
+                format!("{width}x{height} RGB overflows usize"),
+            )
         })?;
         if data.len() != expected {
-            return Err(VisionError::InvalidFrame(format!(
-                "{width}x{height} RGB needs {expected} bytes, got {}",
-                data.len()
-            )));
+            return Err(VisionError::invalid_frame(
+                FrameProblem::BufferTooShort,
+                format!(
+                    "{width}x{height} RGB needs {expected} bytes, got {}",
+                    data.len()
+                ),
+            ));
         }
         Ok(Self {
             width,
@@ -376,7 +382,7 @@ mod tests {
     fn new_rejects_wrong_length() {
         let err = RgbImage::new(4, 4, vec![0; 47]).unwrap_err();
         assert!(
-            matches!(err, VisionError::InvalidFrame(ref m) if m.contains("48") && m.contains("47")),
+            matches!(err, VisionError::InvalidFrame { detail: ref m, .. } if m.contains("48") && m.contains("47")),
             "{err}"
         );
     }

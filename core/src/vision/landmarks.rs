@@ -6,11 +6,11 @@
 //! ([`Roi::from_landmarks`], for tracking without the detector). Points are source-image pixels in edge
 //! convention (pixel `i` spans `[i, i + 1)`); `z` is depth in the same pixel scale, smaller = nearer the camera.
 
-use super::VisionError;
 use super::detect::{Face, keypoint};
 use super::image::{Affine, Rect, RgbImage};
 use super::model::ModelEntry;
 use super::runner::{Runner, ensure_image};
+use super::{FrameProblem, VisionError};
 
 /// Side of the square model input.
 const INPUT: usize = 192;
@@ -217,9 +217,10 @@ impl FaceMesh {
             && roi.cy.is_finite()
             && roi.angle.is_finite())
         {
-            return Err(VisionError::InvalidFrame(format!(
-                "face region {roi:?} is degenerate"
-            )));
+            return Err(VisionError::invalid_frame(
+                FrameProblem::Size,
+                format!("face region {roi:?} is degenerate"),
+            ));
         }
         let to_src = roi.crop_map(INPUT);
         let outputs = self.runner.run(image, &to_src)?;

@@ -28,4 +28,4 @@ pub mod quality;
 #[cfg(feature = "vision")]
 mod runner;
 
-pub use error::VisionError;
+pub use error::{FrameProblem, VisionError};

@@ -5,10 +5,10 @@ use std::sync::Arc;
 
 use tract_nnef::prelude::{TValue, Tensor, TypedSimpleState, tvec};
 
-use super::VisionError;
 use super::align::sampling_map;
 use super::image::{Affine, ChannelOrder, Layout, Normalize, RgbImage, packed_len, warp_to_tensor};
 use super::model::{ModelEntry, load_plan};
+use super::{FrameProblem, VisionError};
 
 /// A model's reusable run state, its single `f32` input buffer and how to fill it.
 #[derive(Debug)]
@@ -115,12 +115,15 @@ impl Runner {
 pub(crate) fn ensure_image(image: &RgbImage) -> Result<(), VisionError> {
     match packed_len(image.width, image.height) {
         Some(len) if len > 0 && image.data.len() == len => Ok(()),
-        _ => Err(VisionError::InvalidFrame(format!(
-            "{}x{} RGB image with {} bytes cannot be analysed",
-            image.width,
-            image.height,
-            image.data.len()
-        ))),
+        _ => Err(VisionError::invalid_frame(
+            FrameProblem::Size,
+            format!(
+                "{}x{} RGB image with {} bytes cannot be analysed",
+                image.width,
+                image.height,
+                image.data.len()
+            ),
+        )),
     }
 }
 

@@ -70,7 +70,7 @@ final class PayModel: NSObject, ObservableObject, FlowListener, AVCaptureVideoDa
 
     private func startCamera() throws {
         guard let device = AVCaptureDevice.default(.builtInWideAngleCamera, for: .video, position: .front) else {
-            throw FacePayError.Config(detail: "no front camera")
+            throw FacePayError.Config(setting: .tool, detail: "no front camera")
         }
         camera.addInput(try AVCaptureDeviceInput(device: device))
         let output = AVCaptureVideoDataOutput()

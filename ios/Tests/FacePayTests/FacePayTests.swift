@@ -132,7 +132,7 @@ final class FacePayTests: XCTestCase {
             _ = try await facePay.startPayment(clientToken: clientToken, listener: Recorder())
             XCTFail("paid twice")
         } catch FacePayError.Declined(let code, _) {
-            XCTAssertEqual(code, "order_already_paid")
+            XCTAssertEqual(code, .orderAlreadyPaid)
         }
         try facePay.deleteEnrolment()
         XCTAssertFalse(try facePay.isEnrolled())

@@ -36,7 +36,7 @@ import androidx.compose.ui.viewinterop.AndroidView
 import androidx.core.content.ContextCompat
 import dev.facepay.android.toCameraFrame
 import dev.facepay.sdk.FacePay
-import dev.facepay.sdk.FacePayException
+import dev.facepay.sdk.core.FacePayException
 import dev.facepay.sdk.FlowEvent
 import dev.facepay.sdk.FlowListener
 import dev.facepay.sdk.Guidance
@@ -122,7 +122,7 @@ fun PayScreen(facePay: FacePay, onDone: (Receipt?, String?) -> Unit) {
             Canvas(Modifier.fillMaxSize()) {
                 val o = g.oval
                 drawOval(
-                    color = if (g.state is dev.facepay.sdk.GuidanceState.HoldStill) Color.Green else Color.White,
+                    color = if (g.state is dev.facepay.sdk.core.GuidanceState.HoldStill) Color.Green else Color.White,
                     topLeft = Offset((o.cx - o.rx) * size.width, (o.cy - o.ry) * size.height),
                     size = Size(2 * o.rx * size.width, 2 * o.ry * size.height),
                     style = Stroke(width = 4.dp.toPx()),
