@@ -34,12 +34,11 @@ use facepay_core::vision::eyes::EyeModel;
 use facepay_core::vision::frame::decode_file;
 use facepay_core::vision::image::{Affine, RgbImage, warp_to_rgb};
 use facepay_core::vision::landmarks::{FaceMesh, Roi};
-use facepay_core::vision::model::{
-    ModelManifest, default_antispoof_dir, default_models_dir, default_shared_dir, read_model_file,
-};
+use facepay_core::vision::model::{ModelManifest, read_model_file};
 use facepay_core::vision::pipeline::{
     DETECTOR_MODEL, EMBEDDER_MODEL, EYES_MODEL, MESH_MODEL, Vision,
 };
+use facepay_qa::paths::{default_antispoof_dir, default_models_dir, default_shared_dir};
 use serde::Serialize;
 use session::{SessionReport, SessionRun};
 use stats::Timings;

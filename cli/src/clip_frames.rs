@@ -7,7 +7,7 @@ use std::sync::mpsc;
 use anyhow::{Context, bail};
 use facepay_core::vision::frame::decode_file;
 use facepay_core::vision::image::RgbImage;
-use facepay_core::vision::model::default_shared_dir;
+use facepay_qa::paths::default_shared_dir;
 
 /// Frame rate assumed when a clip has no `clip.json`.
 const DEFAULT_FPS: f64 = 15.0;

@@ -25,7 +25,6 @@ use facepay_core::checkout::wire::CreateOrderRequest;
 use facepay_core::flow::{FacePay, FacePayConfig, FacePayError, Receipt};
 use facepay_core::liveness::{LivenessPolicy, challenge_name, parse_challenges};
 use facepay_core::template::MemoryKeyStore;
-use facepay_core::vision::pipeline::Vision;
 use facepay_server::{DatabaseTarget, RunningServer, Server, ServerConfig, TlsMode};
 
 use crate::camera::{self, Webcam};
@@ -114,7 +113,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     let printer = Arc::new(GuidancePrinter::new(out));
 
     // The models load on their own thread while the server starts.
-    let loading = std::thread::spawn(Vision::load_default);
+    let loading = std::thread::spawn(facepay_qa::paths::load_default_vision);
     let temp = tempfile::tempdir().context("creating a temporary directory")?;
     let rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)

@@ -16,7 +16,6 @@ use facepay_core::flow::{
 };
 use facepay_core::liveness::{Challenge, LivenessPolicy, TimeoutReason, parse_challenges};
 use facepay_core::template::FileKeyStore;
-use facepay_core::vision::pipeline::Vision;
 
 use crate::clip_frames::Clip;
 use crate::pay::{GuidancePrinter, Output, failure};
@@ -182,7 +181,7 @@ pub fn open_device(
             id
         }
     };
-    let vision = Vision::load_default().context("loading the vision models")?;
+    let vision = facepay_qa::paths::load_default_vision().context("loading the vision models")?;
     let config = FacePayConfig {
         server: server.client_config()?,
         device_id,

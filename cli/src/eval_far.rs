@@ -3,7 +3,7 @@
 //! Every image under `--images` (LFW layout, `<Person>/<Person>_NNNN.jpg`; the folder is the identity) is embedded
 //! once with the committed models, exactly as `eval lfw` does; then every genuine pair (same folder) and every
 //! impostor pair (different folders) is scored blockwise over the embedding matrix into a fine histogram plus
-//! the exact highest impostor scores ([`facepay_core::eval::all_pairs`]): nothing per pair is kept for the
+//! the exact highest impostor scores ([`facepay_qa::eval::all_pairs`]): nothing per pair is kept for the
 //! impostors, so tens of millions of pairs fit in a few megabytes.
 //!
 //! The product's threshold (`[calibration]` of the models' manifest) is evaluated, and for each target FAR the
@@ -19,9 +19,10 @@ use std::io::IsTerminal;
 use std::path::{Path, PathBuf};
 
 use anyhow::Context;
-use facepay_core::eval::all_pairs::{self, AllPairs};
-use facepay_core::eval::pairs::ImageRef;
-use facepay_core::vision::model::{ModelManifest, default_models_dir};
+use facepay_core::vision::model::ModelManifest;
+use facepay_qa::eval::all_pairs::{self, AllPairs};
+use facepay_qa::eval::pairs::ImageRef;
+use facepay_qa::paths::default_models_dir;
 use serde::Serialize;
 
 /// The FAR targets reported (keys of `tar_at_far` and `threshold_at_far`).

@@ -16,10 +16,11 @@ use std::collections::HashMap;
 use std::path::PathBuf;
 
 use anyhow::Context;
-use facepay_core::eval::metrics::{self, RocPoint, Scored};
-use facepay_core::eval::pairs::{self, ImageRef, PairList};
 use facepay_core::vision::embed::Embedding;
-use facepay_core::vision::model::{ModelManifest, default_models_dir};
+use facepay_core::vision::model::ModelManifest;
+use facepay_qa::eval::metrics::{self, RocPoint, Scored};
+use facepay_qa::eval::pairs::{self, ImageRef, PairList};
+use facepay_qa::paths::default_models_dir;
 use serde::Serialize;
 
 /// Score given to a pair when a face was not detected in one of its images: the lowest cosine similarity.

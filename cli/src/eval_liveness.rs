@@ -20,10 +20,10 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 use anyhow::Context;
-use facepay_core::liveness::clip::Clip;
 use facepay_core::liveness::{LivenessPolicy, StillScore, still_passive_score};
 use facepay_core::vision::frame::decode_file;
 use facepay_core::vision::pipeline::Vision;
+use facepay_qa::clip::Clip;
 use serde::Serialize;
 
 use crate::replay::{SessionInputs, load_policy, load_vision, replay_clip, session_inputs};

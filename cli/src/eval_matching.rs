@@ -26,8 +26,9 @@ use facepay_core::flow::PROBE_FRAMES;
 use facepay_core::liveness::{LivenessPolicy, LivenessSession};
 use facepay_core::matcher::match_template;
 use facepay_core::template::{Template, enrol};
-use facepay_core::vision::model::{ModelManifest, default_models_dir};
+use facepay_core::vision::model::ModelManifest;
 use facepay_core::vision::pipeline::Vision;
+use facepay_qa::paths::default_models_dir;
 use serde::Serialize;
 
 use crate::clip_frames::Clip;

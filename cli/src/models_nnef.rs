@@ -9,7 +9,8 @@
 use std::path::PathBuf;
 
 use anyhow::{Context, bail};
-use facepay_core::vision::model::{ModelManifest, default_models_dir, onnx_to_nnef, sha256_hex};
+use facepay_core::vision::model::{ModelManifest, onnx_to_nnef, sha256_hex};
+use facepay_qa::paths::default_models_dir;
 use serde::Serialize;
 
 /// Arguments.

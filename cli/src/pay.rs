@@ -16,9 +16,9 @@ use facepay_core::flow::{
     FacePay, FacePayError, FlowEvent, FlowListener, PaymentSession, PaymentStep, Receipt,
     StorageFailure, VisionFailure,
 };
-use facepay_core::liveness::clip::Recorder;
 use facepay_core::liveness::{Guidance, GuidanceState, TimeoutReason, challenge_name};
 use facepay_core::vision::image::RgbImage;
+use facepay_qa::clip::Recorder;
 
 use crate::clip_frames::Clip;
 use crate::enroll::{ServerArgs, open_device};

@@ -10,14 +10,14 @@
 use std::path::{Path, PathBuf};
 
 use anyhow::Context;
-use facepay_core::liveness::clip::{Clip, Timeline, TimelineEntry, parse_nonce};
-use facepay_core::liveness::sheet::ContactSheet;
 use facepay_core::liveness::{
     Challenge, ChallengeRecord, LivenessPolicy, LivenessSession, challenges_for_nonce,
     parse_challenges, to_hex,
 };
-use facepay_core::vision::model::{default_antispoof_dir, default_models_dir};
 use facepay_core::vision::pipeline::Vision;
+use facepay_qa::clip::{Clip, Timeline, TimelineEntry, parse_nonce};
+use facepay_qa::paths::{default_antispoof_dir, default_models_dir};
+use facepay_qa::sheet::ContactSheet;
 use serde::Serialize;
 
 /// Arguments.

@@ -1,7 +1,7 @@
 //! `facepay bench vision --json` end to end on a shared clip: one JSON object with every key the issue names (and
 //! `eyes_ms`, `session_ms`), each a finite positive figure, and the refusal of too few runs.
 
-use facepay_core::vision::model::default_shared_dir;
+use facepay_qa::paths::default_shared_dir;
 use std::path::PathBuf;
 use std::process::Command;
 

@@ -9,7 +9,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use facepay_core::checkout::protocol::Challenge;
-use facepay_core::vision::model::default_shared_dir;
+use facepay_qa::paths::default_shared_dir;
 use facepay_server::{DatabaseTarget, Server, ServerConfig, TlsMode};
 
 fn clip(name: &str) -> PathBuf {

@@ -2,7 +2,8 @@
 //! scratch folder): the JSON keys and pair counts, the product threshold, the DET PNG, and the refusal of a folder
 //! that is not in LFW layout. The full View 1 run (4,992 images, ~12 million pairs) is `facepay eval far`'s job.
 
-use facepay_core::vision::model::{ModelManifest, default_models_dir, default_shared_dir};
+use facepay_core::vision::model::ModelManifest;
+use facepay_qa::paths::{default_models_dir, default_shared_dir};
 use std::path::{Path, PathBuf};
 use std::process::Command;
 

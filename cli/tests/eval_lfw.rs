@@ -2,7 +2,7 @@
 //! from View 1 names (10 folds × (10 matched + 10 mismatched)), its JSON, ROC PNG and scores CSV, and the
 //! refusals for unusable pairs files.
 
-use facepay_core::vision::model::default_shared_dir;
+use facepay_qa::paths::default_shared_dir;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
@@ -139,10 +139,9 @@ fn ten_fold_protocol_reports_json_roc_and_scores() {
     );
 
     let product = &v["at_product_threshold"];
-    let manifest = facepay_core::vision::model::ModelManifest::load(
-        &facepay_core::vision::model::default_models_dir(),
-    )
-    .unwrap();
+    let manifest =
+        facepay_core::vision::model::ModelManifest::load(&facepay_qa::paths::default_models_dir())
+            .unwrap();
     let threshold = f64::from(manifest.calibration().unwrap().threshold);
     assert!(
         (product["threshold"].as_f64().unwrap() - threshold).abs() < 1e-6,

@@ -8,7 +8,7 @@
 use std::path::PathBuf;
 use std::process::{Command, Output};
 
-use facepay_core::vision::model::default_shared_dir;
+use facepay_qa::paths::default_shared_dir;
 use serde_json::Value;
 
 fn clips() -> PathBuf {

@@ -5,7 +5,7 @@
 //!
 //! Needs the shared development data (`FACEPAY_SHARED`, default `<workspace>/../shared`).
 
-use facepay_core::vision::model::default_shared_dir;
+use facepay_qa::paths::default_shared_dir;
 use std::path::PathBuf;
 use std::process::Command;
 

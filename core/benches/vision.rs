@@ -22,12 +22,11 @@ use facepay_core::vision::eyes::EyeModel;
 use facepay_core::vision::frame::decode_file;
 use facepay_core::vision::image::RgbImage;
 use facepay_core::vision::landmarks::{FaceMesh, Landmarks, Roi};
-use facepay_core::vision::model::{
-    ModelManifest, default_antispoof_dir, default_models_dir, default_shared_dir, read_model_file,
-};
+use facepay_core::vision::model::{ModelManifest, read_model_file};
 use facepay_core::vision::pipeline::{
     DETECTOR_MODEL, EMBEDDER_MODEL, EYES_MODEL, MESH_MODEL, Vision,
 };
+use facepay_qa::paths::{default_antispoof_dir, default_models_dir, default_shared_dir};
 
 /// Clip frames decoded for the `frame` and `session` groups (5 s at 15 fps: the face settles, then blinks).
 const CLIP_FRAMES: usize = 75;

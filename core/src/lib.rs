@@ -2,7 +2,6 @@
 //!
 //! The pipeline stages are modules named after them:
 //! - [`vision`]: frames in, faces, landmarks, pose, aligned crops, embeddings and anti-spoof scores out;
-//! - [`eval`]: pair lists and verification metrics (accuracy, ROC, TAR at FAR, EER, k-fold) for the evaluations;
 //! - [`liveness`]: the head-outline session: guidance, active challenges, passive check, verdict;
 //! - [`template`]: the enrolment template, sealed with AES-256-GCM under a key-store key, stored atomically;
 //! - [`matcher`]: probe embeddings against the template, cosine score and decision;
@@ -24,7 +23,6 @@ pub mod capture;
 pub mod checkout;
 #[cfg(all(feature = "vision", feature = "client"))]
 pub mod enrolment;
-pub mod eval;
 #[cfg(all(feature = "vision", feature = "client"))]
 pub mod flow;
 #[cfg(feature = "vision")]

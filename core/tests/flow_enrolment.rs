@@ -20,8 +20,7 @@ use facepay_core::flow::{
 use facepay_core::liveness::LivenessPolicy;
 use facepay_core::template::{MAX_FAILED_MATCHES, MemoryKeyStore, TemplateStore};
 use facepay_core::vision::frame::decode_file;
-use facepay_core::vision::model::default_shared_dir;
-use facepay_core::vision::pipeline::Vision;
+use facepay_qa::paths::default_shared_dir;
 
 fn clip_dir(name: &str) -> PathBuf {
     let shared = default_shared_dir();
@@ -59,7 +58,7 @@ fn device_with_keys(state: &Path) -> (FacePay, Arc<MemoryKeyStore>) {
         policy: LivenessPolicy::default(),
         enrolment_challenges: Some(vec![Challenge::Blink]),
     };
-    let vision = Vision::load_default().expect("loading the committed models");
+    let vision = facepay_qa::paths::load_default_vision().expect("loading the committed models");
     let device = FacePay::new(
         config,
         vision,

@@ -3,14 +3,14 @@
 
 use std::path::PathBuf;
 
-use facepay_core::liveness::clip::Clip;
 use facepay_core::liveness::{
     Challenge, GuidanceState, LivenessPolicy, LivenessSession, Outcome, PassiveMode, Verdict,
     still_passive_score,
 };
 use facepay_core::vision::frame::{Frame, Pixels, Rotation, decode_file};
-use facepay_core::vision::model::default_shared_dir;
 use facepay_core::vision::pipeline::Vision;
+use facepay_qa::clip::Clip;
+use facepay_qa::paths::default_shared_dir;
 
 fn shared() -> PathBuf {
     let dir = default_shared_dir();
@@ -30,7 +30,8 @@ fn shared() -> PathBuf {
 
 fn vision() -> Vision {
     shared();
-    let v = Vision::load_default().expect("loading the committed models and the MiniFASNet models");
+    let v = facepay_qa::paths::load_default_vision()
+        .expect("loading the committed models and the MiniFASNet models");
     assert!(
         v.has_antispoof(),
         "MiniFASNet models not loaded from the shared folder"

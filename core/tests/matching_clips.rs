@@ -9,8 +9,9 @@ use std::path::PathBuf;
 use facepay_core::matcher::match_template;
 use facepay_core::template::enrol;
 use facepay_core::vision::frame::decode_file;
-use facepay_core::vision::model::{ModelManifest, default_models_dir, default_shared_dir};
+use facepay_core::vision::model::ModelManifest;
 use facepay_core::vision::pipeline::Vision;
+use facepay_qa::paths::{default_models_dir, default_shared_dir};
 
 fn frame(clip: &str, index: usize) -> PathBuf {
     let shared = default_shared_dir();
@@ -51,7 +52,8 @@ fn embeddings(vision: &mut Vision, clip: &str, frames: &[usize], max_yaw: f32) -
 fn template_accepts_the_shopper_and_refuses_another_person() {
     let manifest = ModelManifest::load(&default_models_dir()).expect("models/manifest.toml");
     let threshold = manifest.calibration().expect("[calibration]").threshold;
-    let mut vision = Vision::load_default().expect("loading the committed models");
+    let mut vision =
+        facepay_qa::paths::load_default_vision().expect("loading the committed models");
     let model = "mobilefacenet@test";
 
     let enrolled = embeddings(&mut vision, "live-blink-7", &[2, 8, 14, 20, 26], 15.0);

@@ -12,12 +12,11 @@ use facepay_core::vision::embed::Embedder;
 use facepay_core::vision::frame::decode_file;
 use facepay_core::vision::image::{Rect, RgbImage};
 use facepay_core::vision::landmarks::{FaceMesh, Roi};
-use facepay_core::vision::model::{
-    ModelManifest, default_models_dir, default_shared_dir, read_model_file,
-};
+use facepay_core::vision::model::{ModelManifest, read_model_file};
 use facepay_core::vision::pipeline::{
     DETECTOR_MODEL, EMBEDDER_MODEL, MESH_MODEL, Tracking, Vision,
 };
+use facepay_qa::paths::{default_models_dir, default_shared_dir};
 
 /// The shared development data directory; panics with what is missing.
 fn shared() -> PathBuf {

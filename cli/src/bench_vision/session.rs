@@ -149,9 +149,7 @@ pub fn time_sessions(
 
 #[cfg(test)]
 mod tests {
-    use facepay_core::vision::model::{
-        default_antispoof_dir, default_models_dir, default_shared_dir,
-    };
+    use facepay_qa::paths::{default_antispoof_dir, default_models_dir, default_shared_dir};
 
     use super::*;
     use crate::bench_vision::clip_frames;

@@ -3,7 +3,7 @@
 
 use std::path::Path;
 
-use facepay_core::eval::all_pairs::AllPairs;
+use facepay_qa::eval::all_pairs::AllPairs;
 use plotters::prelude::*;
 
 use super::{FAR_TARGETS, Report};

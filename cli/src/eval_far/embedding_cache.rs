@@ -11,9 +11,9 @@ use std::path::Path;
 use std::time::UNIX_EPOCH;
 
 use anyhow::Context;
-use facepay_core::eval::pairs::ImageRef;
 use facepay_core::vision::model::ModelManifest;
 use facepay_core::vision::pipeline::{DETECTOR_MODEL, EMBEDDER_MODEL, MESH_MODEL};
+use facepay_qa::eval::pairs::ImageRef;
 use serde::{Deserialize, Serialize};
 
 use crate::eval_lfw::embed::embed_all;

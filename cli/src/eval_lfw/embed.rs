@@ -9,13 +9,13 @@ use std::sync::Mutex;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
 use anyhow::Context;
-use facepay_core::eval::pairs::ImageRef;
 use facepay_core::vision::detect::{Detector, Face};
 use facepay_core::vision::embed::{Embedder, Embedding};
 use facepay_core::vision::frame::decode_file;
 use facepay_core::vision::landmarks::{FaceMesh, Roi};
 use facepay_core::vision::model::{ModelManifest, read_model_file};
 use facepay_core::vision::pipeline::{DETECTOR_MODEL, EMBEDDER_MODEL, MESH_MODEL};
+use facepay_qa::eval::pairs::ImageRef;
 use indicatif::{ProgressBar, ProgressStyle};
 
 /// The three committed stages needed to embed a still image.

@@ -6,7 +6,7 @@
 use std::path::Path;
 
 use anyhow::Context;
-use facepay_core::eval::metrics::RocPoint;
+use facepay_qa::eval::metrics::RocPoint;
 use plotters::prelude::*;
 use plotters::style::FontStyle;
 

@@ -3,8 +3,8 @@
 use std::io::Write;
 use std::path::Path;
 
-use facepay_core::eval::metrics::Scored;
-use facepay_core::eval::pairs::PairList;
+use facepay_qa::eval::metrics::Scored;
+use facepay_qa::eval::pairs::PairList;
 
 /// Writes every pair of every `(set name, pairs, scores)` (scores in pair order). Names contain no commas
 /// (LFW folder names), so no quoting is needed.

@@ -1,7 +1,5 @@
 //! The liveness error type.
 
-use std::path::PathBuf;
-
 /// Everything that can go wrong around a liveness session (the session itself never fails on a bad frame: it
 /// reports it as a frame without a face).
 #[derive(Debug, thiserror::Error)]
@@ -12,20 +10,6 @@ pub enum LivenessError {
     /// A challenge name is not one of `blink`, `turn_left`, `turn_right`.
     #[error("unknown challenge {0:?} (expected blink, turn_left or turn_right)")]
     UnknownChallenge(String),
-    /// A nonce is not 64 hex digits.
-    #[error("invalid nonce: {0}")]
-    Nonce(String),
-    /// A clip folder or recording is missing, unreadable or malformed.
-    #[error("clip {path}: {reason}")]
-    Clip {
-        /// The folder or file.
-        path: PathBuf,
-        /// What is wrong.
-        reason: String,
-    },
-    /// A contact sheet could not be encoded.
-    #[error("contact sheet: {0}")]
-    Sheet(String),
     /// The vision models could not be loaded.
     #[error(transparent)]
     Vision(#[from] crate::vision::VisionError),

@@ -12,7 +12,6 @@
 //! [`clip`] reads clip folders and recordings for QA replay, [`sheet`] draws contact sheets.
 
 mod challenge;
-pub mod clip;
 mod error;
 mod gates;
 mod guidance;
@@ -20,7 +19,6 @@ mod machine;
 mod observation;
 mod policy;
 mod session;
-pub mod sheet;
 mod still;
 mod verdict;
 

@@ -1,7 +1,7 @@
 //! Passive anti-spoofing: MiniFASNet V2 (crop 2.7× the face box) and V1SE (4.0×), 80×80 BGR raw 0..255 NCHW,
 //! softmax output with index 1 = real face; the fused score is the mean of the models present.
 //!
-//! The models are external (not committed, see [`super::model::default_antispoof_dir`]): the core works without
+//! The models are external (not committed: tools find them with `facepay_qa::paths::default_antispoof_dir`): the core works without
 //! them, so [`AntiSpoof::load`] returns `None` when neither file is there.
 
 use super::image::{Affine, Rect, RgbImage};

@@ -579,30 +579,25 @@ fn decluttered_onnx(entry: &ModelEntry, bytes: &[u8]) -> Result<TypedModel, Visi
         .map_err(fail)
 }
 
-/// Directory of the committed models: env FACEPAY_MODELS, else `<core crate>/../models` (compile-time CARGO_MANIFEST_DIR).
-pub fn default_models_dir() -> PathBuf {
+/// Tests only: the committed models, env FACEPAY_MODELS, else `<core crate>/../models` (tools use `facepay-qa`'s
+/// paths; the library holds no build-machine path).
+#[cfg(test)]
+pub(crate) fn default_models_dir() -> PathBuf {
     std::env::var_os("FACEPAY_MODELS")
         .map(PathBuf::from)
         .unwrap_or_else(|| workspace_dir().join("models"))
 }
 
-/// Directory of the external MiniFASNet models: env FACEPAY_ANTISPOOF_MODELS, else FACEPAY_SHARED/models, else <workspace>/../shared/models.
-pub fn default_antispoof_dir() -> PathBuf {
-    if let Some(dir) = std::env::var_os("FACEPAY_ANTISPOOF_MODELS") {
-        return PathBuf::from(dir);
-    }
-    default_shared_dir().join("models")
-}
-
-/// The development and evaluation data folder (clips, LFW, stills and the MiniFASNet models; never shipped): env
-/// FACEPAY_SHARED, else <workspace>/../shared.
-pub fn default_shared_dir() -> PathBuf {
+/// Tests only: the development data folder, env FACEPAY_SHARED, else <workspace>/../shared.
+#[cfg(test)]
+fn default_shared_dir() -> PathBuf {
     std::env::var_os("FACEPAY_SHARED")
         .map(PathBuf::from)
         .unwrap_or_else(|| workspace_dir().join("..").join("shared"))
 }
 
-/// The workspace root as seen at compile time.
+/// Tests only: the workspace root as seen at compile time.
+#[cfg(test)]
 fn workspace_dir() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
 }

@@ -15,9 +15,7 @@ use super::embed::{Embedder, Embedding};
 use super::eyes::{EyeModel, EyeOpenness};
 use super::image::{Rect, RgbImage};
 use super::landmarks::{FaceMesh, HeadPose, Landmarks, Roi, mesh};
-use super::model::{
-    ModelManifest, ModelSource, default_antispoof_dir, default_models_dir, read_model_file,
-};
+use super::model::{ModelManifest, ModelSource, read_model_file};
 use super::quality::{QualityReport, assess};
 use super::runner::ensure_image;
 
@@ -99,12 +97,6 @@ struct Track {
 }
 
 impl Vision {
-    /// Loads the committed models from [`default_models_dir`] and the anti-spoof models, when present, from
-    /// [`default_antispoof_dir`].
-    pub fn load_default() -> Result<Self, VisionError> {
-        Self::load(&default_models_dir(), Some(&default_antispoof_dir()))
-    }
-
     /// Loads the committed models (and `manifest.toml`) from `models_dir`; the anti-spoof models from
     /// `antispoof_dir` when given and present there.
     pub fn load(models_dir: &Path, antispoof_dir: Option<&Path>) -> Result<Self, VisionError> {

@@ -1,9 +1,10 @@
 //! Contact sheets for QA: sampled frames with the outline, the landmarks and the prompt drawn on them, tiled into
 //! one image (PNG bytes; the caller decides where they go — the core writes nothing).
 
-use super::LivenessError;
-use super::guidance::{Guidance, GuidanceState};
-use crate::vision::image::RgbImage;
+use facepay_core::liveness::{Guidance, GuidanceState};
+use facepay_core::vision::image::RgbImage;
+
+use crate::QaError;
 
 /// Height in pixels of the caption strip under each tile.
 const CAPTION_H: u32 = 9;
@@ -131,7 +132,7 @@ impl ContactSheet {
     }
 
     /// The sheet encoded as PNG.
-    pub fn to_png(&self) -> Result<Vec<u8>, LivenessError> {
+    pub fn to_png(&self) -> Result<Vec<u8>, QaError> {
         let img = self.render();
         let mut bytes = vec![];
         image::codecs::png::PngEncoder::new(&mut bytes)
@@ -141,7 +142,7 @@ impl ContactSheet {
                 img.height,
                 image::ExtendedColorType::Rgb8,
             )
-            .map_err(|e| LivenessError::Sheet(e.to_string()))?;
+            .map_err(|e| QaError::Sheet(e.to_string()))?;
         Ok(bytes)
     }
 }
@@ -237,7 +238,7 @@ fn draw_text(img: &mut RgbImage, x0: i64, y0: i64, text: &str, c: [u8; 3]) {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::liveness::Oval;
+    use facepay_core::liveness::Oval;
 
     #[test]
     fn sheet_draws_outline_and_caption() {

@@ -12,12 +12,11 @@ use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
-use super::LivenessError;
-use super::guidance::Guidance;
-use super::verdict::Verdict;
-use super::{Challenge, to_hex};
-use crate::vision::frame::decode_file;
-use crate::vision::image::RgbImage;
+use facepay_core::liveness::{Challenge, Guidance, Verdict, to_hex};
+use facepay_core::vision::frame::decode_file;
+use facepay_core::vision::image::RgbImage;
+
+use crate::QaError;
 
 /// Name of the metadata file of a clip folder.
 pub const CLIP_JSON: &str = "clip.json";
@@ -114,9 +113,9 @@ pub struct Clip {
 
 impl Clip {
     /// Opens `dir`: reads `clip.json` and lists its `NNNNN.jpg` frames in order.
-    pub fn open(dir: impl AsRef<Path>) -> Result<Self, LivenessError> {
+    pub fn open(dir: impl AsRef<Path>) -> Result<Self, QaError> {
         let dir = dir.as_ref().to_path_buf();
-        let err = |reason: String| LivenessError::Clip {
+        let err = |reason: String| QaError::Clip {
             path: dir.clone(),
             reason,
         };
@@ -194,8 +193,8 @@ impl Clip {
     }
 
     /// Decodes frame `i`.
-    pub fn read_frame(&self, i: usize) -> Result<RgbImage, LivenessError> {
-        let path = self.frame_path(i).ok_or_else(|| LivenessError::Clip {
+    pub fn read_frame(&self, i: usize) -> Result<RgbImage, QaError> {
+        let path = self.frame_path(i).ok_or_else(|| QaError::Clip {
             path: self.dir.clone(),
             reason: format!("no frame {i}"),
         })?;
@@ -222,9 +221,9 @@ impl Recorder {
         fps: f64,
         nonce: &[u8; 32],
         challenges: &[Challenge],
-    ) -> Result<Self, LivenessError> {
+    ) -> Result<Self, QaError> {
         let dir = dir.as_ref().to_path_buf();
-        let err = |reason: String| LivenessError::Clip {
+        let err = |reason: String| QaError::Clip {
             path: dir.clone(),
             reason,
         };
@@ -261,9 +260,9 @@ impl Recorder {
         image: &RgbImage,
         timestamp_s: f64,
         guidance: &Guidance,
-    ) -> Result<(), LivenessError> {
+    ) -> Result<(), QaError> {
         let path = self.next_path();
-        let err = |reason: String| LivenessError::Clip {
+        let err = |reason: String| QaError::Clip {
             path: path.clone(),
             reason,
         };
@@ -289,15 +288,15 @@ impl Recorder {
         jpeg: &[u8],
         timestamp_s: f64,
         guidance: &Guidance,
-    ) -> Result<(), LivenessError> {
+    ) -> Result<(), QaError> {
         let path = self.next_path();
         if !jpeg.starts_with(&[0xFF, 0xD8, 0xFF]) {
-            return Err(LivenessError::Clip {
+            return Err(QaError::Clip {
                 path,
                 reason: "not a JPEG (no start-of-image marker)".into(),
             });
         }
-        std::fs::write(&path, jpeg).map_err(|e| LivenessError::Clip {
+        std::fs::write(&path, jpeg).map_err(|e| QaError::Clip {
             path: path.clone(),
             reason: e.to_string(),
         })?;
@@ -318,17 +317,17 @@ impl Recorder {
     }
 
     /// Writes `clip.json` with the verdict (if any) and ends the recording.
-    pub fn finish(mut self, verdict: Option<&Verdict>) -> Result<PathBuf, LivenessError> {
+    pub fn finish(mut self, verdict: Option<&Verdict>) -> Result<PathBuf, QaError> {
         self.info.frames = Some(self.timestamps.len() as u64);
         self.info.timestamps = Some(self.timestamps);
         self.info.guidance = Some(self.timeline.entries);
         self.info.verdict = verdict.cloned();
         let path = self.dir.join(CLIP_JSON);
-        let json = serde_json::to_string_pretty(&self.info).map_err(|e| LivenessError::Clip {
+        let json = serde_json::to_string_pretty(&self.info).map_err(|e| QaError::Clip {
             path: path.clone(),
             reason: e.to_string(),
         })?;
-        std::fs::write(&path, json).map_err(|e| LivenessError::Clip {
+        std::fs::write(&path, json).map_err(|e| QaError::Clip {
             path: path.clone(),
             reason: e.to_string(),
         })?;
@@ -337,10 +336,10 @@ impl Recorder {
 }
 
 /// Parses a 64-hex-digit nonce.
-pub fn parse_nonce(hex: &str) -> Result<[u8; 32], LivenessError> {
+pub fn parse_nonce(hex: &str) -> Result<[u8; 32], QaError> {
     let hex = hex.trim();
     if hex.len() != 64 || !hex.is_ascii() {
-        return Err(LivenessError::Nonce(format!(
+        return Err(QaError::Nonce(format!(
             "expected 64 hex digits, got {} characters",
             hex.len()
         )));
@@ -348,7 +347,7 @@ pub fn parse_nonce(hex: &str) -> Result<[u8; 32], LivenessError> {
     let mut out = [0u8; 32];
     for (i, byte) in out.iter_mut().enumerate() {
         *byte = u8::from_str_radix(&hex[2 * i..2 * i + 2], 16)
-            .map_err(|_| LivenessError::Nonce(format!("not hex: {:?}", &hex[2 * i..2 * i + 2])))?;
+            .map_err(|_| QaError::Nonce(format!("not hex: {:?}", &hex[2 * i..2 * i + 2])))?;
     }
     Ok(out)
 }
@@ -356,7 +355,7 @@ pub fn parse_nonce(hex: &str) -> Result<[u8; 32], LivenessError> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::liveness::{GuidanceState, Oval};
+    use facepay_core::liveness::{GuidanceState, Oval};
 
     fn guidance(frame_index: u64, state: GuidanceState) -> Guidance {
         Guidance {
@@ -390,7 +389,7 @@ mod tests {
         rec.record(&image, 0.6, &guidance(1, GuidanceState::Blink))
             .unwrap();
         let refused = rec.record_jpeg(b"GIF89a", 0.7, &guidance(2, GuidanceState::Blink));
-        assert!(matches!(refused, Err(LivenessError::Clip { .. })));
+        assert!(matches!(refused, Err(QaError::Clip { .. })));
         rec.finish(None).unwrap();
         assert_eq!(std::fs::read(dir.join("00001.jpg")).unwrap(), jpeg);
         let clip = Clip::open(&dir).unwrap();
@@ -409,7 +408,7 @@ mod tests {
         assert!(clip.read_frame(1).is_ok());
         assert!(matches!(
             Recorder::create(&dir, 15.0, &nonce, &[]),
-            Err(LivenessError::Clip { .. })
+            Err(QaError::Clip { .. })
         ));
         std::fs::remove_dir_all(&dir).unwrap();
     }
