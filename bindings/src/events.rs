@@ -5,7 +5,7 @@ use std::sync::Arc;
 
 use facepay_core::checkout::protocol::OrderRef as CoreOrder;
 use facepay_core::checkout::wire::RegisterDeviceResponse;
-use facepay_core::flow;
+use facepay_core::flow::{self, FacePayError};
 
 use crate::guidance::{Challenge, Guidance, Outcome};
 
@@ -33,12 +33,10 @@ pub enum FlowEvent {
         /// The receipt.
         receipt: Receipt,
     },
-    /// The enrolment or payment stopped; the call that failed throws the typed error as well.
+    /// The enrolment or payment stopped; the call that failed throws the same typed error.
     Failed {
-        /// Stable snake_case kind (`not_matched`, `cancelled`, …), the name of the error variant.
-        kind: String,
-        /// English description.
-        description: String,
+        /// Why.
+        error: FacePayError,
     },
 }
 
@@ -173,10 +171,7 @@ impl From<flow::FlowEvent> for FlowEvent {
             flow::FlowEvent::Paying => FlowEvent::Paying,
             flow::FlowEvent::Enrolled(s) => FlowEvent::Enrolled { summary: s.into() },
             flow::FlowEvent::Done(r) => FlowEvent::Done { receipt: r.into() },
-            flow::FlowEvent::Failed(e) => FlowEvent::Failed {
-                kind: e.kind().into(),
-                description: e.to_string(),
-            },
+            flow::FlowEvent::Failed(error) => FlowEvent::Failed { error },
         }
     }
 }

@@ -13,13 +13,27 @@ use facepay_core::template::{
 
 use facepay_core::flow::FacePayError;
 
-/// Why a platform service failed (thrown by the app's implementation, or by a software one).
+/// Why a platform service failed (thrown by the app's implementation, or by a software one). FacePay tells the
+/// first two apart (`SignerFailure.AUTHENTICATION_REQUIRED` / `KEY_INVALIDATED`, `TemplateProblem.KEY_UNAVAILABLE`).
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error, uniffi::Error)]
 pub enum PlatformError {
-    /// The service refused or failed (user authentication required, key invalidated, storage error, …).
+    /// The key needs the user to authenticate first (Android `UserNotAuthenticatedException`, iOS
+    /// `errSecInteractionNotAllowed` / a cancelled LocalAuthentication prompt).
+    #[error("user authentication required: {reason}")]
+    AuthenticationRequired {
+        /// Details, for logs.
+        reason: String,
+    },
+    /// The key was permanently invalidated (Android `KeyPermanentlyInvalidatedException`, a removed device lock).
+    #[error("key permanently invalidated: {reason}")]
+    KeyInvalidated {
+        /// Details, for logs.
+        reason: String,
+    },
+    /// Any other failure (storage error, missing asset, …).
     #[error("{reason}")]
     Failed {
-        /// Why, for logs.
+        /// Details, for logs.
         reason: String,
     },
 }
@@ -82,7 +96,12 @@ impl CoreKeyStore for KeyStoreBridge {
 }
 
 fn key_store(e: PlatformError) -> TemplateError {
-    TemplateError::KeyStore(e.to_string())
+    match e {
+        PlatformError::KeyInvalidated { reason } => {
+            TemplateError::KeyUnavailable { key_id: reason }
+        }
+        other => TemplateError::KeyStore(other.to_string()),
+    }
 }
 
 /// The core's signer over an exported one.
@@ -94,9 +113,13 @@ impl CoreSigner for SignerBridge {
     }
 
     fn sign(&self, message: &[u8]) -> Result<Vec<u8>, SignerError> {
-        self.0
-            .sign(message.to_vec())
-            .map_err(|e| SignerError::Keystore(e.to_string()))
+        self.0.sign(message.to_vec()).map_err(|e| match e {
+            PlatformError::AuthenticationRequired { reason } => {
+                SignerError::AuthenticationRequired(reason)
+            }
+            PlatformError::KeyInvalidated { reason } => SignerError::KeyInvalidated(reason),
+            PlatformError::Failed { reason } => SignerError::Keystore(reason),
+        })
     }
 }
 
@@ -168,4 +191,73 @@ pub fn memory_key_store() -> Arc<dyn KeyStore> {
 #[uniffi::export]
 pub fn file_key_store(dir: String) -> Arc<dyn KeyStore> {
     Arc::new(SoftwareKeyStore(FileKeyStore::new(dir)))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A platform implementation that fails every call with one error.
+    struct Failing(PlatformError);
+
+    impl DeviceSigner for Failing {
+        fn public_key(&self) -> Vec<u8> {
+            vec![4; 65]
+        }
+
+        fn sign(&self, _: Vec<u8>) -> Result<Vec<u8>, PlatformError> {
+            Err(self.0.clone())
+        }
+    }
+
+    impl KeyStore for Failing {
+        fn get_or_create(&self, _: String) -> Result<Vec<u8>, PlatformError> {
+            Err(self.0.clone())
+        }
+
+        fn get(&self, _: String) -> Result<Option<Vec<u8>>, PlatformError> {
+            Err(self.0.clone())
+        }
+
+        fn delete(&self, _: String) -> Result<(), PlatformError> {
+            Err(self.0.clone())
+        }
+    }
+
+    #[test]
+    fn platform_errors_keep_their_kind_through_the_bridges() {
+        let reason = || "r".to_owned();
+        let cases = [
+            (
+                PlatformError::AuthenticationRequired { reason: reason() },
+                SignerError::AuthenticationRequired(reason()),
+            ),
+            (
+                PlatformError::KeyInvalidated { reason: reason() },
+                SignerError::KeyInvalidated(reason()),
+            ),
+            (
+                PlatformError::Failed { reason: reason() },
+                SignerError::Keystore(reason()),
+            ),
+        ];
+        for (platform, expected) in cases {
+            let bridge = SignerBridge(Arc::new(Failing(platform)));
+            assert_eq!(bridge.sign(b"m"), Err(expected));
+        }
+        let invalidated = KeyStoreBridge(Arc::new(Failing(PlatformError::KeyInvalidated {
+            reason: reason(),
+        })));
+        assert!(matches!(
+            invalidated.get("k"),
+            Err(TemplateError::KeyUnavailable { .. })
+        ));
+        let failed = KeyStoreBridge(Arc::new(Failing(PlatformError::Failed {
+            reason: reason(),
+        })));
+        assert!(matches!(
+            failed.get_or_create("k"),
+            Err(TemplateError::KeyStore(_))
+        ));
+    }
 }

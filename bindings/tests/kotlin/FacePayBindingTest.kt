@@ -290,7 +290,7 @@ private fun enrolAndPay() = runBlocking {
     verify(refused, 0)
     signer.failNext = true
     val signerError = expectThrows<FacePayException.Signer>("locked keystore") { refused.pay() }
-    check(signerError.kind == SignerFailure.KEYSTORE && signerError.detail.contains("user authentication required")) { "$signerError" }
+    check(signerError.kind == SignerFailure.AUTHENTICATION_REQUIRED && signerError.detail.contains("device credential")) { "$signerError" }
     refused.destroy()
 
     // Cancellation: later frames and pay throw Cancelled; the listener hears it.
@@ -306,7 +306,7 @@ private fun enrolAndPay() = runBlocking {
     cancelled.cancel()
     expectThrows<FacePayException.Cancelled>("frame after cancel") { cancelled.pushFrame(jpegFrame(7), 7 / FPS) }
     expectThrows<FacePayException.Cancelled>("pay after cancel") { cancelled.pay() }
-    check((cancelEvents.events.last() as? FlowEvent.Failed)?.kind == "cancelled") { "last event ${cancelEvents.events.last()}" }
+    check((cancelEvents.events.last() as? FlowEvent.Failed)?.error is FacePayException.Cancelled) { "last event ${cancelEvents.events.last()}" }
     cancelled.destroy()
 
     // A cancelled enrolment stores nothing; later frames throw Cancelled.

@@ -29,7 +29,7 @@ class JvmDeviceSigner : DeviceSigner {
     override fun sign(message: ByteArray): ByteArray {
         if (failNext) {
             failNext = false
-            throw PlatformException.Failed("user authentication required")
+            throw PlatformException.AuthenticationRequired("the device credential was not entered")
         }
         signatures.incrementAndGet()
         return Signature.getInstance("SHA256withECDSA").run {

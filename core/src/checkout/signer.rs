@@ -16,7 +16,14 @@ pub enum SignerError {
     /// The system random number generator failed.
     #[error("random number generator failed")]
     Rng,
-    /// The platform keystore refused or failed to sign (e.g. user authentication required, key invalidated).
+    /// The platform keystore needs the user to authenticate (device credential, biometric) before it signs.
+    #[error("keystore needs user authentication: {0}")]
+    AuthenticationRequired(String),
+    /// The platform keystore's key was permanently invalidated (e.g. the device lock was removed): register the
+    /// device again.
+    #[error("keystore key invalidated: {0}")]
+    KeyInvalidated(String),
+    /// The platform keystore refused or failed to sign for another reason.
     #[error("keystore failed to sign: {0}")]
     Keystore(String),
 }

@@ -219,7 +219,11 @@ pub enum SignerFailure {
     InvalidKey,
     /// The random number generator failed.
     Random,
-    /// The platform key store refused or failed (user authentication required, key invalidated, …).
+    /// The platform keystore needs the user to authenticate first: ask, then retry.
+    AuthenticationRequired,
+    /// The key was permanently invalidated: the device must be registered again.
+    KeyInvalidated,
+    /// The platform keystore refused or failed for another reason.
     Keystore,
 }
 
@@ -423,6 +427,8 @@ impl From<SignerError> for FacePayError {
         let kind = match &e {
             SignerError::InvalidKey(_) => SignerFailure::InvalidKey,
             SignerError::Rng => SignerFailure::Random,
+            SignerError::AuthenticationRequired(_) => SignerFailure::AuthenticationRequired,
+            SignerError::KeyInvalidated(_) => SignerFailure::KeyInvalidated,
             SignerError::Keystore(_) => SignerFailure::Keystore,
         };
         FacePayError::Signer {

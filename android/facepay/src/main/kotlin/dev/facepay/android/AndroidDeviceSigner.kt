@@ -4,8 +4,10 @@ import android.content.Context
 import android.content.pm.PackageManager
 import android.os.Build
 import android.security.keystore.KeyGenParameterSpec
+import android.security.keystore.KeyPermanentlyInvalidatedException
 import android.security.keystore.KeyProperties
 import android.security.keystore.StrongBoxUnavailableException
+import android.security.keystore.UserNotAuthenticatedException
 import dev.facepay.sdk.DeviceSigner
 import dev.facepay.sdk.PlatformException
 import java.math.BigInteger
@@ -56,6 +58,10 @@ class AndroidDeviceSigner(context: Context, private val alias: String = "facepay
             update(message)
             sign()
         }
+    } catch (e: UserNotAuthenticatedException) {
+        throw PlatformException.AuthenticationRequired("Android Keystore: ${e.message}")
+    } catch (e: KeyPermanentlyInvalidatedException) {
+        throw PlatformException.KeyInvalidated("Android Keystore: ${e.message}")
     } catch (e: Exception) {
         throw PlatformException.Failed("Android Keystore could not sign: ${e.message}")
     }
