@@ -5,9 +5,11 @@ use std::sync::Arc;
 
 use facepay_core::checkout::protocol::OrderRef as CoreOrder;
 use facepay_core::checkout::wire::RegisterDeviceResponse;
+pub use facepay_core::flow::{EnrolmentSummary, Receipt};
+
 use facepay_core::flow::{self, FacePayError};
 
-use crate::guidance::{Challenge, Guidance, Outcome};
+use crate::guidance::Guidance;
 
 /// One thing the UI should show, in order: a prompt for every frame, then `Verifying`, `Paying` and `Done` (or
 /// `Enrolled`, or `Failed`).
@@ -89,54 +91,6 @@ pub enum EnrolmentStep {
     },
 }
 
-/// What an enrolment stored (counts and identifiers, no biometric data).
-#[derive(Debug, Clone, PartialEq, uniffi::Record)]
-pub struct EnrolmentSummary {
-    /// Embeddings sealed into the template.
-    pub embeddings: u32,
-    /// Frame indices the embeddings came from.
-    pub frames: Vec<u64>,
-    /// Frames pushed until liveness passed.
-    pub frames_used: u64,
-    /// Lowest cosine similarity between two enrolment embeddings.
-    pub min_agreement: f32,
-    /// The embedder id stored with the template.
-    pub model: String,
-    /// Passive anti-spoof score, when the models are installed.
-    pub passive_score: Option<f32>,
-}
-
-/// The receipt of a completed payment.
-#[derive(Debug, Clone, PartialEq, uniffi::Record)]
-pub struct Receipt {
-    /// The server's payment id.
-    pub payment_id: String,
-    /// The merchant's id.
-    pub merchant_id: String,
-    /// The merchant's order id.
-    pub order_id: String,
-    /// Amount in minor units.
-    pub amount_minor: u64,
-    /// ISO 4217 code.
-    pub currency: String,
-    /// When the server recorded it, Unix ms.
-    pub recorded_at_ms: u64,
-    /// Match score against the template.
-    pub match_score: f32,
-    /// The threshold it passed.
-    pub match_threshold: f32,
-    /// The liveness outcome (`Passed` on a receipt).
-    pub liveness: Outcome,
-    /// The challenges performed, in order.
-    pub challenges: Vec<Challenge>,
-    /// Passive anti-spoof score, when the models are installed.
-    pub passive_score: Option<f32>,
-    /// Frames pushed until liveness decided.
-    pub frames: u64,
-    /// The device counter the payment was signed with.
-    pub counter: u64,
-}
-
 /// The order a payment session pays, as the server bound it to the nonce.
 #[derive(Debug, Clone, PartialEq, uniffi::Record)]
 pub struct OrderRef {
@@ -169,8 +123,8 @@ impl From<flow::FlowEvent> for FlowEvent {
             flow::FlowEvent::Guidance(g) => FlowEvent::Prompt { guidance: g.into() },
             flow::FlowEvent::Verifying => FlowEvent::Verifying,
             flow::FlowEvent::Paying => FlowEvent::Paying,
-            flow::FlowEvent::Enrolled(s) => FlowEvent::Enrolled { summary: s.into() },
-            flow::FlowEvent::Done(r) => FlowEvent::Done { receipt: r.into() },
+            flow::FlowEvent::Enrolled(s) => FlowEvent::Enrolled { summary: s },
+            flow::FlowEvent::Done(r) => FlowEvent::Done { receipt: r },
             flow::FlowEvent::Failed(error) => FlowEvent::Failed { error },
         }
     }
@@ -195,40 +149,7 @@ impl From<flow::EnrolmentStep> for EnrolmentStep {
     fn from(s: flow::EnrolmentStep) -> Self {
         match s {
             flow::EnrolmentStep::Capturing(g) => EnrolmentStep::Capturing { guidance: g.into() },
-            flow::EnrolmentStep::Enrolled(s) => EnrolmentStep::Enrolled { summary: s.into() },
-        }
-    }
-}
-
-impl From<flow::EnrolmentSummary> for EnrolmentSummary {
-    fn from(s: flow::EnrolmentSummary) -> Self {
-        EnrolmentSummary {
-            embeddings: s.embeddings as u32,
-            frames: s.frames,
-            frames_used: s.frames_used,
-            min_agreement: s.min_agreement,
-            model: s.model,
-            passive_score: s.passive_score,
-        }
-    }
-}
-
-impl From<flow::Receipt> for Receipt {
-    fn from(r: flow::Receipt) -> Self {
-        Receipt {
-            payment_id: r.payment_id,
-            merchant_id: r.merchant_id,
-            order_id: r.order_id,
-            amount_minor: r.amount_minor,
-            currency: r.currency,
-            recorded_at_ms: r.recorded_at_ms,
-            match_score: r.match_score,
-            match_threshold: r.match_threshold,
-            liveness: r.liveness,
-            challenges: r.challenges,
-            passive_score: r.passive_score,
-            frames: r.frames,
-            counter: r.counter,
+            flow::EnrolmentStep::Enrolled(s) => EnrolmentStep::Enrolled { summary: s },
         }
     }
 }

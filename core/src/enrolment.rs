@@ -152,7 +152,7 @@ impl EnrolmentCapture {
             });
         }
         let min_agreement = min_pairwise(&embeddings);
-        let count = embeddings.len();
+        let count = embeddings.len() as u32;
         let template = enrol(embeddings, self.shared.models.embedder.clone())?;
         self.shared.templates.save(&template)?;
         Ok(EnrolmentSummary {

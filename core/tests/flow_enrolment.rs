@@ -116,7 +116,7 @@ fn enrolment_from_a_live_clip_seals_a_template_and_payment_needs_the_server() {
     };
     println!("enrolment: {summary:?}");
     assert!((3..=5).contains(&summary.embeddings), "{summary:?}");
-    assert_eq!(summary.frames.len(), summary.embeddings);
+    assert_eq!(summary.frames.len(), summary.embeddings as usize);
     assert!(summary.min_agreement >= 0.5, "{summary:?}");
     assert!(summary.model.starts_with("mobilefacenet@"));
     assert!(device.is_enrolled().unwrap());

@@ -7,7 +7,7 @@ package dev.facepay.test
 import dev.facepay.sdk.CameraFrame
 import dev.facepay.sdk.EnrolmentCapture
 import dev.facepay.sdk.EnrolmentStep
-import dev.facepay.sdk.EnrolmentSummary
+import dev.facepay.sdk.core.EnrolmentSummary
 import dev.facepay.sdk.FacePay
 import dev.facepay.sdk.FacePayConfig
 import dev.facepay.sdk.FlowEvent

@@ -71,9 +71,10 @@ pub enum EnrolmentStep {
 
 /// What an enrolment produced (no biometric data: counts and identifiers only).
 #[derive(Debug, Clone, PartialEq, Serialize)]
+#[cfg_attr(feature = "uniffi", derive(uniffi::Record))]
 pub struct EnrolmentSummary {
     /// Embeddings sealed into the template.
-    pub embeddings: usize,
+    pub embeddings: u32,
     /// Frame indices (0-based, in push order) the embeddings came from.
     pub frames: Vec<u64>,
     /// Frames pushed until liveness passed.
@@ -88,6 +89,7 @@ pub struct EnrolmentSummary {
 
 /// The receipt of a completed payment: the server's answer plus what the device verified.
 #[derive(Debug, Clone, PartialEq, Serialize)]
+#[cfg_attr(feature = "uniffi", derive(uniffi::Record))]
 pub struct Receipt {
     /// The server's payment id.
     pub payment_id: String,

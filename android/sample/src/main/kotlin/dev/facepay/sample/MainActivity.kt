@@ -20,7 +20,7 @@ import androidx.compose.ui.Alignment
 import androidx.compose.ui.Modifier
 import androidx.compose.ui.res.stringResource
 import androidx.core.content.ContextCompat
-import dev.facepay.sdk.Receipt
+import dev.facepay.sdk.core.Receipt
 
 /** Buy ▸ selfie ▸ receipt. */
 class MainActivity : ComponentActivity() {

@@ -42,7 +42,7 @@ import dev.facepay.sdk.FlowListener
 import dev.facepay.sdk.Guidance
 import dev.facepay.sdk.PaymentSession
 import dev.facepay.sdk.PaymentStep
-import dev.facepay.sdk.Receipt
+import dev.facepay.sdk.core.Receipt
 import java.util.concurrent.Executors
 import kotlinx.coroutines.Dispatchers
 import kotlinx.coroutines.withContext
