@@ -17,11 +17,35 @@ fi
 # No test needs a camera device.
 export FACEPAY_TEST_FEATURES="${FACEPAY_TEST_FEATURES:-facepay/camera}"
 
+# Every step runs, and cargo test after them, even when one fails: a red run lists all that failed, not the first.
+# 20-postgres runs in this shell (it exports FACEPAY_TEST_DATABASE_URL and stops the server on exit); the others run
+# in a subshell with `set -e` of their own, so a failing command ends its step only.
+failed=()
 for step in "$root"/scripts/test.d/*.sh; do
   [ -e "$step" ] || continue
+  name="$(basename "$step" .sh)"
+  if [ "$name" = 20-postgres ]; then
+    # shellcheck source=/dev/null
+    source "$step"
+    continue
+  fi
+  set +e
   # shellcheck source=/dev/null
-  source "$step"
+  (set -e; source "$step")
+  status=$?
+  set -e
+  if [ "$status" -ne 0 ]; then
+    echo "test.sh: step $name FAILED (exit $status); the other steps still run" >&2
+    failed+=("$name")
+  fi
 done
 
 # --no-fail-fast: every test binary runs, so one failure does not hide the others.
-cargo test --workspace --all-targets --no-fail-fast --features "$FACEPAY_TEST_FEATURES"
+if ! cargo test --workspace --all-targets --no-fail-fast --features "$FACEPAY_TEST_FEATURES"; then
+  failed+=("cargo test")
+fi
+if [ "${#failed[@]}" -gt 0 ]; then
+  echo "test.sh: FAILED: ${failed[*]}" >&2
+  exit 1
+fi
+echo "test.sh: every step and cargo test passed" >&2
