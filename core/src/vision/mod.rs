@@ -23,6 +23,8 @@ pub mod model;
 #[cfg(feature = "vision")]
 pub mod pipeline;
 #[cfg(feature = "vision")]
+mod pool;
+#[cfg(feature = "vision")]
 mod prelu;
 pub mod quality;
 #[cfg(feature = "vision")]

@@ -379,7 +379,7 @@ pub fn verify_sha256(entry: &ModelEntry, bytes: &[u8]) -> Result<ModelFormat, Vi
 }
 
 /// Verifies the bytes' sha256 ([`verify_sha256`]), loads them with tract (NNEF, or ONNX with the `onnx` feature),
-/// fuses the decomposed PReLUs ([`super::prelu`]), optimises, makes runnable.
+/// fuses the decomposed PReLUs ([`super::prelu`]) and the 2×2 max pools ([`super::pool`]), optimises, makes runnable.
 pub fn load_plan(entry: &ModelEntry, bytes: &[u8]) -> Result<Plan, VisionError> {
     let fail = load_error(entry);
     let model = match verify_sha256(entry, bytes)? {
@@ -394,6 +394,7 @@ pub fn load_plan(entry: &ModelEntry, bytes: &[u8]) -> Result<Plan, VisionError> 
         ModelFormat::Onnx => decluttered_onnx(entry, bytes)?,
     };
     super::prelu::fuse(model)
+        .and_then(super::pool::fuse)
         .and_then(|m| m.into_optimized())
         .and_then(|m| m.into_runnable())
         .map_err(fail)

@@ -403,20 +403,31 @@ mod tests {
             .count()
     }
 
-    /// The NNEF form fused (what the library runs) against the ONNX file unfused (what tract ran before either):
+    /// The NNEF form fused (what the library runs) against the ONNX file unfused (what tract ran before either; no
+    /// pooling replaced either):
     /// bit-identical, so the LFW and liveness figures measured on the ONNX files stand.
     #[test]
     #[cfg(feature = "onnx")]
     fn committed_models_fuse_every_prelu_with_bit_identical_outputs() {
-        for (name, prelus, unfused_op) in [
-            ("mobilefacenet", 33, "Abs"),
-            ("face_landmark", 23, "Iff"),
-            ("face_detection_short_range", 0, "Abs"),
-            ("iris_landmark", 53, "Iff"),
-            ("minifasnet_v2", 33, "Iff"),
-            ("minifasnet_v1se", 33, "Iff"),
+        // Also the 2×2 max pools (`super::pool`): every one replaced, none of tract's left.
+        for (name, prelus, unfused_op, pools) in [
+            ("mobilefacenet", 33, "Abs", 0),
+            ("face_landmark", 23, "Iff", 5),
+            ("face_detection_short_range", 0, "Abs", 3),
+            ("iris_landmark", 53, "Iff", 6),
+            ("minifasnet_v2", 33, "Iff", 0),
+            ("minifasnet_v1se", 33, "Iff", 0),
         ] {
             let (fused, plain, shape) = plans(name);
+            assert_eq!(
+                (
+                    count(&fused, "MaxPool2x2"),
+                    count(&fused, "OptMaxPool"),
+                    count(&plain, "OptMaxPool")
+                ),
+                (pools, 0, pools),
+                "{name}"
+            );
             assert_eq!(
                 (count(&fused, "PRelu"), count(&plain, "PRelu")),
                 (prelus, 0),
