@@ -8,7 +8,8 @@ use std::path::PathBuf;
 pub enum FrameProblem {
     /// The rotation is not a multiple of 90°.
     Rotation,
-    /// The size is outside the accepted range, or differs from the encoded image's.
+    /// The size is outside the accepted range or differs from the encoded image's, or a face region found in the
+    /// image is too small or degenerate to crop.
     Size,
     /// A row or pixel stride is smaller than the pixels it must hold, or not a supported value.
     Stride,
