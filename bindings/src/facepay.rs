@@ -99,17 +99,17 @@ impl FacePay {
 
     /// Whether a usable template is stored.
     pub fn is_enrolled(&self) -> Result<bool, FacePayError> {
-        guard(|| Ok(self.inner.is_enrolled()?))
+        guard(|| self.inner.is_enrolled())
     }
 
     /// Deletes the shopper's template and its key (the "forget my face" action).
     pub fn delete_enrolment(&self) -> Result<(), FacePayError> {
-        guard(|| Ok(self.inner.delete_enrolment()?))
+        guard(|| self.inner.delete_enrolment())
     }
 
     /// The last signature counter this device used.
     pub fn counter(&self) -> Result<u64, FacePayError> {
-        guard(|| Ok(self.inner.counter()?))
+        guard(|| self.inner.counter())
     }
 
     /// Opens an enrolment capture (no network); push camera frames into it.

@@ -50,7 +50,7 @@ impl PaymentSession {
 
     /// Signs and submits the verified payment; answers the receipt.
     pub async fn pay(&self) -> Result<Receipt, FacePayError> {
-        guard_async(async { Ok(self.inner.pay().await?) }).await
+        guard_async(self.inner.pay()).await
     }
 
     /// Cancels the session: later frames and a pending or later `pay` throw `Cancelled`.

@@ -326,7 +326,7 @@ impl PaymentSession {
                 }
             },
             |state| match state {
-                Decided::Verified(v) => Ok(verified_step(&**v)),
+                Decided::Verified(v) => Ok(verified_step(v)),
                 Decided::Paying => Err(FacePayError::InvalidState {
                     state: SessionState::Paying,
                 }),

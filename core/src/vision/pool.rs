@@ -190,12 +190,7 @@ mod tests {
 
     #[test]
     fn equals_tracts_max_pool_on_even_and_odd_sizes() {
-        for shape in [
-            [1, 3, 8, 8],
-            [1, 2, 7, 9],
-            [2, 4, 5, 2],
-            [1, 24, 64, 64],
-        ] {
+        for shape in [[1, 3, 8, 8], [1, 2, 7, 9], [2, 4, 5, 2], [1, 24, 64, 64]] {
             let (ours, theirs) = both(shape);
             assert!(!ours.is_empty());
             assert_eq!(ours, theirs, "{shape:?}");

@@ -336,7 +336,7 @@ fn check_requirements(
     }
     if !requirements.apps.is_empty() {
         let allowed = requirements.apps.iter().any(|app| {
-            record.packages.iter().any(|p| *p == app.package)
+            record.packages.contains(&app.package)
                 && app
                     .signing_digests
                     .iter()
