@@ -4,11 +4,10 @@
 use std::path::PathBuf;
 use std::sync::Arc;
 
-use facepay_core::vision::model::ModelSource;
-
 use facepay_core::checkout::client::{ClientConfig, TrustRoots};
-use facepay_core::flow::{self, FacePayConfig as CoreConfig};
+use facepay_core::flow::{self, FacePayConfig as CoreConfig, FacePayError};
 use facepay_core::liveness::LivenessPolicy;
+use facepay_core::vision::model::ModelSource;
 use facepay_core::vision::pipeline::Vision;
 
 use crate::events::{DeviceRegistration, FlowListener, ListenerBridge};
@@ -17,7 +16,6 @@ use crate::guidance::Challenge;
 use crate::models::{AssetsBridge, ModelAssets};
 use crate::platform::{DeviceSigner, KeyStore, KeyStoreBridge, SignerBridge};
 use crate::session::{EnrolmentCapture, PaymentSession};
-use facepay_core::flow::FacePayError;
 
 /// Everything a [`FacePay`] handle needs besides the platform keys.
 #[derive(Debug, Clone, uniffi::Record)]

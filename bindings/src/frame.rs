@@ -2,9 +2,8 @@
 //! geometry, the rotation that makes them upright and whether to mirror them. The bytes are borrowed by the core
 //! frame; the only copy is the one the FFI makes.
 
-use facepay_core::vision::frame::{Frame, Pixels, Rotation};
-
 use facepay_core::flow::FacePayError;
+use facepay_core::vision::frame::{Frame, Pixels, Rotation};
 
 /// The pixel buffer of a frame, in the camera's own layout. Strides are in bytes.
 #[derive(Debug, Clone, uniffi::Enum)]

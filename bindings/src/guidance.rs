@@ -1,11 +1,9 @@
-//! What the UI draws and says for each frame. The outline ([`Oval`]), the prompt ([`GuidanceState`]), the
-//! challenges and the liveness outcome are the core's own types (they derive uniffi's traits); [`Guidance`] is
-//! the one wrapper, because the core's message key and text are `&'static str`.
+//! What the UI draws and says for each frame. The outline ([`Oval`]), the prompt ([`GuidanceState`]) and the
+//! challenges are the core's own types (they derive uniffi's traits); [`Guidance`] is the one wrapper, because
+//! the core's message key and text are `&'static str`.
 
 pub use facepay_core::checkout::protocol::Challenge;
-pub use facepay_core::liveness::{FailReason, GuidanceState, Outcome, Oval, TimeoutReason};
-
-use facepay_core::liveness::Guidance as CoreGuidance;
+use facepay_core::liveness::{Guidance as CoreGuidance, GuidanceState, Oval};
 
 /// The session's answer to one frame.
 #[derive(Debug, Clone, PartialEq, uniffi::Record)]

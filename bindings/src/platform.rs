@@ -7,11 +7,10 @@
 use std::sync::Arc;
 
 use facepay_core::checkout::signer::{DeviceSigner as CoreSigner, SignerError, SoftwareSigner};
+use facepay_core::flow::FacePayError;
 use facepay_core::template::{
     FileKeyStore, KeyStore as CoreKeyStore, MemoryKeyStore, TemplateError, TemplateKey,
 };
-
-use facepay_core::flow::FacePayError;
 
 /// Why a platform service failed (thrown by the app's implementation, or by a software one). FacePay tells the
 /// first two apart (`SignerFailure.AUTHENTICATION_REQUIRED` / `KEY_INVALIDATED`, `TemplateProblem.KEY_UNAVAILABLE`).
@@ -77,7 +76,7 @@ impl CoreKeyStore for KeyStoreBridge {
         TemplateKey::try_from(
             self.0
                 .get_or_create(key_id.into())
-                .map_err(key_store)?
+                .map_err(|e| key_store(key_id, e))?
                 .as_slice(),
         )
     }
@@ -85,21 +84,24 @@ impl CoreKeyStore for KeyStoreBridge {
     fn get(&self, key_id: &str) -> Result<Option<TemplateKey>, TemplateError> {
         self.0
             .get(key_id.into())
-            .map_err(key_store)?
+            .map_err(|e| key_store(key_id, e))?
             .map(|k| TemplateKey::try_from(k.as_slice()))
             .transpose()
     }
 
     fn delete(&self, key_id: &str) -> Result<(), TemplateError> {
-        self.0.delete(key_id.into()).map_err(key_store)
+        self.0
+            .delete(key_id.into())
+            .map_err(|e| key_store(key_id, e))
     }
 }
 
-fn key_store(e: PlatformError) -> TemplateError {
+/// A platform key store's failure for the key `key_id`: an invalidated key is gone for good.
+fn key_store(key_id: &str, e: PlatformError) -> TemplateError {
     match e {
-        PlatformError::KeyInvalidated { reason } => {
-            TemplateError::KeyUnavailable { key_id: reason }
-        }
+        PlatformError::KeyInvalidated { .. } => TemplateError::KeyUnavailable {
+            key_id: key_id.to_owned(),
+        },
         other => TemplateError::KeyStore(other.to_string()),
     }
 }

@@ -2,13 +2,12 @@
 //! template is stored). Push frames from one thread (the camera's analyser); `cancel` from any thread.
 
 use facepay_core::enrolment::EnrolmentCapture as CoreCapture;
-use facepay_core::flow::PaymentSession as CoreSession;
+use facepay_core::flow::{FacePayError, PaymentSession as CoreSession};
 
 use crate::events::{EnrolmentStep, OrderRef, PaymentStep, Receipt};
 use crate::frame::CameraFrame;
 use crate::guard::{guard, guard_async};
 use crate::guidance::Challenge;
-use facepay_core::flow::FacePayError;
 
 /// One payment: push frames until the answer is `Verified`, then `pay`.
 #[derive(uniffi::Object)]

@@ -174,22 +174,6 @@ impl Capture {
     }
 }
 
-/// Feeds a camera frame through `push` (the owner's push loop, which may not call the feed once decided) and
-/// answers [`FacePayError::InvalidFrame`] instead of the step when the frame could not be converted.
-pub(crate) fn push_frame_checked<S>(
-    frame: &Frame<'_>,
-    t: f64,
-    push: impl FnOnce(&mut dyn FnMut(&mut Capture) -> Guidance) -> Result<S, FacePayError>,
-) -> Result<S, FacePayError> {
-    let mut invalid = None;
-    let step = push(&mut |c: &mut Capture| {
-        let (guidance, error) = c.push_frame(frame, t);
-        invalid = error;
-        guidance
-    })?;
-    invalid.map_or(Ok(step), Err)
-}
-
 /// Where a capture-led session is: still capturing, or decided into the owner's state `T`.
 pub(crate) enum Stage<T> {
     /// Frames are going into the liveness session.
@@ -226,21 +210,25 @@ impl<T> CaptureStage<T> {
 
     /// Feeds one frame through `feed` while capturing (answering `capturing` of its guidance); when the session
     /// decides, the capture goes to `decide`, which returns the new state and the answer, and may add events
-    /// (`interim` is the state while it runs, never seen outside the lock). Once decided, `decided` answers.
+    /// (`interim` is the state while it runs, never seen outside the lock). Once decided, `decided` answers. A frame
+    /// `feed` could not convert (its error beside the guidance) is answered with that error, whatever the session
+    /// made of it; a decision it led to is kept for the next call.
     pub(crate) fn push<A>(
         &self,
-        feed: impl FnOnce(&mut Capture) -> Guidance,
+        feed: impl FnOnce(&mut Capture) -> (Guidance, Option<FacePayError>),
         capturing: impl FnOnce(Guidance) -> A,
         interim: impl FnOnce() -> T,
         decide: impl FnOnce(Capture, &mut Vec<FlowEvent>) -> (T, Result<A, FacePayError>),
         decided: impl FnOnce(&T) -> Result<A, FacePayError>,
     ) -> Result<A, FacePayError> {
         let mut events = Vec::new();
+        let mut invalid_frame = None;
         let answer = {
             let mut stage = self.lock();
             match &mut *stage {
                 Stage::Capturing(capture) => {
-                    let g = feed(capture);
+                    let (g, invalid) = feed(capture);
+                    invalid_frame = invalid;
                     events.push(FlowEvent::Guidance(g));
                     if capture.session.verdict().is_some() {
                         events.push(FlowEvent::Verifying);
@@ -260,7 +248,7 @@ impl<T> CaptureStage<T> {
             }
         };
         events.into_iter().for_each(|e| self.listener.on_event(e));
-        answer
+        invalid_frame.map_or(answer, Err)
     }
 
     /// Ends the session with `cancelled` if it is still capturing or `cancellable` says so of its state; tells

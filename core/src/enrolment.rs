@@ -9,7 +9,7 @@ use std::sync::Arc;
 
 use ring::rand::{SecureRandom, SystemRandom};
 
-use crate::capture::{Capture, CaptureStage, push_frame_checked};
+use crate::capture::{Capture, CaptureStage};
 use crate::checkout::protocol::challenges_for_nonce;
 use crate::checkout::wire::RegisterDeviceResponse;
 use crate::flow::{
@@ -88,7 +88,7 @@ impl EnrolmentCapture {
         frame: &Frame<'_>,
         timestamp_s: f64,
     ) -> Result<EnrolmentStep, FacePayError> {
-        push_frame_checked(frame, timestamp_s, |feed| self.push(feed))
+        self.push(|c| c.push_frame(frame, timestamp_s))
     }
 
     /// Feeds an upright, unmirrored RGB image taken at `timestamp_s`.
@@ -97,7 +97,7 @@ impl EnrolmentCapture {
         image: &RgbImage,
         timestamp_s: f64,
     ) -> Result<EnrolmentStep, FacePayError> {
-        self.push(|c| c.push_image(image, false, timestamp_s))
+        self.push(|c| (c.push_image(image, false, timestamp_s), None))
     }
 
     /// Stops the capture; nothing is stored. Later frames answer [`FacePayError::Cancelled`].
@@ -107,7 +107,7 @@ impl EnrolmentCapture {
 
     fn push(
         &self,
-        feed: impl FnOnce(&mut Capture) -> Guidance,
+        feed: impl FnOnce(&mut Capture) -> (Guidance, Option<FacePayError>),
     ) -> Result<EnrolmentStep, FacePayError> {
         self.stage.push(
             feed,

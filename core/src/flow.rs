@@ -32,9 +32,7 @@ pub use events::{
 };
 pub use models::ModelInfo;
 
-use crate::capture::{
-    Capture, CaptureStage, Stage, VisionLease, VisionSlot, lock, now_ms, push_frame_checked,
-};
+use crate::capture::{Capture, CaptureStage, Stage, VisionLease, VisionSlot, lock, now_ms};
 use crate::checkout::client::{CheckoutClient, ClientConfig, payment_payload, sign_payment};
 use crate::checkout::protocol::{Challenge, Evidence, LivenessVerdict, OrderRef, check_id};
 use crate::checkout::signer::DeviceSigner;
@@ -288,7 +286,7 @@ impl PaymentSession {
         frame: &Frame<'_>,
         timestamp_s: f64,
     ) -> Result<PaymentStep, FacePayError> {
-        push_frame_checked(frame, timestamp_s, |feed| self.push(feed))
+        self.push(|c| c.push_frame(frame, timestamp_s))
     }
 
     /// Feeds an upright, unmirrored RGB image taken at `timestamp_s` (e.g. a decoded clip frame).
@@ -297,12 +295,12 @@ impl PaymentSession {
         image: &RgbImage,
         timestamp_s: f64,
     ) -> Result<PaymentStep, FacePayError> {
-        self.push(|c| c.push_image(image, false, timestamp_s))
+        self.push(|c| (c.push_image(image, false, timestamp_s), None))
     }
 
     fn push(
         &self,
-        feed: impl FnOnce(&mut Capture) -> crate::liveness::Guidance,
+        feed: impl FnOnce(&mut Capture) -> (crate::liveness::Guidance, Option<FacePayError>),
     ) -> Result<PaymentStep, FacePayError> {
         let verified_step = |v: &Verified| PaymentStep::Verified {
             match_score: v.result.score,

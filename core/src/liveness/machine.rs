@@ -103,6 +103,14 @@ pub struct LivenessMachine {
     last_guidance: Option<Guidance>,
 }
 
+/// How a session ends, with its typed reason.
+#[derive(Clone, Copy)]
+enum Ending {
+    Passed,
+    Failed(FailReason),
+    TimedOut(TimeoutReason),
+}
+
 impl LivenessMachine {
     /// A session for `nonce` asking `challenges` in that order (normally [`super::challenges_for_nonce`]);
     /// `passive_available` says whether passive anti-spoof scores will be supplied.
@@ -450,13 +458,13 @@ impl LivenessMachine {
             if pp.required {
                 return self.finish_failed(FailReason::PassiveUnavailable, index, t);
             }
-            return self.finish(Outcome::Passed, None, None, index, t);
+            return self.finish(Ending::Passed, index, t);
         }
         if self.passive.count >= pp.min_samples
             && let Some(score) = self.passive.mean()
         {
             if score >= pp.threshold {
-                return self.finish(Outcome::Passed, None, None, index, t);
+                return self.finish(Ending::Passed, index, t);
             }
             return self.finish_failed(
                 FailReason::PassiveSpoof {
@@ -501,43 +509,40 @@ impl LivenessMachine {
                 t,
             );
         }
-        self.finish(Outcome::TimedOut, Some(reason.to_string()), None, index, t);
-        if let Some(v) = self.verdict.as_mut() {
-            v.timeout_reason = Some(reason);
-        }
+        self.finish(Ending::TimedOut(reason), index, t)
     }
 
     fn finish_failed(&mut self, reason: FailReason, index: u64, t: f64) {
-        self.finish(
-            Outcome::Failed,
-            Some(reason.to_string()),
-            Some(reason),
-            index,
-            t,
-        )
+        self.finish(Ending::Failed(reason), index, t)
     }
 
-    fn finish(
-        &mut self,
-        outcome: Outcome,
-        reason: Option<String>,
-        fail: Option<FailReason>,
-        index: u64,
-        t: f64,
-    ) {
-        let state = match (outcome, fail) {
-            (Outcome::Passed, _) => GuidanceState::Passed,
-            (Outcome::Failed, Some(reason)) => GuidanceState::Failed { reason },
-            (Outcome::Failed, None) | (Outcome::TimedOut, _) => GuidanceState::TimedOut,
+    fn finish(&mut self, ending: Ending, index: u64, t: f64) {
+        let (outcome, state, fail_reason, timeout_reason) = match ending {
+            Ending::Passed => (Outcome::Passed, GuidanceState::Passed, None, None),
+            Ending::Failed(reason) => (
+                Outcome::Failed,
+                GuidanceState::Failed { reason },
+                Some(reason),
+                None,
+            ),
+            Ending::TimedOut(reason) => (
+                Outcome::TimedOut,
+                GuidanceState::TimedOut,
+                None,
+                Some(reason),
+            ),
         };
         if outcome == Outcome::Passed {
             self.progress = 1.0;
         }
+        let reason = fail_reason
+            .map(|r| r.to_string())
+            .or_else(|| timeout_reason.map(|r| r.to_string()));
         self.verdict = Some(Verdict {
             outcome,
             reason,
-            fail_reason: fail,
-            timeout_reason: None,
+            fail_reason,
+            timeout_reason,
             nonce: to_hex(&self.nonce),
             challenges: self.records.clone(),
             passive_mode: if self.passive_available {

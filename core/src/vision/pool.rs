@@ -3,7 +3,7 @@
 //! BlazeFace (3), the face mesh (5) and the iris model (6) halve their feature maps with a channels-first 2×2
 //! max pool. tract runs each through its generic patch-based pooling: about 0.5 ms of the detector's 3.8, 0.8 ms
 //! of the mesh's 4.7 and 0.35 ms of each iris run (`facepay bench vision --profile`), some 2 ms of every frame.
-//! [`fuse`] replaces each by one [`MaxPool2x2`], a single pass over rows pairs. The maximum of four values is
+//! [`fuse`] replaces each by one [`MaxPool2x2`], a single pass over row pairs. The maximum of four values is
 //! exact, so the outputs are bit-identical to tract's (a test runs the models both ways) and no figure changes.
 
 use tract_nnef::prelude::{TValue, TVec, Tensor, TractResult, TypedModel, TypedNode};
