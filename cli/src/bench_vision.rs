@@ -4,7 +4,8 @@
 //! the process has one thread and says so). The stage frame is a clip frame brought to 640×480: scaled to cover
 //! 640×480 and centre-cropped (the clips are 640×427 or 640×360), which is a 4:3 camera frame.
 //!
-//! - `detect_ms`, `landmarks_ms`, `eyes_ms`, `embed_ms`, `antispoof_ms`: each stage alone on that frame, repeated
+//! - `detect_ms`, `landmarks_ms`, `eyes_ms`, `embed_ms` (MobileFaceNet), `embed_dlib_ms` (dlib's ResNet),
+//!   `antispoof_ms`: each stage alone on that frame, repeated
 //!   `--runs` times after a warm-up (the stage's full `run`: input warp + inference + decoding; `eyes_ms` is both
 //!   eyes, two inferences of the iris model);
 //! - `frame_ms`: [`Vision::analyze`] (detect or track ▸ face mesh ▸ pose ▸ eye openness ▸ quality) over the clip's
@@ -36,7 +37,7 @@ use facepay_core::vision::image::{Affine, RgbImage, warp_to_rgb};
 use facepay_core::vision::landmarks::{FaceMesh, Roi};
 use facepay_core::vision::model::{ModelManifest, read_model_file};
 use facepay_core::vision::pipeline::{
-    DETECTOR_MODEL, EMBEDDER_MODEL, EYES_MODEL, MESH_MODEL, Vision,
+    DETECTOR_MODEL, DLIB_RESNET_MODEL, EYES_MODEL, MESH_MODEL, MOBILEFACENET_MODEL, Vision,
 };
 use facepay_qa::paths::{default_antispoof_dir, default_models_dir, default_shared_dir};
 use serde::Serialize;
@@ -89,6 +90,8 @@ pub struct Report {
     pub eyes_ms: f64,
     /// Alignment + MobileFaceNet, one inference (flip-averaging, when calibrated on, costs two: see the table).
     pub embed_ms: f64,
+    /// Alignment + dlib's ResNet (the second embedder of the fused match score), one inference.
+    pub embed_dlib_ms: f64,
     /// Both MiniFASNet models, `null` when they are absent.
     pub antispoof_ms: Option<f64>,
     /// Everything the liveness session needs per frame, over a clip (the default tracking, as in a session).
@@ -211,6 +214,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         landmarks_ms: details.stages.landmarks.median,
         eyes_ms: details.stages.eyes.median,
         embed_ms: details.stages.embed.median,
+        embed_dlib_ms: details.stages.embed_dlib.median,
         antispoof_ms: details.stages.antispoof.as_ref().map(|t| t.median),
         frame_ms: details.frame.median,
         session_ms: SessionReport::new(details.session.as_ref(), &details.session_active),
@@ -242,6 +246,8 @@ struct Stages {
     embed: Timings,
     /// Flip-averaged: two inferences.
     embed_flip: Timings,
+    /// dlib's ResNet, one inference.
+    embed_dlib: Timings,
     /// `None` when the MiniFASNet models are absent.
     antispoof: Option<Timings>,
 }
@@ -265,8 +271,10 @@ fn time_stages(
     let mut mesh = FaceMesh::new(entry, &bytes)?;
     let (entry, bytes) = model(EYES_MODEL)?;
     let mut eyes = EyeModel::new(entry, &bytes)?;
-    let (entry, bytes) = model(EMBEDDER_MODEL)?;
+    let (entry, bytes) = model(MOBILEFACENET_MODEL)?;
     let mut embedder = Embedder::new(entry, &bytes)?;
+    let (entry, bytes) = model(DLIB_RESNET_MODEL)?;
+    let mut dlib = Embedder::new(entry, &bytes)?;
     let mut antispoof = AntiSpoof::load(manifest, antispoof_dir)?;
 
     let faces = detector.run(frame)?;
@@ -282,6 +290,7 @@ fn time_stages(
     let embed = measure(runs, || embedder.run(frame, &landmarks).map(drop))?;
     embedder.set_flip_average(true);
     let embed_flip = measure(runs, || embedder.run(frame, &landmarks).map(drop))?;
+    let embed_dlib = measure(runs, || dlib.run(frame, &landmarks).map(drop))?;
     let antispoof_t = match antispoof.as_mut() {
         Some(a) => Some(measure(runs, || a.run(frame, &face.rect).map(drop))?),
         None => None,
@@ -292,6 +301,7 @@ fn time_stages(
         eyes: eyes_t,
         embed,
         embed_flip,
+        embed_dlib,
         antispoof: antispoof_t,
     })
 }
@@ -465,6 +475,11 @@ fn print_table(r: &Report, d: &Details, runs: usize, asked_ort: bool) {
         ort_ok.and_then(|o| o.embed_ms),
     );
     row("embed, flip-averaged (2 inferences)", &st.embed_flip, None);
+    row(
+        "embed (dlib ResNet)",
+        &st.embed_dlib,
+        ort_ok.and_then(|o| o.embed_dlib_ms),
+    );
     match &st.antispoof {
         Some(t) => row(
             "antispoof (MiniFASNet V2 + V1SE)",

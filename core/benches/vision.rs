@@ -24,7 +24,7 @@ use facepay_core::vision::image::RgbImage;
 use facepay_core::vision::landmarks::{FaceMesh, Landmarks, Roi};
 use facepay_core::vision::model::{ModelManifest, read_model_file};
 use facepay_core::vision::pipeline::{
-    DETECTOR_MODEL, EMBEDDER_MODEL, EYES_MODEL, MESH_MODEL, Vision,
+    DETECTOR_MODEL, EYES_MODEL, MESH_MODEL, MOBILEFACENET_MODEL, Vision,
 };
 use facepay_qa::paths::{default_antispoof_dir, default_models_dir, default_shared_dir};
 
@@ -85,7 +85,7 @@ impl Stages {
         let mut mesh = FaceMesh::new(entry, &data).expect("face mesh loads");
         let (entry, data) = bytes(EYES_MODEL);
         let eyes = EyeModel::new(entry, &data).expect("iris model loads");
-        let (entry, data) = bytes(EMBEDDER_MODEL);
+        let (entry, data) = bytes(MOBILEFACENET_MODEL);
         let embedder = Embedder::new(entry, &data).expect("embedder loads");
         let antispoof = AntiSpoof::load(&manifest, &default_antispoof_dir()).expect("MiniFASNet");
         let face = *detector

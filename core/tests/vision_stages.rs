@@ -8,13 +8,13 @@ use facepay_core::vision::VisionError;
 use facepay_core::vision::align::five_points;
 use facepay_core::vision::antispoof::AntiSpoof;
 use facepay_core::vision::detect::{Detector, Face};
-use facepay_core::vision::embed::Embedder;
+use facepay_core::vision::embed::{Embedder, FaceEmbedder};
 use facepay_core::vision::frame::decode_file;
 use facepay_core::vision::image::{Rect, RgbImage};
 use facepay_core::vision::landmarks::{FaceMesh, Roi};
 use facepay_core::vision::model::{ModelManifest, read_model_file};
 use facepay_core::vision::pipeline::{
-    DETECTOR_MODEL, EMBEDDER_MODEL, MESH_MODEL, Tracking, Vision,
+    DETECTOR_MODEL, DLIB_RESNET_MODEL, MESH_MODEL, MOBILEFACENET_MODEL, Tracking, Vision,
 };
 use facepay_qa::paths::{default_models_dir, default_shared_dir};
 
@@ -406,7 +406,8 @@ fn embeddings_are_unit_norm_and_closer_for_the_same_person() {
         let e = v.embed_face(&img, &p.landmarks).expect("embedding");
         let norm = e.values.iter().map(|x| x * x).sum::<f32>().sqrt();
         assert!((norm - 1.0).abs() < 1e-4, "embedding norm {norm}");
-        assert_eq!(e.values.len(), 192);
+        // MobileFaceNet's 192 and dlib's 128 components, fused.
+        assert_eq!(e.values.len(), 192 + 128);
         e
     };
     let pairs = lfw_same_pairs(10);
@@ -438,11 +439,74 @@ fn embeddings_are_unit_norm_and_closer_for_the_same_person() {
         .primary
         .expect("face")
         .landmarks;
+    v.embedder_mut().set_flip_average(false);
     let plain = v.embed_face(&img, &lm).expect("embedding");
     v.embedder_mut().set_flip_average(true);
     let flipped = v.embed_face(&img, &lm).expect("flip-averaged embedding");
     let norm = flipped.values.iter().map(|x| x * x).sum::<f32>().sqrt();
     assert!((norm - 1.0).abs() < 1e-4 && plain.similarity(&flipped) > 0.8 && plain != flipped);
+}
+
+/// The fused score is the calibrated weighted mean of the models' own cosines, and dlib's ResNet on its own chip
+/// (mesh eye corners and subnasale onto dlib's template) tells people apart by itself.
+#[test]
+fn fused_similarity_is_the_weighted_mean_of_each_models() {
+    let m = manifest();
+    let calibration = m.calibration().expect("[calibration]");
+    let weight = |name: &str| {
+        calibration
+            .embedders
+            .iter()
+            .find(|p| p.name == name)
+            .unwrap_or_else(|| panic!("{name} is fused"))
+            .weight
+    };
+    let (wm, wd) = (weight(MOBILEFACENET_MODEL), weight(DLIB_RESNET_MODEL));
+    let mut fused = FaceEmbedder::load(&m, &default_models_dir()).expect("fused embedder loads");
+    assert_eq!(fused.flip_average(), calibration.flip_average);
+    let single = |name: &str| {
+        let (e, b) = model(&m, name);
+        let mut embedder = Embedder::new(&e, &b).expect("embedder loads");
+        embedder.set_flip_average(calibration.flip_average);
+        embedder
+    };
+    let (mut mfn, mut dlib) = (single(MOBILEFACENET_MODEL), single(DLIB_RESNET_MODEL));
+    let mut det = detector();
+    let mut mesh = face_mesh();
+    let pairs = lfw_same_pairs(6);
+    let paths: Vec<&PathBuf> = pairs.iter().flat_map(|(a, b)| [a, b]).collect();
+    let mut rows = Vec::new();
+    for path in &paths {
+        let img = decode_file(path).expect("LFW image decodes");
+        let face = det.run(&img).expect("detect")[0];
+        let lm = mesh.run(&img, &Roi::from_face(&face)).expect("mesh");
+        rows.push((
+            fused.run(&img, &lm).expect("fused"),
+            mfn.run(&img, &lm).expect("mobilefacenet"),
+            dlib.run(&img, &lm).expect("dlib"),
+        ));
+    }
+    for i in (0..rows.len()).step_by(2) {
+        for j in [i + 1, (i + 2) % rows.len()] {
+            let (f, m1, d1) = (&rows[i].0, &rows[i].1, &rows[i].2);
+            let (g, m2, d2) = (&rows[j].0, &rows[j].1, &rows[j].2);
+            let want = wm * m1.similarity(m2) + wd * d1.similarity(d2);
+            assert!(
+                (f.similarity(g) - want).abs() < 1e-4,
+                "{} vs {want}",
+                f.similarity(g)
+            );
+        }
+        let same = rows[i].2.similarity(&rows[i + 1].2);
+        let stranger = (0..rows.len())
+            .find(|&k| paths[k].parent() != paths[i].parent())
+            .expect("the pairs name more than one person");
+        let other = rows[i].2.similarity(&rows[stranger].2);
+        assert!(
+            same > other,
+            "dlib: same person {same:.3} not above another {other:.3}"
+        );
+    }
 }
 
 /// `image` turned by `quarter_turns` × 90° clockwise.
@@ -529,7 +593,7 @@ fn tampered_models_and_unusable_images_are_typed_errors() {
         other => panic!("expected ModelHash, got {other:?}"),
     }
     // The right bytes under another model's entry: refused by hash too, never fed to the wrong stage.
-    let (embed_entry, _) = model(&m, EMBEDDER_MODEL);
+    let (embed_entry, _) = model(&m, MOBILEFACENET_MODEL);
     let (_, mesh_bytes) = model(&m, MESH_MODEL);
     assert!(matches!(
         Embedder::new(&embed_entry, &mesh_bytes),

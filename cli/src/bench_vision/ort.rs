@@ -21,6 +21,9 @@ pub struct OrtFigures {
     pub eyes_ms: Option<f64>,
     /// MobileFaceNet.
     pub embed_ms: Option<f64>,
+    /// dlib's ResNet; absent from older script output.
+    #[serde(default)]
+    pub embed_dlib_ms: Option<f64>,
     /// Both MiniFASNet models, `null` when absent.
     pub antispoof_ms: Option<f64>,
     /// All sessions created.
@@ -38,6 +41,8 @@ pub struct Ratios {
     pub eyes: Option<f64>,
     /// MobileFaceNet.
     pub embed: Option<f64>,
+    /// dlib's ResNet.
+    pub embed_dlib: Option<f64>,
     /// Both MiniFASNet models.
     pub antispoof: Option<f64>,
 }
@@ -54,6 +59,7 @@ impl Ratios {
             landmarks: ratio(Some(tract.landmarks_ms), ort.landmarks_ms),
             eyes: ratio(Some(tract.eyes_ms), ort.eyes_ms),
             embed: ratio(Some(tract.embed_ms), ort.embed_ms),
+            embed_dlib: ratio(Some(tract.embed_dlib_ms), ort.embed_dlib_ms),
             antispoof: ratio(tract.antispoof_ms, ort.antispoof_ms),
         }
     }
@@ -64,11 +70,12 @@ impl std::fmt::Display for Ratios {
         let show = |r: Option<f64>| r.map_or("-".to_string(), |r| format!("{r:.2}×"));
         write!(
             f,
-            "detect {}, landmarks {}, eyes {}, embed {}, antispoof {}",
+            "detect {}, landmarks {}, eyes {}, embed {}, embed_dlib {}, antispoof {}",
             show(self.detect),
             show(self.landmarks),
             show(self.eyes),
             show(self.embed),
+            show(self.embed_dlib),
             show(self.antispoof)
         )
     }

@@ -1,7 +1,7 @@
 //! Embeds every image of the evaluation once, on several threads (each with its own copy of the stages).
 //!
 //! Per image: decode ▸ BlazeFace ▸ the detection nearest the image centre (LFW centres the named person; a
-//! bystander may be larger) ▸ face mesh on that face ▸ 5-point alignment ▸ MobileFaceNet. An image in which the
+//! bystander may be larger) ▸ face mesh on that face ▸ each embedder of `[calibration]` on its own 5-point aligned crop, fused. An image in which the
 //! detector finds no face yields `None` (a failed detection); a file that cannot be read or decoded is an error.
 
 use std::path::Path;
@@ -10,11 +10,11 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 
 use anyhow::Context;
 use facepay_core::vision::detect::{Detector, Face};
-use facepay_core::vision::embed::{Embedder, Embedding};
+use facepay_core::vision::embed::{Embedding, FaceEmbedder};
 use facepay_core::vision::frame::decode_file;
 use facepay_core::vision::landmarks::{FaceMesh, Roi};
 use facepay_core::vision::model::{ModelManifest, read_model_file};
-use facepay_core::vision::pipeline::{DETECTOR_MODEL, EMBEDDER_MODEL, MESH_MODEL};
+use facepay_core::vision::pipeline::{DETECTOR_MODEL, MESH_MODEL};
 use facepay_qa::eval::pairs::ImageRef;
 use indicatif::{ProgressBar, ProgressStyle};
 
@@ -22,7 +22,7 @@ use indicatif::{ProgressBar, ProgressStyle};
 struct StillEmbedder {
     detector: Detector,
     mesh: FaceMesh,
-    embedder: Embedder,
+    embedder: FaceEmbedder,
 }
 
 impl StillEmbedder {
@@ -36,8 +36,7 @@ impl StillEmbedder {
         let detector = Detector::new(entry, &data)?;
         let (entry, data) = bytes(MESH_MODEL)?;
         let mesh = FaceMesh::new(entry, &data)?;
-        let (entry, data) = bytes(EMBEDDER_MODEL)?;
-        let mut embedder = Embedder::new(entry, &data)?;
+        let mut embedder = FaceEmbedder::load(&manifest, &models_dir.to_path_buf())?;
         embedder.set_flip_average(flip);
         Ok(Self {
             detector,

@@ -6,16 +6,18 @@ use super::{ConfigSetting, FacePayError};
 use crate::template::model_id;
 use crate::vision::antispoof::MODEL_NAMES as ANTISPOOF_MODELS;
 use crate::vision::model::ModelManifest;
-use crate::vision::pipeline::{DETECTOR_MODEL, EMBEDDER_MODEL, MESH_MODEL};
+use crate::vision::model::sha256_hex;
+use crate::vision::pipeline::{DETECTOR_MODEL, MESH_MODEL};
 
 /// Model facts read once from `models/manifest.toml`.
 #[derive(Debug, Clone, PartialEq)]
 pub struct ModelInfo {
     /// `name@sha256-prefix` of every model that takes part (detector, mesh, embedder, anti-spoof when loaded).
     pub versions: Vec<String>,
-    /// The embedder's id, as stored in templates.
+    /// The (fused) embedder's id, as stored in templates: `name@sha256-prefix` for one model; for several, their
+    /// names joined by `.` and a prefix of the sha256 of every model's ONNX hash and weight.
     pub embedder: String,
-    /// The match threshold calibrated for that embedder.
+    /// The match threshold calibrated for those embedders.
     pub match_threshold: f32,
     /// Whether the threshold was calibrated on flip-averaged embeddings (the embedder must run the same way).
     pub flip_average: bool,
@@ -33,7 +35,9 @@ impl ModelInfo {
             model_id(name, &entry.onnx_sha256)
                 .map_err(|e| FacePayError::config(ConfigSetting::ModelManifest, e))
         };
-        let mut names = vec![DETECTOR_MODEL, MESH_MODEL, EMBEDDER_MODEL];
+        let calibration = manifest.calibration()?;
+        let mut names = vec![DETECTOR_MODEL, MESH_MODEL];
+        names.extend(calibration.embedders.iter().map(|p| p.name.as_str()));
         if with_antispoof {
             names.extend(ANTISPOOF_MODELS);
         }
@@ -41,19 +45,26 @@ impl ModelInfo {
             .iter()
             .map(|n| version(n))
             .collect::<Result<Vec<_>, _>>()?;
-        let calibration = manifest.calibration()?;
-        if calibration.embedder != EMBEDDER_MODEL {
-            return Err(FacePayError::config(
-                ConfigSetting::ModelManifest,
-                format!(
-                    "[calibration] is for the embedder {:?}, the pipeline runs {EMBEDDER_MODEL:?}",
-                    calibration.embedder
-                ),
-            ));
-        }
+        let embedder = match calibration.embedders.as_slice() {
+            [one] => version(&one.name)?,
+            parts => {
+                let mut identity = String::new();
+                for p in parts {
+                    identity += &format!(
+                        "{}={}:{};",
+                        p.name,
+                        manifest.entry(&p.name)?.onnx_sha256,
+                        p.weight
+                    );
+                }
+                let names: Vec<&str> = parts.iter().map(|p| p.name.as_str()).collect();
+                model_id(&names.join("."), &sha256_hex(identity.as_bytes()))
+                    .map_err(|e| FacePayError::config(ConfigSetting::ModelManifest, e))?
+            }
+        };
         Ok(Self {
             versions,
-            embedder: version(EMBEDDER_MODEL)?,
+            embedder,
             match_threshold: calibration.threshold,
             flip_average: calibration.flip_average,
         })

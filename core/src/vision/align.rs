@@ -1,5 +1,6 @@
-//! Face alignment: five mesh points (eye centres, nose tip, mouth corners) mapped by a least-squares similarity
-//! (Umeyama, no reflection) onto the ArcFace 112×112 template, the geometry the embedder was trained with.
+//! Face alignment: five mesh points mapped by a least-squares similarity (Umeyama, no reflection) onto the
+//! template an embedder was trained with: ArcFace's 112×112 (eye centres, nose tip, mouth corners) for
+//! MobileFaceNet, dlib's 150×150 face chip (eye corners, the point under the nose) for dlib's ResNet.
 
 use super::image::{Affine, RgbImage, warp_to_rgb};
 use super::landmarks::{Landmarks, mesh};
@@ -16,6 +17,70 @@ pub const TEMPLATE: [(f32, f32); 5] = [
     (41.5493, 92.3655),
     (70.7299, 92.2041),
 ];
+
+/// dlib's 5-point face-chip template (`get_face_chip_details`), as fractions of the face square before padding:
+/// the subject's left eye outer and inner corners, right eye outer and inner corners, and the point under the nose
+/// (pixel-centre coordinates).
+pub const DLIB_TEMPLATE: [(f32, f32); 5] = [
+    (0.859_567_5, 0.213_498_15),
+    (0.646_060_5, 0.228_967_44),
+    (0.120_575_06, 0.213_727_45),
+    (0.334_085_06, 0.229_064_24),
+    (0.490_112_3, 0.627_797_5),
+];
+
+/// The padding dlib's ResNet was trained with: the face square grows by this fraction on each side.
+pub const DLIB_PADDING: f32 = 0.25;
+
+/// Mesh point just under the nose, at the top of the philtrum (subnasale).
+const UNDER_NOSE: usize = 2;
+
+/// The crop geometry an embedder was trained with (`alignment` of its manifest entry).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Alignment {
+    /// The ArcFace 112×112 template ([`TEMPLATE`]), no margin.
+    Arcface,
+    /// dlib's face chip ([`DLIB_TEMPLATE`], padding [`DLIB_PADDING`]) at the model's input size.
+    DlibChip,
+}
+
+impl Alignment {
+    /// Continuous dst→src map from a `size`×`size` crop to the image, or `None` for a degenerate mesh.
+    pub fn map(self, landmarks: &Landmarks, size: u32) -> Option<Affine> {
+        match self {
+            Self::Arcface => {
+                let k = size as f32 / ALIGNED_SIZE as f32;
+                let template = TEMPLATE.map(|(x, y)| ((x + 0.5) * k, (y + 0.5) * k));
+                similarity(&five_points(landmarks), &template)?.inverse()
+            }
+            Self::DlibChip => {
+                let points = DLIB_POINTS.map(|i| landmarks.xy(i));
+                similarity(&points, &dlib_chip_template(size))?.inverse()
+            }
+        }
+    }
+}
+
+/// The mesh points that stand for dlib's five, in [`DLIB_TEMPLATE`] order.
+const DLIB_POINTS: [usize; 5] = [
+    mesh::LEFT_EYE_OUTER,
+    mesh::LEFT_EYE_INNER,
+    mesh::RIGHT_EYE_OUTER,
+    mesh::RIGHT_EYE_INNER,
+    UNDER_NOSE,
+];
+
+/// dlib's five template points in a padded `size`×`size` chip, edge-convention pixels.
+fn dlib_chip_template(size: u32) -> [(f32, f32); 5] {
+    let (pad, side) = (DLIB_PADDING, size as f32);
+    DLIB_TEMPLATE.map(|(x, y)| {
+        (
+            (pad + x) / (2.0 * pad + 1.0) * side + 0.5,
+            (pad + y) / (2.0 * pad + 1.0) * side + 0.5,
+        )
+    })
+}
 
 /// Mesh points averaged into each eye centre: both corners and the middle of both lids.
 const RIGHT_EYE: [usize; 4] = [mesh::RIGHT_EYE_OUTER, mesh::RIGHT_EYE_INNER, 159, 145];
@@ -74,8 +139,7 @@ pub fn similarity(src: &[(f32, f32)], dst: &[(f32, f32)]) -> Option<Affine> {
 /// Continuous dst→src map from the aligned 112×112 crop to the image, or `None` for a degenerate mesh.
 pub fn alignment(landmarks: &Landmarks) -> Option<Affine> {
     // The template is in pixel-centre coordinates; the mesh in edge coordinates.
-    let template = TEMPLATE.map(|(x, y)| (x + 0.5, y + 0.5));
-    similarity(&five_points(landmarks), &template)?.inverse()
+    Alignment::Arcface.map(landmarks, ALIGNED_SIZE)
 }
 
 /// The aligned 112×112 RGB face crop, or `None` for a degenerate mesh.
@@ -143,6 +207,45 @@ mod tests {
         let m = similarity(&src, &dst).unwrap().m;
         let det = m[0] * m[4] - m[1] * m[3];
         assert!(det >= 0.0, "{m:?}");
+    }
+
+    /// A mesh whose dlib points sit exactly on dlib's template, scaled by 2 and shifted: the chip map undoes that.
+    #[test]
+    fn dlib_chip_maps_the_template_points_onto_the_mesh() {
+        use super::super::landmarks::{MESH_POINTS, Roi};
+        let chip = dlib_chip_template(150);
+        let mut points = [[0.0f32; 3]; MESH_POINTS];
+        for (i, (x, y)) in DLIB_POINTS.iter().zip(chip) {
+            points[*i] = [2.0 * x + 30.0, 2.0 * y - 7.0, 0.0];
+        }
+        let landmarks = Landmarks {
+            points,
+            presence: 1.0,
+            roi: Roi {
+                cx: 0.0,
+                cy: 0.0,
+                size: 1.0,
+                angle: 0.0,
+            },
+        };
+        let map = Alignment::DlibChip.map(&landmarks, 150).unwrap();
+        for (i, (x, y)) in DLIB_POINTS.iter().zip(chip) {
+            let (u, v) = map.apply(x, y);
+            assert!(
+                (u - points[*i][0]).abs() < 1e-3 && (v - points[*i][1]).abs() < 1e-3,
+                "{u},{v}"
+            );
+        }
+        // The ArcFace map at 112 is what `alignment` gives; a degenerate mesh has none.
+        assert_eq!(
+            Alignment::Arcface.map(&landmarks, ALIGNED_SIZE),
+            alignment(&landmarks)
+        );
+        let flat = Landmarks {
+            points: [[1.0; 3]; MESH_POINTS],
+            ..landmarks
+        };
+        assert!(Alignment::DlibChip.map(&flat, 150).is_none());
     }
 
     #[test]

@@ -1,15 +1,13 @@
-//! Face embedding: MobileFaceNet on the aligned 112×112 crop (preprocessing from the manifest: RGB
-//! `(x − 127.5) / 128`), output scaled to unit length. Optionally averages with the embedding of the mirrored crop (flip-averaging).
+//! Face embedding: an embedder model (MobileFaceNet, dlib's ResNet) on the face crop aligned as its manifest entry
+//! says (`alignment`, preprocessing from the entry), output scaled to unit length. Optionally averages with the
+//! embedding of the mirrored crop (flip-averaging).
 
-use super::align::{ALIGNED_SIZE, alignment, mirrored};
+use super::align::{Alignment, mirrored};
 use super::image::{Affine, RgbImage};
 use super::landmarks::Landmarks;
-use super::model::ModelEntry;
+use super::model::{ModelEntry, ModelManifest, ModelSource, read_model_file};
 use super::runner::{Runner, ensure_image};
 use super::{FrameProblem, VisionError};
-
-/// Side of the model input (the aligned crop).
-const INPUT: usize = ALIGNED_SIZE as usize;
 
 /// A unit-length face embedding; compare two with [`Embedding::similarity`].
 #[derive(Clone, Debug, PartialEq)]
@@ -42,10 +40,12 @@ impl Embedding {
     }
 }
 
-/// The MobileFaceNet embedder: one tract plan and its input buffer, built once.
+/// One embedder model: its tract plan and input buffer, built once, and the crop geometry it takes.
 #[derive(Debug)]
 pub struct Embedder {
     runner: Runner,
+    alignment: Alignment,
+    size: u32,
     flip_average: bool,
     sum: Vec<f32>,
 }
@@ -53,8 +53,20 @@ pub struct Embedder {
 impl Embedder {
     /// Builds the embedder from its manifest entry and the model bytes (sha256-checked before parsing).
     pub fn new(entry: &ModelEntry, bytes: &[u8]) -> Result<Self, VisionError> {
+        let (h, w) = entry.input_hw();
+        let alignment = entry.alignment.ok_or_else(|| {
+            VisionError::Manifest(format!("model {:?} has no alignment", entry.name))
+        })?;
+        if h != w {
+            return Err(VisionError::Manifest(format!(
+                "embedder {:?} takes a {w}×{h} input: the aligned crop is square",
+                entry.name
+            )));
+        }
         Ok(Self {
-            runner: Runner::load(entry, bytes)?.expect_input(INPUT, INPUT)?,
+            runner: Runner::load(entry, bytes)?.expect_input(w, h)?,
+            alignment,
+            size: w as u32,
             flip_average: false,
             sum: Vec::new(),
         })
@@ -70,14 +82,14 @@ impl Embedder {
         self.flip_average
     }
 
-    /// Embeds the face whose mesh is `landmarks`: 5-point alignment to the ArcFace template, then the model.
+    /// Embeds the face whose mesh is `landmarks`: 5-point alignment to the model's template, then the model.
     pub fn run(
         &mut self,
         image: &RgbImage,
         landmarks: &Landmarks,
     ) -> Result<Embedding, VisionError> {
         ensure_image(image)?;
-        let map = alignment(landmarks).ok_or_else(|| {
+        let map = self.alignment.map(landmarks, self.size).ok_or_else(|| {
             VisionError::invalid_frame(
                 FrameProblem::Size,
                 "face landmarks are degenerate: cannot align",
@@ -86,7 +98,7 @@ impl Embedder {
         self.run_aligned(image, &map)
     }
 
-    /// Embeds the face that `to_src` (continuous dst→src map from the 112×112 crop) brings onto the template.
+    /// Embeds the face that `to_src` (continuous dst→src map from the model's input crop) brings onto the template.
     pub fn run_aligned(
         &mut self,
         image: &RgbImage,
@@ -96,7 +108,7 @@ impl Embedder {
         self.sum.clear();
         self.accumulate(image, to_src)?;
         if self.flip_average {
-            self.accumulate(image, &mirrored(to_src, ALIGNED_SIZE as f32))?;
+            self.accumulate(image, &mirrored(to_src, self.size as f32))?;
         }
         Embedding::from_raw(self.sum.clone())
             .ok_or_else(|| self.runner.error("embedding is zero or not finite"))
@@ -124,6 +136,78 @@ impl Embedder {
             .zip(raw)
             .for_each(|(s, v)| *s += v / norm);
         Ok(())
+    }
+}
+
+/// The embedding a face-match decision uses: one or more embedders fused. Each model's unit embedding is scaled
+/// by the square root of its weight (weights sum to 1) and the parts are concatenated, so the result is a unit
+/// vector whose cosine with another is the weighted mean of the models' cosines (score-level fusion that stays a
+/// single dot product for the matcher and for `eval far`'s matrix products).
+#[derive(Debug)]
+pub struct FaceEmbedder {
+    parts: Vec<(Embedder, f32)>,
+}
+
+impl FaceEmbedder {
+    /// Fuses `parts` (embedder, weight). Weights must be positive and finite; they are scaled to sum to 1.
+    pub fn new(parts: Vec<(Embedder, f32)>) -> Result<Self, VisionError> {
+        let total: f32 = parts.iter().map(|(_, w)| w).sum();
+        if parts.is_empty() || parts.iter().any(|(_, w)| !(w.is_finite() && *w > 0.0)) {
+            return Err(VisionError::Manifest(
+                "fusion weights must be positive and there must be at least one embedder".into(),
+            ));
+        }
+        Ok(Self {
+            parts: parts
+                .into_iter()
+                .map(|(e, w)| (e, (w / total).sqrt()))
+                .collect(),
+        })
+    }
+
+    /// Loads the embedders `[calibration]` fuses, with its weights and its flip-averaging setting, from `source`.
+    pub fn load(manifest: &ModelManifest, source: &dyn ModelSource) -> Result<Self, VisionError> {
+        let calibration = manifest.calibration()?;
+        let parts = calibration
+            .embedders
+            .iter()
+            .map(|part| {
+                let entry = manifest.entry(&part.name)?;
+                Ok((
+                    Embedder::new(entry, &read_model_file(source, entry)?)?,
+                    part.weight,
+                ))
+            })
+            .collect::<Result<Vec<_>, VisionError>>()?;
+        let mut fused = Self::new(parts)?;
+        fused.set_flip_average(calibration.flip_average);
+        Ok(fused)
+    }
+
+    /// Switches flip-averaging on or off for every model.
+    pub fn set_flip_average(&mut self, on: bool) {
+        self.parts
+            .iter_mut()
+            .for_each(|(e, _)| e.set_flip_average(on));
+    }
+
+    /// Whether flip-averaging is on.
+    pub fn flip_average(&self) -> bool {
+        self.parts.first().is_some_and(|(e, _)| e.flip_average())
+    }
+
+    /// Embeds the face whose mesh is `landmarks` with every model and fuses the results.
+    pub fn run(
+        &mut self,
+        image: &RgbImage,
+        landmarks: &Landmarks,
+    ) -> Result<Embedding, VisionError> {
+        let mut values = Vec::new();
+        for (embedder, scale) in &mut self.parts {
+            let part = embedder.run(image, landmarks)?;
+            values.extend(part.values.iter().map(|v| v * *scale));
+        }
+        Ok(Embedding { values })
     }
 }
 

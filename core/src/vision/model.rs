@@ -13,6 +13,7 @@ use std::path::{Path, PathBuf};
 use tract_nnef::prelude::*;
 
 use super::VisionError;
+use super::align::Alignment;
 use super::image::{ChannelOrder, Layout, Normalize};
 
 /// A runnable, optimised tract plan, built once per model and shared.
@@ -81,6 +82,8 @@ pub struct ModelEntry {
     pub normalisation: Normalize,
     /// Crop scale around the face box (anti-spoof models).
     pub crop_scale: Option<f32>,
+    /// The crop geometry the model was trained with (embedders; required for them).
+    pub alignment: Option<Alignment>,
     /// Human-readable description of each output.
     #[serde(default)]
     pub outputs: Vec<String>,
@@ -135,6 +138,11 @@ impl ModelEntry {
         {
             return bad(format!("crop_scale {c} must be positive"));
         }
+        if self.role == Role::Embedder && self.alignment.is_none() {
+            return bad(
+                "an embedder needs `alignment` (the crop geometry it was trained with)".into(),
+            );
+        }
         Ok(())
     }
 }
@@ -156,12 +164,23 @@ pub struct ModelManifest {
     pub calibration: Option<Calibration>,
 }
 
-/// `[calibration]`: the face-match threshold of the embedder — the one place it lives — and how it was chosen.
+/// One embedder of the fused match score and its weight (`embedders` of `[calibration]`).
+#[derive(Clone, Debug, PartialEq, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FusionPart {
+    /// Manifest name of a committed embedder.
+    pub name: String,
+    /// Its weight in the score (weights are positive and sum to 1).
+    pub weight: f32,
+}
+
+/// `[calibration]`: the face-match threshold — the one place it lives — the embedders it holds for, and how it was
+/// chosen.
 #[derive(Clone, Debug, PartialEq, serde::Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Calibration {
-    /// Manifest name of the embedder the threshold belongs to.
-    pub embedder: String,
+    /// The embedders whose cosine similarities are fused (weighted mean) into the score the threshold applies to.
+    pub embedders: Vec<FusionPart>,
     /// Two faces match when the cosine similarity of their embeddings is at least this.
     pub threshold: f32,
     /// Whether the embeddings were flip-averaged (the threshold holds for that setting only).
@@ -206,14 +225,33 @@ impl ModelManifest {
             }
         }
         if let Some(c) = &m.calibration {
-            let embedder = m
-                .models
-                .iter()
-                .find(|e| e.name == c.embedder && e.role == Role::Embedder);
-            if embedder.is_none() {
+            if c.embedders.is_empty() {
+                return Err(VisionError::Manifest(
+                    "[calibration] names no embedder".into(),
+                ));
+            }
+            for part in &c.embedders {
+                let embedder = m
+                    .models
+                    .iter()
+                    .find(|e| e.name == part.name && e.role == Role::Embedder);
+                if embedder.is_none() {
+                    return Err(VisionError::Manifest(format!(
+                        "[calibration] embedder {:?} is not a committed embedder model",
+                        part.name
+                    )));
+                }
+                if !(part.weight.is_finite() && part.weight > 0.0) {
+                    return Err(VisionError::Manifest(format!(
+                        "[calibration] weight {} of {:?} must be positive",
+                        part.weight, part.name
+                    )));
+                }
+            }
+            let total: f32 = c.embedders.iter().map(|p| p.weight).sum();
+            if (total - 1.0).abs() > 1e-4 {
                 return Err(VisionError::Manifest(format!(
-                    "[calibration] embedder {:?} is not a committed embedder model",
-                    c.embedder
+                    "[calibration] embedder weights sum to {total}, not 1"
                 )));
             }
             if !(c.threshold.is_finite() && (-1.0..=1.0).contains(&c.threshold)) {
@@ -726,7 +764,9 @@ crop_scale = 2.7
         let c = m
             .calibration()
             .expect("models/manifest.toml has a [calibration] table");
-        assert_eq!(m.entry(&c.embedder).unwrap().role, Role::Embedder);
+        for part in &c.embedders {
+            assert_eq!(m.entry(&part.name).unwrap().role, Role::Embedder);
+        }
         assert!(c.threshold > 0.0 && c.threshold < 1.0, "{c:?}");
         let text =
             std::fs::read_to_string(workspace_dir().join("models").join(MANIFEST_FILE)).unwrap();
@@ -738,9 +778,26 @@ crop_scale = 2.7
         };
         let threshold = line("threshold =");
         assert!(manifest_error(&text.replace(&threshold, "threshold = 1.5")).contains("threshold"));
-        let embedder = line("embedder =");
-        let wrong = text.replace(&embedder, "embedder = \"face_landmark\"");
+        let embedders = line("embedders =");
+        let wrong = text.replace(
+            &embedders,
+            "embedders = [{ name = \"face_landmark\", weight = 1.0 }]",
+        );
         assert!(manifest_error(&wrong).contains("embedder"));
+        let unbalanced = text.replace(
+            &embedders,
+            "embedders = [{ name = \"mobilefacenet\", weight = 0.7 }]",
+        );
+        assert!(manifest_error(&unbalanced).contains("sum to 0.7"));
+        let negative = text.replace(
+            &embedders,
+            "embedders = [{ name = \"mobilefacenet\", weight = -1.0 }]",
+        );
+        assert!(manifest_error(&negative).contains("positive"));
+        let none = text.replace(&embedders, "embedders = []");
+        assert!(manifest_error(&none).contains("no embedder"));
+        let unaligned = text.replace("alignment = \"arcface\"\n", "");
+        assert!(manifest_error(&unaligned).contains("alignment"));
         assert!(matches!(
             ModelManifest::parse(ONE).unwrap().calibration(),
             Err(VisionError::Manifest(_))

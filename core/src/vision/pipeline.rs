@@ -11,7 +11,7 @@ use std::path::Path;
 use super::VisionError;
 use super::antispoof::AntiSpoof;
 use super::detect::{Detector, Face, iou};
-use super::embed::{Embedder, Embedding};
+use super::embed::{Embedding, FaceEmbedder};
 use super::eyes::{EyeModel, EyeOpenness};
 use super::image::{Rect, RgbImage};
 use super::landmarks::{FaceMesh, HeadPose, Landmarks, Roi, mesh};
@@ -25,8 +25,10 @@ pub const DETECTOR_MODEL: &str = "face_detection_short_range";
 pub const MESH_MODEL: &str = "face_landmark";
 /// Manifest name of the iris/eye-contour model.
 pub const EYES_MODEL: &str = "iris_landmark";
-/// Manifest name of the embedding model.
-pub const EMBEDDER_MODEL: &str = "mobilefacenet";
+/// Manifest name of MobileFaceNet, an embedder (which embedders a match fuses, and how, is `[calibration]`'s).
+pub const MOBILEFACENET_MODEL: &str = "mobilefacenet";
+/// Manifest name of dlib's ResNet, an embedder.
+pub const DLIB_RESNET_MODEL: &str = "dlib_resnet";
 
 /// When the pipeline may skip the detector. The default — the detector on every frame — is also the liveness
 /// policy's (`VisionPolicy::default` reads it), so benchmarks and sessions time the same work.
@@ -81,7 +83,7 @@ pub struct Vision {
     detector: Detector,
     mesh: FaceMesh,
     eyes: EyeModel,
-    embedder: Embedder,
+    embedder: FaceEmbedder,
     antispoof: Option<AntiSpoof>,
     manifest: ModelManifest,
     tracking: Tracking,
@@ -125,8 +127,7 @@ impl Vision {
         let mesh = FaceMesh::new(entry, &data)?;
         let (entry, data) = bytes(EYES_MODEL)?;
         let eyes = EyeModel::new(entry, &data)?;
-        let (entry, data) = bytes(EMBEDDER_MODEL)?;
-        let embedder = Embedder::new(entry, &data)?;
+        let embedder = FaceEmbedder::load(&manifest, models)?;
         let antispoof = match antispoof {
             Some(source) => AntiSpoof::load(&manifest, source)?,
             None => None,
@@ -142,7 +143,7 @@ impl Vision {
         detector: Detector,
         mesh: FaceMesh,
         eyes: EyeModel,
-        embedder: Embedder,
+        embedder: FaceEmbedder,
         antispoof: Option<AntiSpoof>,
     ) -> Self {
         Self {
@@ -178,8 +179,8 @@ impl Vision {
         self.antispoof.is_some()
     }
 
-    /// The embedder (e.g. to switch flip-averaging on).
-    pub fn embedder_mut(&mut self) -> &mut Embedder {
+    /// The (fused) embedder (e.g. to switch flip-averaging on).
+    pub fn embedder_mut(&mut self) -> &mut FaceEmbedder {
         &mut self.embedder
     }
 
@@ -267,7 +268,8 @@ impl Vision {
         }
     }
 
-    /// Embedding of the face with mesh `landmarks` (aligned to the ArcFace template). Not for every frame.
+    /// The fused embedding of the face with mesh `landmarks` (each model on its own aligned crop). Not for every
+    /// frame.
     pub fn embed_face(
         &mut self,
         image: &RgbImage,
