@@ -9,8 +9,9 @@ use crate::pay::Recording;
 #[cfg(feature = "camera")]
 use crate::pay::{GuidancePrinter, push_recorded};
 use facepay_core::enrolment::EnrolmentCapture;
-use facepay_core::flow::{EnrolmentSummary, FacePayError, PaymentSession, VisionFailure};
-use facepay_core::liveness::TimeoutReason;
+use facepay_core::flow::{EnrolmentSummary, FacePayError, PaymentSession};
+#[cfg(feature = "camera")]
+use facepay_core::{flow::VisionFailure, liveness::TimeoutReason};
 
 /// Arguments of `facepay cameras`.
 #[derive(clap::Args)]

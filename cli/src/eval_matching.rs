@@ -35,7 +35,7 @@ use crate::clip_frames::Clip;
 use crate::replay::load_vision;
 
 /// Model id stamped on the evaluation's templates (the probes use the same one).
-const EVAL_MODEL: &str = "mobilefacenet@eval";
+const EVAL_MODEL: &str = "fused-embedder@eval";
 
 /// Arguments of `facepay eval matching`.
 #[derive(clap::Args)]

@@ -117,8 +117,15 @@ fn enrolment_from_a_live_clip_seals_a_template_and_payment_needs_the_server() {
     println!("enrolment: {summary:?}");
     assert!((3..=5).contains(&summary.embeddings), "{summary:?}");
     assert_eq!(summary.frames.len(), summary.embeddings as usize);
-    assert!(summary.min_agreement >= 0.5, "{summary:?}");
-    assert!(summary.model.starts_with("mobilefacenet@"));
+    assert!(
+        summary.min_agreement >= facepay_core::template::MIN_ENROL_AGREEMENT,
+        "{summary:?}"
+    );
+    // The fused embedder's id: both models' names, then a hash of their weights and files.
+    assert!(
+        summary.model.starts_with("mobilefacenet.dlib_resnet@"),
+        "{summary:?}"
+    );
     assert!(device.is_enrolled().unwrap());
     let events = events.lock().unwrap();
     assert!(matches!(events.first(), Some(FlowEvent::Guidance(_))));

@@ -215,7 +215,10 @@ private fun enrolAndPay() = runBlocking {
     val antispoof = FolderAssets(File(env("FACEPAY_TEST_ANTISPOOF_NNEF")))
     val facePay = FacePay.withModels(config(state, models = "/nonexistent"), modelBytes(bundleBytes()), antispoof, signer, keys)
     check(!facePay.isEnrolled()) { "enrolled before enrolment" }
-    check(facePay.modelVersions().any { it.startsWith("mobilefacenet@") }) { "${facePay.modelVersions()}" }
+    // Both embedders of the fused match score are in the signed evidence's model versions.
+    check(listOf("mobilefacenet@", "dlib_resnet@").all { p -> facePay.modelVersions().any { it.startsWith(p) } }) {
+        "${facePay.modelVersions()}"
+    }
     check(facePay.modelVersions().any { it.startsWith("minifasnet_v2@") } && antispoof.reads.get() >= 2) {
         "anti-spoof models not loaded through ModelAssets: ${facePay.modelVersions()}, ${antispoof.reads.get()} reads"
     }
@@ -231,7 +234,7 @@ private fun enrolAndPay() = runBlocking {
     expectThrows<FacePayException.Busy>("second capture") { facePay.startEnrolment(Recorder()) }
     val (summary, _) = enrol(capture)
     check(summary.embeddings in 3u..5u && summary.frames.size.toUInt() == summary.embeddings) { "$summary" }
-    check(summary.model.startsWith("mobilefacenet@")) { summary.model }
+    check(summary.model.startsWith("mobilefacenet.dlib_resnet@")) { summary.model }
     check(facePay.isEnrolled()) { "not enrolled after Enrolled" }
     check(keys.creates.get() == 1 && keys.size() == 1) { "the template key was not created in the Kotlin key store" }
     check(enrolEvents.events.first() is FlowEvent.Prompt) { "first event ${enrolEvents.events.first()}" }
