@@ -517,7 +517,8 @@ pub fn profile_ops(
 }
 
 /// Converts a verified ONNX file to its NNEF form: the decluttered model with the input fixed to `input_shape`,
-/// written by tract-nnef deterministically (same bytes for the same ONNX file and tract version).
+/// written by tract-nnef deterministically (same bytes for the same ONNX file and tract version), then every weight
+/// that is exact in float16 stored as float16 ([`store_exact_f16`]).
 #[cfg(feature = "onnx")]
 pub fn onnx_to_nnef(entry: &ModelEntry, onnx: &[u8]) -> Result<Vec<u8>, VisionError> {
     if sha256_hex(onnx) != entry.onnx_sha256 {
@@ -527,47 +528,104 @@ pub fn onnx_to_nnef(entry: &ModelEntry, onnx: &[u8]) -> Result<Vec<u8>, VisionEr
             actual: sha256_hex(onnx),
         });
     }
-    let mut model = decluttered_onnx(entry, onnx)?;
-    store_exact_f16(&mut model).map_err(load_error(entry))?;
-    tract_nnef::nnef()
+    let model = decluttered_onnx(entry, onnx)?;
+    let tar = tract_nnef::nnef()
         .write_to_tar_with_config(&model, Vec::new(), false, true)
-        .map_err(load_error(entry))
+        .map_err(load_error(entry))?;
+    store_exact_f16(&tar).map_err(load_error(entry))
 }
 
-/// Stores every `f32` weight whose values are all exactly representable in float16 (the iris model's: its ONNX
-/// file keeps them as float16 + `Cast`) as a float16 constant followed by a cast back to `f32`: lossless, half the
-/// bytes, and folded back into the `f32` constant when the plan is built (declutter).
+/// Rewrites an NNEF tar so that every `f32` variable of at least 16 values, all exactly representable in float16
+/// (the iris model's weights; dlib's ResNet's, rounded by its converter), is stored as a float16 tensor and cast back
+/// to `f32` in the graph (`tract_core_cast`): lossless, half the bytes, folded back into an `f32` constant when the
+/// plan is built. (tract's serialiser folds a cast of a constant before writing, so this works on its output.)
+/// Entries keep tract's deterministic tar headers and order: the same input gives the same bytes.
 #[cfg(feature = "onnx")]
-fn store_exact_f16(model: &mut TypedModel) -> TractResult<()> {
-    use tract_nnef::tract_core::internal::{TypedModelPatch, f16};
-    use tract_nnef::tract_core::ops::cast::cast;
-    use tract_nnef::tract_core::ops::konst::Const;
+fn store_exact_f16(tar_bytes: &[u8]) -> TractResult<Vec<u8>> {
+    use std::io::Read;
+    use tract_nnef::internal::{TractErrorContext as _, bail};
+    use tract_nnef::tensors::{read_tensor, write_tensor};
+    use tract_nnef::tract_core::internal::f16;
     /// Smaller constants (scalars, shapes) are not worth a node.
     const MIN_VALUES: usize = 16;
-    let candidates: Vec<(usize, String, Tensor)> = model
-        .nodes()
-        .iter()
-        .filter_map(|node| {
-            let konst = node.op_as::<Const>()?.val();
-            let values = konst.try_as_plain_ram().ok()?;
-            let values = values.as_slice::<f32>().ok()?;
-            let exact = values.len() >= MIN_VALUES
-                && values
-                    .iter()
-                    .all(|v| f16::from_f32(*v).to_f32().to_bits() == v.to_bits());
-            let half = konst.cast_to::<f16>().ok()?.into_owned();
-            exact.then(|| (node.id, node.name.clone(), half))
-        })
-        .collect();
-    for (id, name, half) in candidates {
-        let mut patch = TypedModelPatch::default();
-        let stored = patch.add_const(format!("{name}.f16"), half)?;
-        let restored =
-            patch.wire_node(format!("{name}.f32"), cast(f32::datum_type()), &[stored])?;
-        patch.shunt_outside(model, OutletId::new(id, 0), restored[0])?;
-        patch.apply(model)?;
+    /// tract's fixed timestamp for deterministic archives (1 Jan 1980).
+    const MTIME: u64 = 315_532_800;
+    let mut files: Vec<(String, Vec<u8>)> = Vec::new();
+    for entry in tar::Archive::new(tar_bytes).entries()? {
+        let mut entry = entry?;
+        let path = entry.path()?.to_string_lossy().into_owned();
+        let mut data = Vec::new();
+        entry.read_to_end(&mut data)?;
+        files.push((path, data));
     }
-    model.compact()
+    let graph_at = files
+        .iter()
+        .position(|(p, _)| p == "graph.nnef")
+        .context("no graph.nnef in the NNEF archive")?;
+    let mut graph = String::from_utf8(files[graph_at].1.clone())?;
+    for (path, data) in &mut files {
+        let Some(label) = path.strip_suffix(".dat").map(str::to_owned) else {
+            continue;
+        };
+        let tensor = read_tensor(&data[..])?;
+        let Ok(view) = tensor.to_plain_array_view::<f32>() else {
+            continue;
+        };
+        let Some(values) = view.as_slice() else {
+            continue;
+        };
+        let exact = values.len() >= MIN_VALUES
+            && values
+                .iter()
+                .all(|v| f16::from_f32(*v).to_f32().to_bits() == v.to_bits());
+        if !exact {
+            continue;
+        }
+        let needle = format!("variable<scalar>(label = \"{label}\",");
+        let Some(at) = graph.find(&needle) else {
+            bail!("variable {label:?} is not declared in graph.nnef");
+        };
+        let line_start = graph[..at].rfind('\n').map_or(0, |i| i + 1);
+        let line_end = at
+            + graph[at..]
+                .find('\n')
+                .context("unterminated graph.nnef line")?;
+        let line = graph[line_start..line_end].to_string();
+        let (lhs, rhs) = line
+            .split_once(" = ")
+            .context("a variable line without `=`")?;
+        let id = lhs.trim();
+        let indent = &lhs[..lhs.len() - lhs.trim_start().len()];
+        let stored = rhs.replacen(
+            &format!("label = \"{label}\""),
+            &format!("label = \"{label}.f16\""),
+            1,
+        );
+        let replacement = format!(
+            "{indent}{id}_f16 = {stored}\n{indent}{id} = tract_core_cast({id}_f16, to = \"f32\");"
+        );
+        graph.replace_range(line_start..line_end, &replacement);
+        let mut half = Vec::new();
+        write_tensor(&mut half, &tensor.cast_to::<f16>()?.into_owned())?;
+        *path = format!("{label}.f16.dat");
+        *data = half;
+    }
+    files[graph_at].1 = graph.into_bytes();
+    // graph.nnef first, then the tensors sorted by file name, as tract writes them.
+    let graph_entry = files.remove(graph_at);
+    files.sort_by(|a, b| a.0.cmp(&b.0));
+    files.insert(0, graph_entry);
+    let mut out = tar::Builder::new(Vec::new());
+    for (path, data) in &files {
+        let mut header = tar::Header::new_gnu();
+        header.set_path(path)?;
+        header.set_size(data.len() as u64);
+        header.set_mode(0o644);
+        header.set_mtime(MTIME);
+        header.set_cksum();
+        out.append(&header, &data[..])?;
+    }
+    Ok(out.into_inner()?)
 }
 
 fn load_error(entry: &ModelEntry) -> impl Fn(TractError) -> VisionError + '_ {
@@ -870,6 +928,35 @@ crop_scale = 2.7
                 "{name}: {probs:?}"
             );
         }
+    }
+
+    /// The float16 storage took effect (it once did silently nothing): converting the committed iris ONNX file
+    /// gives the committed NNEF bytes, whose weights are float16 tensors cast back in the graph, at about half the
+    /// float32 size. That the outputs stay bit-identical is `prelu`'s committed-models test.
+    #[test]
+    #[cfg(feature = "onnx")]
+    fn exact_float16_weights_are_stored_as_float16() {
+        use std::io::Read;
+        let dir = default_models_dir();
+        let manifest = ModelManifest::load(&dir).unwrap();
+        let entry = manifest.entry("iris_landmark").unwrap();
+        let nnef = onnx_to_nnef(entry, &std::fs::read(dir.join(&entry.file)).unwrap()).unwrap();
+        assert_eq!(sha256_hex(&nnef), entry.nnef_sha256);
+        let (mut halves, mut graph) = (0, String::new());
+        for file in tar::Archive::new(&nnef[..]).entries().unwrap() {
+            let mut file = file.unwrap();
+            let path = file.path().unwrap().to_string_lossy().into_owned();
+            if path == "graph.nnef" {
+                file.read_to_string(&mut graph).unwrap();
+            } else if path.ends_with(".f16.dat") {
+                let t = tract_nnef::tensors::read_tensor(file).unwrap();
+                assert_eq!(t.datum_type(), DatumType::F16, "{path}");
+                halves += 1;
+            }
+        }
+        assert!(halves > 50, "{halves} float16 tensors");
+        assert!(graph.matches("tract_core_cast(").count() >= halves);
+        assert!(nnef.len() < 1_700_000, "{} bytes", nnef.len());
     }
 
     #[test]
