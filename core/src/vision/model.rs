@@ -606,7 +606,7 @@ fn store_exact_f16(tar_bytes: &[u8]) -> TractResult<Vec<u8>> {
         );
         graph.replace_range(line_start..line_end, &replacement);
         let mut half = Vec::new();
-        write_tensor(&mut half, &tensor.cast_to::<f16>()?.into_owned())?;
+        write_tensor(&mut half, &*tensor.cast_to::<f16>()?)?;
         *path = format!("{label}.f16.dat");
         *data = half;
     }
