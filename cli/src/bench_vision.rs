@@ -157,15 +157,12 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         runs,
     )?;
 
-    let flip = manifest.calibration()?.flip_average;
     let fps = session::clip_fps(&clip);
     let mut vision = Vision::load(&models_dir, None)?;
-    vision.embedder_mut().set_flip_average(flip);
     let (frame_all, frame_detected, frame_tracked) = time_clip(&mut vision, &clip_frames, runs)?;
     let session_active = session::time_sessions(&mut vision, &clip_frames, fps, runs)?;
     drop(vision);
     let mut vision = Vision::load(&models_dir, Some(&antispoof_dir))?;
-    vision.embedder_mut().set_flip_average(flip);
     let session = if vision.has_antispoof() {
         Some(session::time_sessions(
             &mut vision,

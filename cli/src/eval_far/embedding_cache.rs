@@ -1,8 +1,8 @@
 //! Embeddings of an image set, reused across runs when `--cache FILE` is given.
 //!
-//! The cache is one JSON file: a key naming everything the embeddings depend on (the sha256 of the detector, mesh
-//! and embedder files with the fusion weights, flip-averaging, and this executable's size and modification time, so a rebuilt pipeline
-//! never reuses stale embeddings), then one entry per image (path relative to the images folder, file size and
+//! The cache is one JSON file: a key naming everything the embeddings depend on (the detector's, mesh's and
+//! embedders' versions, the fused embedder's id — which hashes their files and weights —, flip-averaging, and this
+//! executable's size and modification time, so a rebuilt pipeline never reuses stale embeddings), then one entry per image (path relative to the images folder, file size and
 //! modification time, embedding or `null` for no face). Entries whose key or file differ are embedded again; the
 //! file is rewritten atomically (temporary file, then rename) after each run.
 
@@ -11,8 +11,8 @@ use std::path::Path;
 use std::time::UNIX_EPOCH;
 
 use anyhow::Context;
+use facepay_core::flow::ModelInfo;
 use facepay_core::vision::model::ModelManifest;
-use facepay_core::vision::pipeline::{DETECTOR_MODEL, MESH_MODEL};
 use facepay_qa::eval::pairs::ImageRef;
 use serde::{Deserialize, Serialize};
 
@@ -32,16 +32,11 @@ struct Entry {
     embedding: Option<Vec<f32>>,
 }
 
-/// What the embeddings depend on besides the image files.
+/// What the embeddings depend on besides the image files: the models' versions and the fused embedder's id (as
+/// the flow signs and stamps them on templates), flip-averaging and this executable.
 fn cache_key(manifest: &ModelManifest, flip: bool) -> anyhow::Result<String> {
-    let mut key = String::new();
-    for name in [DETECTOR_MODEL, MESH_MODEL] {
-        key += &format!("{name}={};", manifest.entry(name)?.onnx_sha256);
-    }
-    for part in &manifest.calibration()?.embedders {
-        let sha = &manifest.entry(&part.name)?.onnx_sha256;
-        key += &format!("{}={sha}:{};", part.name, part.weight);
-    }
+    let models = ModelInfo::from_manifest(manifest, false)?;
+    let key = format!("{};{};", models.versions.join(","), models.embedder);
     let exe = std::env::current_exe().context("locating this executable")?;
     let (size, mtime) = file_stamp(&exe)?;
     Ok(format!("{key}flip={flip};exe={size}:{mtime}"))

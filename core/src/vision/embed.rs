@@ -149,23 +149,8 @@ pub struct FaceEmbedder {
 }
 
 impl FaceEmbedder {
-    /// Fuses `parts` (embedder, weight). Weights must be positive and finite; they are scaled to sum to 1.
-    pub fn new(parts: Vec<(Embedder, f32)>) -> Result<Self, VisionError> {
-        let total: f32 = parts.iter().map(|(_, w)| w).sum();
-        if parts.is_empty() || parts.iter().any(|(_, w)| !(w.is_finite() && *w > 0.0)) {
-            return Err(VisionError::Manifest(
-                "fusion weights must be positive and there must be at least one embedder".into(),
-            ));
-        }
-        Ok(Self {
-            parts: parts
-                .into_iter()
-                .map(|(e, w)| (e, (w / total).sqrt()))
-                .collect(),
-        })
-    }
-
-    /// Loads the embedders `[calibration]` fuses, with its weights and its flip-averaging setting, from `source`.
+    /// Loads the embedders `[calibration]` fuses (the manifest checked that they exist and that their weights are
+    /// positive and sum to 1), with its flip-averaging setting, from `source`.
     pub fn load(manifest: &ModelManifest, source: &dyn ModelSource) -> Result<Self, VisionError> {
         let calibration = manifest.calibration()?;
         let parts = calibration
@@ -173,15 +158,12 @@ impl FaceEmbedder {
             .iter()
             .map(|part| {
                 let entry = manifest.entry(&part.name)?;
-                Ok((
-                    Embedder::new(entry, &read_model_file(source, entry)?)?,
-                    part.weight,
-                ))
+                let mut embedder = Embedder::new(entry, &read_model_file(source, entry)?)?;
+                embedder.set_flip_average(calibration.flip_average);
+                Ok((embedder, part.weight.sqrt()))
             })
             .collect::<Result<Vec<_>, VisionError>>()?;
-        let mut fused = Self::new(parts)?;
-        fused.set_flip_average(calibration.flip_average);
-        Ok(fused)
+        Ok(Self { parts })
     }
 
     /// Switches flip-averaging on or off for every model.

@@ -466,14 +466,7 @@ pub fn profile_ops(
         name: entry.name.clone(),
         reason: format!("{e:#}"),
     };
-    let mut seed = 0x2545_f491_u32;
-    let values: Vec<f32> = (0..entry.input_shape.iter().product::<usize>())
-        .map(|_| {
-            seed = seed.wrapping_mul(1_664_525).wrapping_add(1_013_904_223);
-            (seed >> 8) as f32 / (1u32 << 23) as f32 - 1.0
-        })
-        .collect();
-    let input = Tensor::from_shape(&entry.input_shape, &values).map_err(fail)?;
+    let input = pseudo_random_input(&entry.input_shape, 0x2545_f491).map_err(fail)?;
     let mut state = plan.spawn().map_err(fail)?;
     let mut per_node: Vec<f64> = vec![0.0; plan.model().nodes().len()];
     for run in 0..=runs {
@@ -514,6 +507,19 @@ pub fn profile_ops(
         .collect();
     rows.sort_by(|a, b| b.ms.total_cmp(&a.ms));
     Ok(rows)
+}
+
+/// A deterministic `f32` tensor of `shape` with values spread over `[-1, 1)` (a linear congruential sequence from
+/// `seed`): a model input for profiling and for comparing two plans of one model.
+pub(crate) fn pseudo_random_input(shape: &[usize], seed: u32) -> TractResult<Tensor> {
+    let mut state = seed;
+    let values: Vec<f32> = (0..shape.iter().product::<usize>())
+        .map(|_| {
+            state = state.wrapping_mul(1_664_525).wrapping_add(1_013_904_223);
+            (state >> 8) as f32 / (1u32 << 23) as f32 - 1.0
+        })
+        .collect();
+    Tensor::from_shape(shape, &values)
 }
 
 /// Converts a verified ONNX file to its NNEF form: the decluttered model with the input fixed to `input_shape`,

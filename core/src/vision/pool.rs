@@ -151,15 +151,7 @@ mod tests {
 
     /// tract's own `MaxPool` and ours on the same input.
     fn both(shape: [usize; 4]) -> (Vec<f32>, Vec<f32>) {
-        let len: usize = shape.iter().product();
-        let mut seed = 0x9e37_79b9_u32;
-        let values: Vec<f32> = (0..len)
-            .map(|_| {
-                seed = seed.wrapping_mul(1_664_525).wrapping_add(1_013_904_223);
-                (seed >> 8) as f32 / (1u32 << 23) as f32 - 1.0
-            })
-            .collect();
-        let input = Tensor::from_shape(&shape, &values).unwrap();
+        let input = crate::vision::model::pseudo_random_input(&shape, 0x9e37_79b9).unwrap();
         let theirs = MaxPool {
             pool_spec: PoolSpec {
                 data_format: DataFormat::NCHW,

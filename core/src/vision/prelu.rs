@@ -439,15 +439,7 @@ mod tests {
                 "{name}"
             );
             // A deterministic input over the normalised pixel range, so activations of both signs occur.
-            let len: usize = shape.iter().product();
-            let mut seed = 0x2545_f491_u32;
-            let values: Vec<f32> = (0..len)
-                .map(|_| {
-                    seed = seed.wrapping_mul(1_664_525).wrapping_add(1_013_904_223);
-                    (seed >> 8) as f32 / (1u32 << 23) as f32 - 1.0
-                })
-                .collect();
-            let input = Tensor::from_shape(&shape, &values).unwrap();
+            let input = crate::vision::model::pseudo_random_input(&shape, 0x2545_f491).unwrap();
             let a = fused.run(tvec![input.clone().into()]).unwrap();
             let b = plain.run(tvec![input.into()]).unwrap();
             assert_eq!(a.len(), b.len());
