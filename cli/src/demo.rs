@@ -2,16 +2,17 @@
 //!
 //! Starts the checkout server in-process on loopback (SQLite in a temporary directory, TLS with a freshly
 //! generated self-signed certificate that the client pins), creates a merchant, a shopper enrolment token and a
-//! sample order; enrols the shopper from the first part of the `live-blink-7` clip (until its liveness session
-//! passes), registers the device, and pays with the rest of the clip, printing each guidance change and the
-//! receipt. `--impostor` pays with `live-turning` (another person) instead and shows the refusal, checking that
-//! the server recorded no payment.
+//! sample order; enrols the shopper, registers the device, and pays, printing each guidance change and the receipt.
+//! `--impostor` pays as another person instead and shows the refusal by the face match, checking that the server
+//! recorded no payment.
 //!
 //! `--camera` (builds with the `camera` feature) enrols and pays from a webcam instead, printing the prompts live;
 //! `--record DIR` writes the payment session as a QA recording that `facepay replay DIR` replays.
 //!
-//! Recorded clips cannot follow prompts, so the demo server's **challenge set** (a server policy, see
-//! `docs/protocol.md`) is set to what the clips contain: blinks only (`--challenge-set` changes it).
+//! The server runs the real challenge policy (every kind, 3–4 per payment). Recorded clips cannot follow prompts,
+//! so the shopper — and the impostor — is a **simulated** scripted shopper ([`crate::scripted`]): real frames of a
+//! live clip composed, for whatever the nonce asks, into a person answering the prompts (a mirrored turn for a side
+//! the clip lacks, no dwell at full profile, a digital zoom for moving closer). The demo says so in its output.
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -22,33 +23,36 @@ use facepay_core::checkout::client::{ClientConfig, MerchantClient, TrustRoots};
 use facepay_core::checkout::protocol::sha256;
 use facepay_core::checkout::signer::SoftwareSigner;
 use facepay_core::checkout::wire::CreateOrderRequest;
-use facepay_core::flow::{FacePay, FacePayConfig, FacePayError, Receipt};
+use facepay_core::flow::{
+    ConfigSetting, FacePay, FacePayConfig, FacePayError, PaymentSession, Receipt,
+};
 use facepay_core::liveness::{LivenessPolicy, challenge_name, parse_challenges};
 use facepay_core::template::MemoryKeyStore;
 use facepay_server::{DatabaseTarget, RunningServer, Server, ServerConfig, TlsMode};
 
 use crate::camera::{self, Webcam};
 use crate::clip_frames::{Clip, clips_dir};
-use crate::enroll::enrol_with_clip;
-use crate::pay::{
-    GuidancePrinter, Output, Recording, error_json, print_receipt, push_clip, start_payment,
-};
+use crate::pay::{GuidancePrinter, Output, Recording, error_json, print_receipt, start_payment};
+use crate::scripted::{Actions, ClipActions};
+use crate::scripted_clip::{ScriptedClip, enrol_scripted, pay_scripted};
 
 /// Arguments of `facepay demo`.
 #[derive(clap::Args)]
 pub struct Args {
-    /// Folder holding the clips (default: $FACEPAY_SHARED/data/clips, else <workspace>/../shared/data/clips).
+    /// Folder holding the clips (default: $FACEPAY_SHARED/data/clips, else <workspace>/../shared/data/clips); a
+    /// clip not found there is looked for in the `liveness` folder beside it.
     #[arg(long)]
     clips: Option<PathBuf>,
-    /// The shopper's clip: enrol from its first part, pay with the rest.
-    #[arg(long, default_value = "live-blink-7")]
+    /// The shopper's clip (annotated in docs/clip-actions.toml): the scripted shopper enrols and pays with it.
+    #[arg(long, default_value = "live-tranvanluyt")]
     shopper: String,
-    /// Pay with a clip of another person and show the refusal.
+    /// Pay as another person (the impostor completes the challenges) and show the refusal.
     #[arg(long, conflicts_with = "camera")]
     impostor: bool,
-    /// The impostor's clip (another person than the shopper).
-    #[arg(long, default_value = "live-turning")]
-    impostor_clip: String,
+    /// The impostor's clips (other people than the shopper, annotated in docs/clip-actions.toml): each payment
+    /// attempt uses the first that can show the nonce's challenges.
+    #[arg(long, value_delimiter = ',', default_value = "live-turning,live-d6")]
+    impostor_clip: Vec<String>,
     /// Enrol and pay from the webcam instead of the clips (builds with the `camera` feature).
     #[arg(long)]
     camera: bool,
@@ -59,8 +63,11 @@ pub struct Args {
     /// for `facepay replay DIR`.
     #[arg(long)]
     record: Option<PathBuf>,
-    /// The demo server's challenge set (what the recorded clips contain).
-    #[arg(long, default_value = "blink")]
+    /// The demo server's challenge set (a server policy; default: every kind, as a real payment gets).
+    #[arg(
+        long,
+        default_value = "blink,turn_left,turn_right,look_up,look_down,move_closer"
+    )]
     challenge_set: String,
     /// Cancel the payment after this many frames (shows cancellation: no payment is made).
     #[arg(long)]
@@ -72,8 +79,12 @@ pub struct Args {
 
 /// Where the demo's frames come from.
 enum Source {
-    /// Recorded clips: the shopper's (enrolment, then payment from the next frame) and the payer's.
-    Clips { shopper: Clip, payer: Clip },
+    /// Scripted shoppers over recorded clips: the shopper's (enrolment) and the payers' (the shopper's again, or
+    /// the impostor's clips).
+    Clips {
+        shopper: Box<ScriptedClip>,
+        payers: Vec<ScriptedClip>,
+    },
     /// A webcam, for both.
     Camera(Webcam),
 }
@@ -91,17 +102,42 @@ impl Source {
                  FACEPAY_SHARED to the shared data folder (the one holding data/clips)",
                 clips.display(),
                 args.shopper,
-                args.impostor_clip
+                args.impostor_clip.join("/, ")
             );
         }
-        let shopper = Clip::open(&clips.join(&args.shopper))?;
-        let payer = if args.impostor {
-            Clip::open(&clips.join(&args.impostor_clip))?
+        let actions = Actions::committed()?;
+        let shopper = scripted_clip(&clips, &args.shopper, &actions)?;
+        let payers = if args.impostor {
+            args.impostor_clip
+                .iter()
+                .map(|name| scripted_clip(&clips, name, &actions))
+                .collect::<anyhow::Result<_>>()?
         } else {
-            shopper.clone()
+            vec![shopper.clone()]
         };
-        Ok(Self::Clips { shopper, payer })
+        Ok(Self::Clips {
+            shopper: Box::new(shopper),
+            payers,
+        })
     }
+}
+
+/// The clip `name` (in `clips`, else in the `liveness` folder beside it) with its annotated actions.
+fn scripted_clip(clips: &Path, name: &str, actions: &Actions) -> anyhow::Result<ScriptedClip> {
+    let dir = [clips.to_path_buf(), clips.with_file_name("liveness")]
+        .into_iter()
+        .map(|d| d.join(name))
+        .find(|d| d.is_dir())
+        .with_context(|| {
+            format!(
+                "clip {name} is neither in {} nor in the liveness folder beside it",
+                clips.display()
+            )
+        })?;
+    let annotated: &ClipActions = actions.get(name).with_context(|| {
+        format!("clip {name} has no annotated actions in docs/clip-actions.toml")
+    })?;
+    Ok(ScriptedClip::new(Clip::open(&dir)?, annotated.clone()))
 }
 
 /// Runs `facepay demo`.
@@ -125,6 +161,12 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         cert_out: cert.clone(),
     };
     config.challenge_set = challenge_set.clone();
+    if args.impostor {
+        // The impostor's footage holds fewer actions than the shopper's (no clip but the shopper's shows a look
+        // up): it asks for fresh challenges until one it can show (see `pay`), more than the default limits allow.
+        config.limits.challenges_per_order = MAX_CHALLENGE_REQUESTS;
+        config.limits.challenges_per_device = MAX_CHALLENGE_REQUESTS;
+    }
     let server = rt
         .block_on(Server::start(config))
         .context("starting the checkout server")?;
@@ -139,9 +181,16 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         temp.path().display()
     ));
     printer.say(&format!(
-        "Challenge set: {} (server policy set to what the recorded clips contain: they cannot follow prompts)",
+        "Challenge set: {} (server policy)",
         names.join(", ")
     ));
+    if !args.camera {
+        printer.say(
+            "SIMULATED shopper: recorded clips cannot follow prompts, so a scripted shopper composes real frames \
+             into a person answering them (a mirrored turn for a side the clip lacks, no dwell at full profile, a \
+             digital zoom for moving closer)",
+        );
+    }
 
     let merchant = rt.block_on(server.create_merchant("Demo Shop"))?;
     let merchant_client = MerchantClient::new(client.clone(), merchant.api_key.clone())?;
@@ -158,16 +207,22 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         merchant.merchant_id, order.order.order_id
     ));
 
-    let vision = loading
+    let mut vision = loading
         .join()
         .map_err(|_| anyhow!("the model loading thread panicked"))??;
+    if let Source::Clips { shopper, payers } = &mut source {
+        shopper.measure_faces(&mut vision)?;
+        for payer in payers {
+            payer.measure_faces(&mut vision)?;
+        }
+    }
     let device = FacePay::new(
         FacePayConfig {
             server: client,
             device_id: "demo-device-1".into(),
             state_dir: temp.path().join("device"),
             policy: LivenessPolicy::default(),
-            enrolment_challenges: Some(challenge_set),
+            enrolment_challenges: None,
         },
         vision,
         Arc::new(SoftwareSigner::generate()?),
@@ -182,11 +237,11 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     let (summary, next_frame, enrolled_from) = match &mut source {
         Source::Clips { shopper, .. } => {
             printer.say(&format!(
-                "Enrolling the shopper from {} …",
-                shopper.dir.display()
+                "Enrolling the shopper (simulated, scripted from {}) …",
+                shopper.clip.dir.display()
             ));
-            let (summary, next) = enrol_with_clip(&capture, shopper)?;
-            (summary, next, args.shopper.clone())
+            let (summary, frames) = enrol_scripted(&capture, shopper, &printer, 1)?;
+            (summary, frames, args.shopper.clone())
         }
         Source::Camera(webcam) => {
             let name = camera::describe(webcam);
@@ -201,29 +256,27 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     let enrolled_s = started.elapsed().as_secs_f64();
     let registered = rt.block_on(device.register_device(&enrolment_token.enrollment_token))?;
     printer.say(&format!(
-        "Enrolled from frames 1–{next_frame} of {enrolled_from} ({} embeddings, agreement ≥ {:.2}); device {} \
+        "Enrolled after {next_frame} frames of {enrolled_from} ({} embeddings, agreement ≥ {:.2}); device {} \
          registered",
         summary.embeddings, summary.min_agreement, registered.device_id
     ));
 
     let payer = match &mut source {
-        Source::Clips { shopper, payer } => {
-            let (clip, skip) = if args.impostor {
-                (&*payer, 0)
-            } else {
-                (&*shopper, next_frame)
-            };
+        Source::Clips { payers, .. } => {
+            let names: Vec<String> = payers
+                .iter()
+                .map(|p| p.clip.dir.display().to_string())
+                .collect();
             printer.say(&format!(
-                "Paying with {} from frame {}{} …",
-                clip.dir.display(),
-                skip + 1,
+                "Paying (simulated, scripted from {}){} …",
+                names.join(" or "),
                 if args.impostor {
-                    " (another person: the impostor)"
+                    ": another person, the impostor, answering the prompts"
                 } else {
                     ""
                 }
             ));
-            Payer::Clip { clip, skip }
+            Payer::Clips(payers)
         }
         Source::Camera(webcam) => {
             printer.say(&format!(
@@ -252,16 +305,28 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     report(&args, &result, payments, &summary, &timings)
 }
 
+/// What feeds one payment session's frames.
+enum Feed<'a> {
+    /// The scripted shopper over this clip.
+    Scripted(&'a ScriptedClip),
+    /// The webcam.
+    Camera(&'a mut Webcam),
+}
+
+/// Most challenges the demo asks for one payment while the payer's footage cannot show the nonce's list.
+const MAX_CHALLENGE_REQUESTS: u32 = 64;
+
 /// The frames the payment is made with.
 enum Payer<'a> {
-    /// A clip, from frame `skip`.
-    Clip { clip: &'a Clip, skip: usize },
+    /// A scripted shopper over the first of these clips that can show the nonce's challenges.
+    Clips(&'a [ScriptedClip]),
     /// The webcam.
     Camera(&'a mut Webcam),
 }
 
 /// The payment: challenge, liveness on the clip or webcam (recorded into `record` when given), match, sign,
-/// submit.
+/// submit. A scripted payer whose clips cannot show the nonce's challenges (e.g. a look up that none of them
+/// holds) asks for a fresh challenge, at most [`MAX_CHALLENGE_REQUESTS`] times, saying so.
 fn pay(
     rt: &tokio::runtime::Runtime,
     device: &FacePay,
@@ -271,24 +336,28 @@ fn pay(
     printer: &Arc<GuidancePrinter>,
     record: Option<&Path>,
 ) -> Result<Receipt, FacePayError> {
-    let session = start_payment(rt, device, client_token, printer)?;
-    let mut recording = match (record, &payer) {
-        (None, _) => None,
-        (Some(dir), Payer::Clip { clip, .. }) => Some(Recording::start(dir, &session, clip.fps)?),
-        (Some(dir), Payer::Camera(webcam)) => {
-            Some(Recording::start(dir, &session, camera::fps(webcam))?)
+    let (session, feed) = match payer {
+        Payer::Clips(clips) => {
+            let (session, clip) = showable_session(rt, device, client_token, printer, clips)?;
+            (session, Feed::Scripted(clip))
         }
-    };
-    let pushed = match payer {
-        Payer::Clip { clip, skip } => push_clip(
-            &session,
-            clip,
-            skip,
-            cancel_after,
-            printer,
-            recording.as_mut(),
+        Payer::Camera(webcam) => (
+            start_payment(rt, device, client_token, printer)?,
+            Feed::Camera(webcam),
         ),
-        Payer::Camera(webcam) => {
+    };
+    let fps = match &feed {
+        Feed::Scripted(clip) => clip.clip.fps,
+        Feed::Camera(webcam) => camera::fps(webcam),
+    };
+    let mut recording = record
+        .map(|dir| Recording::start(dir, &session, fps))
+        .transpose()?;
+    let pushed = match feed {
+        Feed::Scripted(clip) => {
+            pay_scripted(&session, clip, cancel_after, printer, recording.as_mut(), 2)
+        }
+        Feed::Camera(webcam) => {
             camera::push(&session, webcam, cancel_after, printer, recording.as_mut())
         }
     };
@@ -303,6 +372,31 @@ fn pay(
     }
     pushed?;
     rt.block_on(session.pay())
+}
+
+/// A payment session whose challenges one of `clips` can show, with that clip: asks for a fresh challenge (the
+/// previous session dropped) while none can.
+fn showable_session<'a>(
+    rt: &tokio::runtime::Runtime,
+    device: &FacePay,
+    client_token: &str,
+    printer: &Arc<GuidancePrinter>,
+    clips: &'a [ScriptedClip],
+) -> Result<(PaymentSession, &'a ScriptedClip), FacePayError> {
+    for _ in 0..MAX_CHALLENGE_REQUESTS {
+        let session = start_payment(rt, device, client_token, printer)?;
+        let list = session.challenges();
+        if let Some(clip) = clips.iter().find(|c| c.actions.can_show(&list)) {
+            return Ok((session, clip));
+        }
+        printer.say("The scripted payer's footage cannot show these challenges: asking for a fresh challenge");
+    }
+    Err(FacePayError::Config {
+        setting: ConfigSetting::Tool,
+        detail: format!(
+            "no challenge list in {MAX_CHALLENGE_REQUESTS} requests could be shown from the payer's footage"
+        ),
+    })
 }
 
 /// Stops the server and removes the temporary directory.

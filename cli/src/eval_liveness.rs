@@ -1,5 +1,10 @@
 //! `facepay eval liveness DIR --json`: BPCER and APCER (ISO/IEC 30107-3 style) over every clip folder and still
-//! under DIR.
+//! under DIR; with `--nonces N` the chance that footage which never saw the prompts passes the challenges
+//! (`"chance"`), with `--scripted` the compliant shopper's BPCER on simulated sessions composed from real frames
+//! (`"scripted"`), and, when the passive models are loaded, the passive check at the session level (`"passive"`).
+//!
+//! Every clip frame is analysed once ([`observe`]); every session then runs the state machine over the cached
+//! observations (the analysis of a frame does not depend on the nonce), so thousands of sessions take seconds.
 //!
 //! Labels: a clip folder's label is `clip.json`'s `label` (`live`, or the attack type such as `replay`). A still
 //! (`.jpg`/`.jpeg`/`.png` outside clip folders) takes its label from a `labels.csv` in its folder
@@ -16,17 +21,29 @@
 //! clip runs out on before a verdict is `undecided` and not counted (the footage left was too short to judge); a
 //! session from frame 0 always counts, as without the flag.
 
+mod chance;
+mod observe;
+mod passive;
+mod scripted;
+
 use std::collections::BTreeMap;
+use std::io::Write;
 use std::path::{Path, PathBuf};
 
 use anyhow::Context;
-use facepay_core::liveness::{LivenessPolicy, StillScore, still_passive_score};
+use facepay_core::liveness::{
+    LivenessMachine, LivenessPolicy, Outcome, StillScore, still_passive_score,
+};
 use facepay_core::vision::frame::decode_file;
 use facepay_core::vision::pipeline::Vision;
 use facepay_qa::clip::Clip;
 use serde::Serialize;
 
-use crate::replay::{SessionInputs, load_policy, load_vision, replay_clip, session_inputs};
+use observe::ClipObservations;
+use scripted::SIMULATED_NOTE;
+
+use crate::replay::{load_policy, load_vision, session_inputs};
+use crate::scripted::Actions;
 
 /// Arguments.
 #[derive(clap::Args)]
@@ -46,6 +63,27 @@ pub struct Args {
     /// Also start a session at every N-th frame of each clip (N, 2N, …), besides frame 0.
     #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..))]
     pub starts_every: Option<u32>,
+    /// Measure the chance of passing: play every clip from every start frame under N random nonces each.
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..))]
+    pub nonces: Option<u32>,
+    /// Without the passive models: the active challenges alone.
+    #[arg(long)]
+    pub active_only: bool,
+    /// Measure the compliant shopper on simulated sessions composed from the annotated live clips.
+    #[arg(long)]
+    pub scripted: bool,
+    /// Nonces (one session each) for `--scripted`.
+    #[arg(long, value_name = "N", default_value_t = 500)]
+    pub scripted_nonces: u32,
+    /// Seed of the evaluation nonces and the scripted reaction times (runs are reproducible).
+    #[arg(long, default_value_t = 1)]
+    pub seed: u64,
+    /// Action annotations (default: the committed docs/clip-actions.toml).
+    #[arg(long)]
+    pub actions: Option<PathBuf>,
+    /// Write every analysed frame's observation (pose, eyes, size, passive score) as CSV here.
+    #[arg(long, value_name = "FILE")]
+    pub frames_csv: Option<PathBuf>,
     /// Print one JSON object on stdout.
     #[arg(long)]
     pub json: bool,
@@ -87,6 +125,15 @@ pub struct Report {
     pub undecided: usize,
     /// Every item.
     pub items: Vec<Item>,
+    /// The chance of a recording passing (with `--nonces`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub chance: Option<chance::Chance>,
+    /// The compliant shopper, simulated (with `--scripted`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub scripted: Option<scripted::Scripted>,
+    /// The passive check per session (when the passive models are loaded and clips were found).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub passive: Option<passive::Passive>,
 }
 
 /// Label of a still from `labels.csv` beside it, else from its name (`image_T…` live, `image_F…` attack).
@@ -172,6 +219,18 @@ pub struct Plan {
     pub clip_challenges: BTreeMap<String, String>,
     /// Also start at every this-many frames.
     pub starts_every: Option<usize>,
+    /// Nonces per start frame for the chance measurement.
+    pub nonces: Option<u32>,
+    /// Run the scripted shopper on this many nonces.
+    pub scripted: Option<u32>,
+    /// Seed of the nonces and reaction times.
+    pub seed: u64,
+    /// Passive scores are supplied.
+    pub passive: bool,
+    /// Where to write the per-frame CSV.
+    pub frames_csv: Option<PathBuf>,
+    /// The action annotations.
+    pub actions: Actions,
 }
 
 /// Evaluates every clip and still under `dir`.
@@ -188,15 +247,17 @@ pub fn evaluate(
         "no clip folders or stills under {}",
         dir.display()
     );
+    let mut analysed = vec![];
+    for (n, c) in clips.iter().enumerate() {
+        eprintln!("[{}/{}] analysing {}", n + 1, clips.len(), c.display());
+        analysed.push(ClipObservations::analyse(vision, policy, c, plan.passive)?);
+    }
+    if let Some(path) = &plan.frames_csv {
+        write_frames_csv(path, &analysed)?;
+    }
     let mut items = vec![];
-    for c in &clips {
-        eprintln!("clip {}", c.display());
+    for (c, obs) in clips.iter().zip(&analysed) {
         let clip = Clip::open(c)?;
-        let label = clip
-            .info()
-            .label
-            .clone()
-            .unwrap_or_else(|| "unlabelled".into());
         let name = c.file_name().and_then(|n| n.to_str()).unwrap_or_default();
         let asked = plan
             .clip_challenges
@@ -209,32 +270,36 @@ pub fn evaluate(
             None => vec![0],
         };
         for from in starts {
-            let r = replay_clip(
-                vision,
-                policy,
-                &clip,
-                &SessionInputs {
-                    from,
-                    ..inputs.clone()
-                },
-                false,
-                None,
-            )?;
+            let machine = LivenessMachine::new(
+                policy.clone(),
+                inputs.nonce,
+                inputs.challenges.clone(),
+                plan.passive,
+            );
+            let run = obs.run(machine, from);
+            let (verdict, passive_score, reason) = match &run.verdict {
+                Some(v) => (v.outcome.as_str(), v.passive_score, v.reason.clone()),
+                None if from > 0 => ("undecided", None, None),
+                None => (
+                    Outcome::TimedOut.as_str(),
+                    None,
+                    Some(format!(
+                        "the clip ended after {} frames before the session decided",
+                        run.frames
+                    )),
+                ),
+            };
             if from > 0 {
-                eprintln!("  from frame {from}: {}", r.verdict);
+                eprintln!("  from frame {from}: {verdict}");
             }
             items.push(Item {
                 path: c.display().to_string(),
                 kind: "clip",
                 start_frame: Some(from),
-                label: label.clone(),
-                verdict: if from > 0 && r.clip_ended {
-                    "undecided"
-                } else {
-                    r.verdict
-                },
-                passive_score: r.passive_score,
-                reason: r.reason,
+                label: obs.label.clone(),
+                verdict,
+                passive_score,
+                reason,
             });
         }
     }
@@ -285,14 +350,81 @@ pub fn evaluate(
         live: live.len(),
         attacks: attacks.len(),
         undecided,
+        chance: plan.nonces.map(|n| {
+            eprintln!(
+                "chance: {n} nonces from every start frame of {} clips",
+                analysed.len()
+            );
+            chance::measure(
+                &analysed,
+                policy,
+                n,
+                plan.starts_every.unwrap_or(usize::MAX),
+                plan.passive,
+                plan.seed,
+            )
+        }),
+        scripted: plan.scripted.map(|n| {
+            eprintln!("scripted ({SIMULATED_NOTE}): {n} nonces");
+            scripted::measure(&analysed, &plan.actions, policy, n, plan.passive, plan.seed)
+        }),
+        passive: (plan.passive && !analysed.is_empty()).then(|| {
+            passive::measure(
+                &analysed,
+                &plan.actions,
+                policy,
+                plan.starts_every.unwrap_or(15),
+            )
+        }),
         items,
     })
+}
+
+/// Writes one CSV line per analysed frame (for annotating actions and calibrating).
+fn write_frames_csv(path: &Path, clips: &[ClipObservations]) -> anyhow::Result<()> {
+    let mut out = std::io::BufWriter::new(
+        std::fs::File::create(path).with_context(|| format!("creating {}", path.display()))?,
+    );
+    writeln!(
+        out,
+        "clip,frame,t,faces,yaw,pitch,roll,eye_r,eye_l,height,cx,cy,sharpness,brightness,face_px,passive"
+    )?;
+    for c in clips {
+        for (i, o) in c.frames.iter().enumerate() {
+            let t = c.timestamps[i];
+            let passive = c.passive[i].map_or(String::new(), |p| format!("{p:.4}"));
+            match &o.face {
+                Some(f) => {
+                    let (x0, y0, x1, y1) = f.extent();
+                    writeln!(
+                        out,
+                        "{},{i},{t:.3},{},{:.2},{:.2},{:.2},{:.3},{:.3},{:.4},{:.4},{:.4},{:.1},{:.1},{:.0},{passive}",
+                        c.name,
+                        o.face_count,
+                        f.yaw_deg,
+                        f.pitch_deg,
+                        f.roll_deg,
+                        f.eye_openness[0],
+                        f.eye_openness[1],
+                        y1 - y0,
+                        (x0 + x1) * 0.5,
+                        (y0 + y1) * 0.5,
+                        f.quality.sharpness,
+                        f.quality.brightness,
+                        f.quality.face_size_px,
+                    )?;
+                }
+                None => writeln!(out, "{},{i},{t:.3},0,,,,,,,,,,,,", c.name)?,
+            }
+        }
+    }
+    Ok(())
 }
 
 /// Runs the command.
 pub fn run(args: Args) -> anyhow::Result<()> {
     let policy = load_policy(args.policy.as_deref())?;
-    let mut vision = load_vision(false)?;
+    let mut vision = load_vision(args.active_only)?;
     let mut per_clip = BTreeMap::new();
     for entry in &args.clip_challenges {
         let (name, list) = entry.split_once('=').with_context(|| {
@@ -304,6 +436,18 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         challenges: args.challenges,
         clip_challenges: per_clip,
         starts_every: args.starts_every.map(|n| n as usize),
+        nonces: args.nonces,
+        scripted: args.scripted.then_some(args.scripted_nonces),
+        seed: args.seed,
+        passive: vision.has_antispoof(),
+        frames_csv: args.frames_csv,
+        actions: match &args.actions {
+            Some(p) => Actions::parse(
+                &std::fs::read_to_string(p).with_context(|| format!("reading {}", p.display()))?,
+            )
+            .with_context(|| p.display().to_string())?,
+            None => Actions::committed()?,
+        },
     };
     let report = evaluate(&mut vision, &policy, &args.dir, &plan)?;
     if args.json {

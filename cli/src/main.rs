@@ -15,6 +15,8 @@ mod eval_matching;
 mod models_nnef;
 mod pay;
 mod replay;
+mod scripted;
+mod scripted_clip;
 
 /// FacePay: pay with a selfie, verified on the device and signed end to end.
 #[derive(Parser)]

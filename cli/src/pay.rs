@@ -22,6 +22,8 @@ use facepay_qa::clip::Recorder;
 
 use crate::clip_frames::Clip;
 use crate::enroll::{ServerArgs, open_device};
+use crate::scripted::Actions;
+use crate::scripted_clip::{ScriptedClip, pay_scripted};
 
 /// Arguments of `facepay pay`.
 #[derive(clap::Args)]
@@ -34,6 +36,10 @@ pub struct Args {
     /// Start at this frame of the clip.
     #[arg(long, default_value_t = 0)]
     skip: usize,
+    /// Pay with a simulated scripted shopper composed from the clip's annotated actions (docs/clip-actions.toml)
+    /// instead of playing the clip straight (a recording cannot follow the server's prompts).
+    #[arg(long, conflicts_with = "skip")]
+    scripted: bool,
     /// The order id (default: a fresh `order-<unix ms>`).
     #[arg(long)]
     order_id: Option<String>,
@@ -71,7 +77,18 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         }))
         .context("creating the order")?;
     let printer = Arc::new(GuidancePrinter::new(out));
-    let result = pay_with_clip(&rt, &device, &order.client_token, &clip, args.skip, printer);
+    let result = if args.scripted {
+        let scripted = scripted_clip(clip)?;
+        printer.say(
+            "SIMULATED shopper: a scripted shopper composed from the clip's annotated actions",
+        );
+        start_payment(&rt, &device, &order.client_token, &printer).and_then(|session| {
+            pay_scripted(&session, &scripted, None, &printer, None, 1)?;
+            rt.block_on(session.pay())
+        })
+    } else {
+        pay_with_clip(&rt, &device, &order.client_token, &clip, args.skip, printer)
+    };
     match result {
         Ok(receipt) => {
             if args.json {
@@ -86,6 +103,25 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         }
         Err(e) => Err(failure(args.json, "refused", e)),
     }
+}
+
+/// `clip` with its annotated actions (by folder name) and its neutral faces measured.
+fn scripted_clip(clip: Clip) -> anyhow::Result<ScriptedClip> {
+    let name = clip
+        .dir
+        .file_name()
+        .and_then(|n| n.to_str())
+        .unwrap_or_default()
+        .to_owned();
+    let actions = Actions::committed()?;
+    let annotated = actions.get(&name).with_context(|| {
+        format!("clip {name} has no annotated actions in docs/clip-actions.toml")
+    })?;
+    let mut scripted = ScriptedClip::new(clip, annotated.clone());
+    scripted.measure_faces(
+        &mut facepay_qa::paths::load_default_vision().context("loading the vision models")?,
+    )?;
+    Ok(scripted)
 }
 
 /// Opens a payment for `client_token`, pushes the clip's frames from `skip` until the face is verified, then pays.
@@ -214,7 +250,7 @@ impl Recording {
     }
 
     /// Writes one frame with its timestamp and guidance.
-    fn frame(
+    pub fn frame(
         &mut self,
         image: &RgbImage,
         jpeg: Option<&[u8]>,

@@ -1,14 +1,15 @@
 //! `facepay enroll` and `facepay pay` (the real binary) against a checkout server started in-process on loopback
-//! with TLS (self-signed certificate, pinned with `--ca-cert`) and a blink-only challenge set: the shopper
-//! enrols and pays (one payment row); the impostor's clip, which holds no blink, is refused by the liveness check
-//! and adds no row.
+//! with TLS (self-signed certificate, pinned with `--ca-cert`) and a blink / move-closer challenge set (what
+//! `live-blink-7` can show): the shopper enrols from the clip and pays with the simulated scripted shopper
+//! (`pay --scripted`, one payment row); the impostor's clip played straight — a recording that never saw the
+//! prompts — is refused by the liveness check and adds no row.
 //!
 //! Needs the shared development data (`FACEPAY_SHARED`, default `<workspace>/../shared`).
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use facepay_core::checkout::protocol::Challenge;
+use facepay_core::checkout::protocol::{Challenge, CloserOutline};
 use facepay_qa::paths::default_shared_dir;
 use facepay_server::{DatabaseTarget, Server, ServerConfig, TlsMode};
 
@@ -49,7 +50,10 @@ fn enroll_then_pay_against_a_running_server() {
     config.tls = TlsMode::SelfSigned {
         cert_out: cert.clone(),
     };
-    config.challenge_set = vec![Challenge::Blink];
+    config.challenge_set = vec![
+        Challenge::Blink,
+        Challenge::MoveCloser(CloserOutline::default()),
+    ];
     let server = rt.block_on(Server::start(config)).unwrap();
     let merchant = rt.block_on(server.create_merchant("Shop")).unwrap();
     let url = server.base_url();
@@ -82,7 +86,7 @@ fn enroll_then_pay_against_a_running_server() {
 
     let (ok, json) = run(
         &[
-            &["pay", "--skip", "40", "--order-id", "o-1"],
+            &["pay", "--scripted", "--order-id", "o-1"],
             &common[..],
             &["--ca-cert"],
         ]
@@ -123,10 +127,8 @@ fn enroll_then_pay_against_a_running_server() {
         ],
     );
     assert!(!ok, "{json}");
-    // live-turning holds no blink (turning and squinting must not count as one): refused by the blink challenge.
-    assert_eq!(json["error"]["kind"], "liveness_timed_out", "{json}");
-    assert_eq!(json["error"]["reason"]["code"], "challenge", "{json}");
-    assert_eq!(json["error"]["reason"]["challenge"], "blink", "{json}");
+    // live-turning played straight never answers the prompts: refused by the liveness check.
+    assert_eq!(json["error"]["kind"], "liveness_failed", "{json}");
     assert_eq!(
         rt.block_on(server.store().table_counts()).unwrap().payments,
         1

@@ -10,7 +10,7 @@ use std::sync::Arc;
 use ring::rand::{SecureRandom, SystemRandom};
 
 use crate::capture::{Capture, CaptureStage};
-use crate::checkout::protocol::challenges_for_nonce;
+use crate::checkout::protocol::{Challenge, challenges_for_nonce};
 use crate::checkout::wire::RegisterDeviceResponse;
 use crate::flow::{
     EnrolmentStep, EnrolmentSummary, FacePay, FacePayError, FlowEvent, FlowListener, Shared,
@@ -31,6 +31,7 @@ type Enrolled = Result<EnrolmentSummary, FacePayError>;
 pub struct EnrolmentCapture {
     shared: Arc<Shared>,
     stage: CaptureStage<Enrolled>,
+    challenges: Vec<Challenge>,
 }
 
 impl std::fmt::Debug for EnrolmentCapture {
@@ -56,10 +57,17 @@ impl FacePay {
             .clone()
             .unwrap_or_else(|| challenges_for_nonce(&nonce));
         let lease = self.shared.lease_vision()?;
-        let capture = Capture::new(lease, &self.shared.policy, nonce, challenges, ENROL_FRAMES);
+        let capture = Capture::new(
+            lease,
+            &self.shared.policy,
+            nonce,
+            challenges.clone(),
+            ENROL_FRAMES,
+        );
         Ok(EnrolmentCapture {
             shared: self.shared.clone(),
             stage: CaptureStage::new(capture, listener),
+            challenges,
         })
     }
 
@@ -82,6 +90,11 @@ impl FacePay {
 }
 
 impl EnrolmentCapture {
+    /// The challenges the shopper must perform, in order.
+    pub fn challenges(&self) -> Vec<Challenge> {
+        self.challenges.clone()
+    }
+
     /// Feeds one camera frame taken at `timestamp_s` (seconds, increasing).
     pub fn push_frame(
         &self,

@@ -126,7 +126,7 @@ impl FacePay {
             .policy
             .validate()
             .map_err(|e| FacePayError::config(ConfigSetting::LivenessPolicy, e))?;
-        let models = ModelInfo::from_manifest(vision.manifest(), vision.has_antispoof())?;
+        let models = ModelInfo::from_manifest(vision.manifest(), &vision.model_names())?;
         let mut vision = vision;
         vision.embedder_mut().set_flip_average(models.flip_average);
         let client = CheckoutClient::new(config.server)?;

@@ -20,6 +20,9 @@ use facepay_core::flow::{
 use facepay_core::liveness::LivenessPolicy;
 use facepay_core::template::{MAX_FAILED_MATCHES, MemoryKeyStore, TemplateStore};
 use facepay_core::vision::frame::decode_file;
+use facepay_core::vision::pipeline::{
+    DETECTOR_MODEL, DLIB_RESNET_MODEL, EYES_MODEL, MESH_MODEL, MOBILEFACENET_MODEL,
+};
 use facepay_qa::paths::default_shared_dir;
 
 fn clip_dir(name: &str) -> PathBuf {
@@ -85,6 +88,34 @@ fn temp_state(tag: &str) -> PathBuf {
     let dir = std::env::temp_dir().join(format!("facepay-flow-{tag}-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
     dir
+}
+
+#[test]
+fn model_versions_are_the_stages_actually_loaded() {
+    let vision = facepay_qa::paths::load_default_vision().expect("loading the committed models");
+    let loaded = vision.model_names();
+    let state = temp_state("versions");
+    let device = device(&state);
+    let names: Vec<String> = device
+        .model_versions()
+        .iter()
+        .map(|v| v.split_once('@').expect("name@sha").0.to_owned())
+        .collect();
+    // The iris model decides blinks: it is signed with the others, in pipeline order.
+    assert_eq!(names, loaded);
+    assert_eq!(
+        &names[..5],
+        [
+            DETECTOR_MODEL,
+            MESH_MODEL,
+            EYES_MODEL,
+            MOBILEFACENET_MODEL,
+            DLIB_RESNET_MODEL
+        ]
+        .map(String::from),
+        "{names:?}"
+    );
+    assert_eq!(names.len() > 5, vision.has_antispoof(), "{names:?}");
 }
 
 #[test]
@@ -218,7 +249,7 @@ fn challenge_set_derivation() {
         assert_eq!(challenges_for_nonce_in(&nonce, &[]), full);
         assert!(is_nonce_challenge_list(&nonce, &full));
         let blink = challenges_for_nonce_in(&nonce, &[Challenge::Blink]);
-        assert!((2..=3).contains(&blink.len()) && blink.iter().all(|c| *c == Challenge::Blink));
+        assert!((3..=4).contains(&blink.len()) && blink.iter().all(|c| *c == Challenge::Blink));
         assert!(is_nonce_challenge_list(&nonce, &blink));
         let turns = challenges_for_nonce_in(
             &nonce,
@@ -233,6 +264,6 @@ fn challenge_set_derivation() {
             turns,
             challenges_for_nonce_in(&nonce, &[Challenge::TurnLeft, Challenge::TurnRight])
         );
-        assert!(!is_nonce_challenge_list(&nonce, &[Challenge::Blink; 4]));
+        assert!(!is_nonce_challenge_list(&nonce, &[Challenge::Blink; 5]));
     }
 }

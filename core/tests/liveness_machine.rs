@@ -1,14 +1,20 @@
 //! The liveness state machine on synthetic observation sequences (no models): guidance, hysteresis, challenge
-//! order, blink and turn detection, timeouts, passive decision.
+//! order, blink, turn, nod and move-closer detection, the response windows timed from each prompt (anticipation,
+//! contrary and repeated actions, no response, the neutral hold between prompts), timeouts, passive decision.
 
 use facepay_core::liveness::{
-    Challenge, FaceObservation, FaceQuality, FailReason, GuidanceState, LivenessMachine,
-    LivenessPolicy, NormPoint, NormRect, Observation, Outcome, PassiveMode, challenges_for_nonce,
+    Challenge, CloserOutline, FaceObservation, FaceQuality, FailReason, GuidanceState, HeadAction,
+    LivenessMachine, LivenessPolicy, NormPoint, NormRect, Observation, Outcome, PassiveMode,
+    challenges_for_nonce,
 };
 
 const W: u32 = 640;
 const H: u32 = 480;
 const FPS: f64 = 15.0;
+/// Frames of a human reaction time after a prompt (0.33 s: above `min_reaction_s`, inside `max_onset_s`).
+const REACT: usize = 5;
+/// Frames of the neutral hold before the next prompt (`neutral_hold_s` = 0.3 s).
+const HOLD: usize = 5;
 
 /// A synthetic face: an ellipse contour of height `h` (fraction of the frame height) centred at (cx, cy).
 #[derive(Clone, Copy)]
@@ -121,7 +127,9 @@ impl Run {
     fn switches(&self) -> usize {
         self.states.windows(2).filter(|w| w[0] != w[1]).count()
     }
+    /// A reaction time, then a blink.
     fn blink(&mut self) -> GuidanceState {
+        self.frames(F::default(), REACT);
         self.frames(
             F {
                 eyes: 0.1,
@@ -131,17 +139,34 @@ impl Run {
         );
         self.frames(F::default(), 1)
     }
+    /// A reaction time, then a turn (`sign` +1: the shopper's left) there and back.
     fn turn(&mut self, sign: f32) -> GuidanceState {
-        for yaw in [5.0, 12.0, 20.0, 28.0, 20.0, 12.0, 5.0, 0.0] {
-            self.push(
-                &F {
-                    yaw: sign * yaw,
-                    ..F::default()
-                }
-                .obs(),
-            );
+        self.frames(F::default(), REACT);
+        self.sweep(|f, v| F { yaw: v, ..f }, sign, 28.0)
+    }
+    /// A reaction time, then a nod (`sign` +1: up) there and back.
+    fn nod(&mut self, sign: f32) -> GuidanceState {
+        self.frames(F::default(), REACT);
+        self.sweep(|f, v| F { pitch: v, ..f }, sign, 18.0)
+    }
+    /// One value swept 0 → `peak` → 0 in eight frames.
+    fn sweep(&mut self, set: impl Fn(F, f32) -> F, sign: f32, peak: f32) -> GuidanceState {
+        for k in [0.2, 0.45, 0.75, 1.0, 0.75, 0.45, 0.2, 0.0] {
+            self.push(&set(F::default(), sign * peak * k).obs());
         }
         *self.states.last().unwrap()
+    }
+    /// The neutral hold before the next prompt.
+    fn hold(&mut self) -> GuidanceState {
+        self.frames(F::default(), HOLD)
+    }
+    /// Aligned: the 0.6 s hold, the first prompt shown.
+    fn aligned(&mut self) -> GuidanceState {
+        self.frames(F::default(), 10)
+    }
+    /// The typed failure of the verdict.
+    fn failure(&self) -> Option<FailReason> {
+        self.m.verdict().and_then(|v| v.fail_reason)
     }
 }
 
@@ -150,16 +175,16 @@ fn blink_only_session_passes_active_only() {
     let mut r = Run::new(vec![Challenge::Blink, Challenge::Blink], false);
     assert_eq!(r.frames(F::default(), 5), GuidanceState::HoldStill);
     assert_eq!(
-        r.frames(F::default(), 10),
+        r.frames(F::default(), 5),
         GuidanceState::Blink,
         "0.6 s hold then the first challenge"
     );
     assert_eq!(
         r.blink(),
-        GuidanceState::Blink,
-        "first blink done, second asked"
+        GuidanceState::HoldStill,
+        "first blink done: the neutral hold before the next prompt"
     );
-    assert_eq!(r.frames(F::default(), 3), GuidanceState::Blink);
+    assert_eq!(r.hold(), GuidanceState::Blink, "then the second prompt");
     assert_eq!(r.blink(), GuidanceState::Passed);
     let v = r.m.verdict().expect("verdict").clone();
     assert_eq!(v.outcome, Outcome::Passed);
@@ -177,6 +202,16 @@ fn blink_only_session_passes_active_only() {
         r.i - 1,
         "the second blink completes on the last frame"
     );
+    let prompts: Vec<f64> = v
+        .challenges
+        .iter()
+        .map(|c| c.prompted_at_s.unwrap())
+        .collect();
+    assert!((prompts[0] - 9.0 / FPS).abs() < 1e-9, "{prompts:?}");
+    assert!(
+        prompts[1] > v.challenges[0].satisfied_at_s.unwrap(),
+        "{prompts:?}"
+    );
     assert_eq!(v.frames, r.i);
     assert!((v.time_to_verdict_s - (r.i - 1) as f64 / FPS).abs() < 1e-9);
     // After the verdict every frame gets the verdict again.
@@ -185,54 +220,54 @@ fn blink_only_session_passes_active_only() {
 }
 
 #[test]
-fn blink_needs_closed_then_open() {
+fn blink_needs_closed_then_open_inside_its_window() {
+    let closed = F {
+        eyes: 0.05,
+        ..F::default()
+    };
+    // A small dip (above the closed threshold) never counts, and the window then runs out.
     let mut r = Run::new(vec![Challenge::Blink], false);
-    r.frames(F::default(), 15);
-    // A small dip (above the closed threshold, 95.5 % of the baseline) never counts.
-    assert_eq!(
-        r.frames(
-            F {
-                eyes: 0.88,
-                ..F::default()
-            },
-            5
+    r.aligned();
+    let dip = F {
+        eyes: 0.88,
+        ..F::default()
+    };
+    assert_eq!(r.frames(dip, 5), GuidanceState::Blink);
+    r.frames(F::default(), 40);
+    assert!(
+        matches!(
+            r.failure(),
+            Some(FailReason::NoResponse {
+                challenge: Challenge::Blink,
+                ..
+            })
         ),
-        GuidanceState::Blink
+        "{:?}",
+        r.m.verdict()
     );
-    assert_eq!(r.frames(F::default(), 5), GuidanceState::Blink);
-    // Closed for longer than max_closed_s (1 s) then open is not a blink.
-    r.frames(
-        F {
-            eyes: 0.05,
-            ..F::default()
-        },
-        20,
-    );
-    assert_eq!(r.frames(F::default(), 3), GuidanceState::Blink);
-    // Closed and kept closed: not a blink either.
-    assert_eq!(
-        r.frames(
-            F {
-                eyes: 0.05,
-                ..F::default()
-            },
-            10
-        ),
-        GuidanceState::Blink
-    );
-    // A real blink passes (once the running baseline has seen open eyes again).
-    r.frames(F::default(), 16);
+    // Closed and kept closed past max_closed_s: not a blink.
+    let mut r = Run::new(vec![Challenge::Blink], false);
+    r.aligned();
+    r.frames(F::default(), REACT);
+    r.frames(closed, 20);
+    r.frames(F::default(), 20);
+    assert!(r.m.verdict().is_some_and(|v| v.outcome == Outcome::Failed));
+    // A blink that starts before a human could react to the prompt is involuntary: ignored, not held against
+    // the shopper; the next one counts.
+    let mut r = Run::new(vec![Challenge::Blink], false);
+    r.aligned();
+    r.frames(closed, 2);
+    assert_eq!(r.frames(F::default(), 1), GuidanceState::Blink);
+    assert!(r.m.verdict().is_none());
     assert_eq!(r.blink(), GuidanceState::Passed);
 }
 
 #[test]
 fn turns_need_the_right_side_and_a_return() {
     let mut r = Run::new(vec![Challenge::TurnLeft, Challenge::TurnRight], false);
-    r.frames(F::default(), 15);
-    assert_eq!(r.states.last(), Some(&GuidanceState::TurnLeft));
-    // Turning right when asked left does nothing.
-    assert_eq!(r.turn(-1.0), GuidanceState::TurnLeft);
+    assert_eq!(r.aligned(), GuidanceState::TurnLeft);
     // Turning left but staying turned does not complete it.
+    r.frames(F::default(), REACT);
     for yaw in [10.0, 20.0, 30.0, 30.0, 30.0] {
         r.push(
             &F {
@@ -243,7 +278,7 @@ fn turns_need_the_right_side_and_a_return() {
         );
     }
     assert_eq!(r.states.last(), Some(&GuidanceState::TurnLeft));
-    // Coming back completes it.
+    // Coming back completes it; the next prompt waits for the neutral hold.
     r.push(
         &F {
             yaw: 5.0,
@@ -251,10 +286,260 @@ fn turns_need_the_right_side_and_a_return() {
         }
         .obs(),
     );
-    assert_eq!(r.states.last(), Some(&GuidanceState::TurnRight));
+    assert_eq!(r.states.last(), Some(&GuidanceState::HoldStill));
+    assert_eq!(r.hold(), GuidanceState::TurnRight);
     assert_eq!(r.turn(-1.0), GuidanceState::Passed);
     let v = r.m.verdict().unwrap();
     assert!(v.challenges.iter().all(|c| c.satisfied_frame.is_some()));
+}
+
+#[test]
+fn a_contrary_turn_fails_with_a_typed_reason() {
+    let mut r = Run::new(vec![Challenge::TurnLeft], false);
+    r.aligned();
+    assert!(matches!(r.turn(-1.0), GuidanceState::Failed { .. }));
+    assert!(
+        matches!(
+            r.failure(),
+            Some(FailReason::ContraryAction {
+                challenge: Challenge::TurnLeft,
+                seen: HeadAction::TurnRight,
+                ..
+            })
+        ),
+        "{:?}",
+        r.m.verdict()
+    );
+    // Nodding when a turn is asked fails too.
+    let mut r = Run::new(vec![Challenge::TurnRight], false);
+    r.aligned();
+    r.nod(1.0);
+    assert!(matches!(
+        r.failure(),
+        Some(FailReason::ContraryAction {
+            seen: HeadAction::LookUp,
+            ..
+        })
+    ));
+}
+
+#[test]
+fn an_action_sooner_than_a_human_reacts_fails() {
+    let mut r = Run::new(vec![Challenge::TurnLeft], false);
+    r.aligned();
+    // The very next frame (67 ms after the prompt) already turned: footage that was turning anyway.
+    r.push(
+        &F {
+            yaw: 12.0,
+            ..F::default()
+        }
+        .obs(),
+    );
+    assert!(
+        matches!(
+            r.failure(),
+            Some(FailReason::Anticipated {
+                seen: HeadAction::TurnLeft,
+                ..
+            })
+        ),
+        "{:?}",
+        r.m.verdict()
+    );
+}
+
+#[test]
+fn no_response_within_the_window_fails() {
+    let mut r = Run::new(vec![Challenge::LookDown], false);
+    r.aligned();
+    r.frames(F::default(), 30);
+    let v = r.m.verdict().expect("verdict");
+    assert_eq!(v.outcome, Outcome::Failed);
+    assert!(matches!(
+        v.fail_reason,
+        Some(FailReason::NoResponse {
+            challenge: Challenge::LookDown,
+            ..
+        })
+    ));
+    assert!(
+        v.frames < 10 + 30,
+        "decided as soon as the window closed: {v:?}"
+    );
+}
+
+#[test]
+fn a_second_start_of_the_asked_action_fails() {
+    let mut r = Run::new(vec![Challenge::TurnLeft], false);
+    r.aligned();
+    r.frames(F::default(), REACT);
+    for yaw in [9.0, 3.0, 0.0, 9.0] {
+        r.push(
+            &F {
+                yaw,
+                ..F::default()
+            }
+            .obs(),
+        );
+    }
+    assert!(matches!(
+        r.failure(),
+        Some(FailReason::RepeatedAction {
+            challenge: Challenge::TurnLeft,
+            ..
+        })
+    ));
+}
+
+#[test]
+fn blinks_never_count_against_a_head_challenge() {
+    let mut r = Run::new(vec![Challenge::TurnRight], false);
+    r.aligned();
+    r.frames(F::default(), REACT);
+    r.frames(
+        F {
+            eyes: 0.05,
+            ..F::default()
+        },
+        2,
+    );
+    r.frames(F::default(), 1);
+    assert!(r.m.verdict().is_none());
+    assert_eq!(
+        r.sweep(|f, v| F { yaw: v, ..f }, -1.0, 28.0),
+        GuidanceState::Passed
+    );
+}
+
+#[test]
+fn moving_the_head_while_a_blink_is_asked_fails() {
+    let mut r = Run::new(vec![Challenge::Blink], false);
+    r.aligned();
+    r.frames(F::default(), REACT);
+    // A turn's onset (9°) is within the sway of a head held still while blinking: no failure yet.
+    r.push(
+        &F {
+            yaw: -9.0,
+            ..F::default()
+        }
+        .obs(),
+    );
+    assert_eq!(r.failure(), None);
+    // A deliberate turn (past the 18° threshold) is not a blink.
+    r.push(
+        &F {
+            yaw: -20.0,
+            ..F::default()
+        }
+        .obs(),
+    );
+    assert!(matches!(
+        r.failure(),
+        Some(FailReason::ContraryAction {
+            challenge: Challenge::Blink,
+            seen: HeadAction::TurnRight,
+            ..
+        })
+    ));
+}
+
+#[test]
+fn look_up_and_down_pass() {
+    let mut r = Run::new(vec![Challenge::LookUp, Challenge::LookDown], false);
+    assert_eq!(r.aligned(), GuidanceState::LookUp);
+    assert_eq!(r.nod(1.0), GuidanceState::HoldStill);
+    assert_eq!(r.hold(), GuidanceState::LookDown);
+    assert_eq!(r.nod(-1.0), GuidanceState::Passed);
+}
+
+#[test]
+fn move_closer_must_fill_the_nonce_outline_then_leave_it() {
+    let outline = CloserOutline {
+        scale_pct: 140,
+        dx_pct: 6,
+        dy_pct: -2,
+    };
+    let approach = |r: &mut Run, cx: f32, cy: f32| {
+        r.frames(F::default(), REACT);
+        let base = F::default();
+        for k in [0.25f32, 0.5, 0.75, 1.0, 1.0, 0.75, 0.5, 0.25, 0.0] {
+            let g = 1.0 + 0.4 * k;
+            r.push(
+                &F {
+                    h: base.h * g,
+                    cx: base.cx + (cx - base.cx) * k,
+                    cy: base.cy + (cy - base.cy) * k,
+                    ..base
+                }
+                .obs(),
+            );
+        }
+    };
+    let mut r = Run::new(vec![Challenge::MoveCloser(outline)], false);
+    assert_eq!(r.aligned(), GuidanceState::FillOutline);
+    // The larger outline is drawn: 1.4× the normal one, its centre moved by the nonce's offset.
+    let g = r.m.last_guidance().copied().unwrap();
+    assert!(
+        (g.oval.ry - 0.36 * 1.4).abs() < 1e-5 && (g.oval.cx - 0.56).abs() < 1e-5,
+        "{g:?}"
+    );
+    approach(&mut r, 0.56, 0.43);
+    assert_eq!(
+        r.states.last(),
+        Some(&GuidanceState::Passed),
+        "{:?}",
+        r.m.verdict()
+    );
+    // The same approach aimed at the mirror-image placement (left and up instead of right and down) does not fill
+    // the offset outline. (Aimed at the normal centre it would: the largest offsets are 0.27 of the larger
+    // outline's semi-axis, inside `closer.max_center_offset`.)
+    let far = CloserOutline {
+        scale_pct: 150,
+        dx_pct: 8,
+        dy_pct: 4,
+    };
+    let mut r = Run::new(vec![Challenge::MoveCloser(far)], false);
+    r.aligned();
+    approach(&mut r, 0.42, 0.41);
+    r.frames(F::default(), 80);
+    assert!(
+        matches!(
+            r.failure(),
+            Some(
+                FailReason::Incomplete { .. }
+                    | FailReason::RepeatedAction { .. }
+                    | FailReason::NoResponse { .. }
+            )
+        ),
+        "{:?}",
+        r.m.verdict()
+    );
+}
+
+#[test]
+fn the_next_prompt_waits_for_a_neutral_pose() {
+    let mut r = Run::new(vec![Challenge::Blink, Challenge::TurnLeft], false);
+    r.aligned();
+    assert_eq!(r.blink(), GuidanceState::HoldStill);
+    // Turned 12°: still, in the outline, but not back at the pose it was aligned in: no prompt.
+    let aside = F {
+        yaw: 12.0,
+        ..F::default()
+    };
+    r.frames(aside, 20);
+    assert!(
+        !r.states
+            .iter()
+            .rev()
+            .take(20)
+            .any(|s| *s == GuidanceState::TurnLeft)
+    );
+    r.frames(aside, 60);
+    assert!(
+        matches!(r.failure(), Some(FailReason::NoNeutralPose { .. })),
+        "{:?}",
+        r.m.verdict()
+    );
 }
 
 #[test]
@@ -262,46 +547,39 @@ fn challenge_order_follows_the_nonce() {
     for seed in 0..20u8 {
         let nonce = [seed; 32];
         let list = challenges_for_nonce(&nonce);
-        assert!((2..=3).contains(&list.len()));
-        let mut m = LivenessMachine::new(LivenessPolicy::default(), nonce, list.clone(), false);
-        assert_eq!(m.challenges(), list.as_slice());
-        let mut i = 0u64;
-        let mut push = |m: &mut LivenessMachine, f: F| {
-            let g = m.push(&f.obs(), i as f64 / FPS);
-            i += 1;
-            g.state
-        };
-        for _ in 0..15 {
-            push(&mut m, F::default());
-        }
-        let mut prompts = vec![];
-        for c in &list {
-            let s = push(&mut m, F::default());
-            prompts.push(s);
+        assert!((3..=4).contains(&list.len()));
+        let mut r = Run::new(list.clone(), false);
+        r.m = LivenessMachine::new(LivenessPolicy::default(), nonce, list.clone(), false);
+        assert_eq!(r.m.challenges(), list.as_slice());
+        let mut prompts = vec![r.aligned()];
+        for (k, c) in list.iter().enumerate() {
             match c {
-                Challenge::Blink => {
-                    for f in [
-                        F {
-                            eyes: 0.1,
-                            ..F::default()
-                        },
-                        F::default(),
-                    ] {
-                        push(&mut m, f);
-                    }
-                }
-                Challenge::TurnLeft | Challenge::TurnRight => {
-                    let sign = if *c == Challenge::TurnLeft { 1.0 } else { -1.0 };
-                    for yaw in [25.0, 0.0] {
-                        push(
-                            &mut m,
-                            F {
-                                yaw: sign * yaw,
-                                ..F::default()
-                            },
+                Challenge::Blink => r.blink(),
+                Challenge::TurnLeft => r.turn(1.0),
+                Challenge::TurnRight => r.turn(-1.0),
+                Challenge::LookUp => r.nod(1.0),
+                Challenge::LookDown => r.nod(-1.0),
+                Challenge::MoveCloser(o) => {
+                    let g = r.m.last_guidance().copied().unwrap();
+                    r.frames(F::default(), REACT);
+                    let base = F::default();
+                    let top = f32::from(o.scale_pct) / 100.0;
+                    for k in [0.5f32, 1.0, 1.0, 0.5, 0.0] {
+                        r.push(
+                            &F {
+                                h: base.h * (1.0 + (top - 1.0) * k),
+                                cx: base.cx + (g.oval.cx - base.cx) * k,
+                                cy: base.cy + (g.oval.cy - base.cy) * k,
+                                ..base
+                            }
+                            .obs(),
                         );
                     }
+                    *r.states.last().unwrap()
                 }
+            };
+            if k + 1 < list.len() {
+                prompts.push(r.hold());
             }
         }
         let expected: Vec<GuidanceState> = list
@@ -310,13 +588,17 @@ fn challenge_order_follows_the_nonce() {
                 Challenge::Blink => GuidanceState::Blink,
                 Challenge::TurnLeft => GuidanceState::TurnLeft,
                 Challenge::TurnRight => GuidanceState::TurnRight,
+                Challenge::LookUp => GuidanceState::LookUp,
+                Challenge::LookDown => GuidanceState::LookDown,
+                Challenge::MoveCloser(_) => GuidanceState::FillOutline,
             })
             .collect();
         assert_eq!(prompts, expected, "seed {seed}");
         assert_eq!(
-            m.verdict().map(|v| v.outcome),
+            r.m.verdict().map(|v| v.outcome),
             Some(Outcome::Passed),
-            "seed {seed}"
+            "seed {seed}: {:?}",
+            r.m.verdict()
         );
     }
 }
@@ -326,7 +608,8 @@ fn noisy_input_does_not_flicker() {
     // Face size hovering around the MoveCloser limit (fill 0.45) with ±3 % noise: once tripped, the gate holds.
     let mut r = Run::new(vec![Challenge::Blink], false);
     let mut x: u32 = 12345;
-    for _ in 0..90 {
+    // 2 s: the hold may complete and prompt the blink (one switch), which then waits its 1.6 s window.
+    for _ in 0..30 {
         x = x.wrapping_mul(1_103_515_245).wrapping_add(12345);
         let noise = ((x >> 16) % 1000) as f32 / 1000.0 - 0.5;
         r.push(
@@ -345,7 +628,7 @@ fn noisy_input_does_not_flicker() {
     );
     // Centre hovering at the CenterFace limit, jittering every frame.
     let mut r = Run::new(vec![Challenge::Blink], false);
-    for k in 0..90 {
+    for k in 0..30 {
         let jitter = if k % 2 == 0 { 0.01 } else { -0.01 };
         r.push(
             &F {
@@ -485,7 +768,7 @@ fn hold_needs_stillness_and_resets_on_motion() {
         );
     }
     assert_eq!(r.states.last(), Some(&GuidanceState::HoldStill));
-    // Still: the hold completes in 0.6 s.
+    // Still: the first still frame has moved from the last wandering one, then the hold completes in 0.6 s.
     assert_eq!(r.frames(F::default(), 11), GuidanceState::Blink);
 }
 
@@ -512,18 +795,7 @@ fn no_face_forever_times_out_and_stays_bounded() {
 }
 
 #[test]
-fn challenge_timeout_and_session_timeout() {
-    let mut r = Run::new(vec![Challenge::TurnLeft], false);
-    r.frames(F::default(), 15);
-    r.frames(F::default(), 160);
-    let v = r.m.verdict().expect("verdict");
-    assert_eq!(v.outcome, Outcome::TimedOut);
-    assert!(
-        v.reason.as_deref().unwrap().contains("turn_left"),
-        "{:?}",
-        v.reason
-    );
-
+fn session_timeout() {
     let mut p = LivenessPolicy::default();
     p.timing.session_timeout_s = 3.0;
     p.timing.align_timeout_s = 100.0;
@@ -546,9 +818,16 @@ fn challenge_timeout_and_session_timeout() {
 
 #[test]
 fn losing_the_face_mid_challenge_restarts_alignment() {
-    let mut r = Run::new(vec![Challenge::Blink, Challenge::TurnLeft], false);
-    r.frames(F::default(), 15);
-    assert_eq!(r.blink(), GuidanceState::TurnLeft);
+    let mut p = LivenessPolicy::default();
+    // A window long enough to outlast the dropouts below.
+    p.response.max_onset_s = 3.0;
+    p.response.max_complete_s = 5.0;
+    p.response.blink_max_complete_s = 5.0;
+    p.response.closer_max_complete_s = 5.0;
+    let mut r = Run::with_policy(p, vec![Challenge::Blink, Challenge::TurnLeft], false);
+    r.aligned();
+    r.blink();
+    assert_eq!(r.hold(), GuidanceState::TurnLeft);
     // A short dropout keeps the challenge.
     for _ in 0..3 {
         r.push(&Observation::empty(W, H));

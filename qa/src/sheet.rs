@@ -152,7 +152,7 @@ use image::ImageEncoder;
 fn state_colour(s: &GuidanceState) -> [u8; 3] {
     match s {
         GuidanceState::Passed | GuidanceState::HoldStill | GuidanceState::Verifying => [0, 220, 0],
-        GuidanceState::Blink | GuidanceState::TurnLeft | GuidanceState::TurnRight => [60, 140, 255],
+        s if s.is_challenge() => [60, 140, 255],
         GuidanceState::Failed { .. } | GuidanceState::TimedOut => [255, 40, 40],
         _ => [255, 200, 0],
     }

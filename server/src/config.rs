@@ -128,7 +128,7 @@ pub struct ServerConfig {
     /// Time to live of a challenge nonce.
     pub nonce_ttl: Duration,
     /// The challenge set (server policy): the challenges each nonce's list is drawn from
-    /// (`challenges_for_nonce_in`); empty means all three.
+    /// (`challenges_for_nonce_in`, by kind); empty means all six.
     pub challenge_set: Vec<Challenge>,
     /// Time to live of an order's client token.
     pub client_token_ttl: Duration,

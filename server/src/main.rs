@@ -6,6 +6,7 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
+use facepay_core::checkout::protocol::Challenge;
 use facepay_server::{
     DatabaseTarget, LockoutPolicy, Policy, Server, ServerConfig, SqliteSync, Store, TlsMode,
     WebhookPolicy,
@@ -100,7 +101,7 @@ struct ServeArgs {
     #[arg(
         long,
         value_delimiter = ',',
-        default_value = "blink,turn_left,turn_right"
+        default_value = "blink,turn_left,turn_right,look_up,look_down,move_closer"
     )]
     challenge_set: Vec<String>,
     /// Client token time to live, seconds.
@@ -247,8 +248,12 @@ async fn serve(args: ServeArgs) -> Result<(), String> {
         .challenge_set
         .iter()
         .map(|name| {
-            serde_json::from_value(serde_json::Value::String(name.trim().to_owned()))
-                .map_err(|_| format!("unknown challenge {name:?} in --challenge-set (blink, turn_left, turn_right)"))
+            Challenge::from_name(name.trim()).ok_or_else(|| {
+                format!(
+                    "unknown challenge {name:?} in --challenge-set \
+                     (blink, turn_left, turn_right, look_up, look_down, move_closer)"
+                )
+            })
         })
         .collect::<Result<_, String>>()?;
     config.client_token_ttl = Duration::from_secs(args.client_token_ttl_secs);

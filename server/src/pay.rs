@@ -96,7 +96,13 @@ fn parse(
     }
     let body = body?;
     let malformed = |e: facepay_core::checkout::error::ProtocolError| {
-        ApiError::new(ErrorCode::MalformedPayload, e.to_string())
+        let code = match e {
+            facepay_core::checkout::error::ProtocolError::UnsupportedVersion(_) => {
+                ErrorCode::UnsupportedProtocolVersion
+            }
+            _ => ErrorCode::MalformedPayload,
+        };
+        ApiError::new(code, e.to_string())
     };
     let payload_bytes = b64_decode("payload", &body.value.payload).map_err(malformed)?;
     let signature = b64_decode("signature", &body.value.signature).map_err(malformed)?;

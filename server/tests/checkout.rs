@@ -19,7 +19,7 @@ async fn happy_path_records_exactly_one_payment() {
     on_each_backend(|db| async move {
         let (env, order, dev, ch, bytes, sig) = checkout(db, |_| {}, 1999).await;
         let tok = order.client_token.as_str();
-        assert!((2..=3).contains(&ch.challenges.len()));
+        assert!((3..=4).contains(&ch.challenges.len()));
         assert_eq!(ch.order, order.order);
         let a = env.pay(tok, "k-1", &bytes, &sig).await;
         assert_eq!(a.status, 201, "{}", String::from_utf8_lossy(&a.bytes));
@@ -596,7 +596,7 @@ async fn health_metrics_and_fallbacks_use_the_error_shape() {
         assert_eq!(h.status, 200);
         assert_eq!(
             h.json(),
-            json!({"status": "ok", "backend": name, "protocol": "v1"})
+            json!({"status": "ok", "backend": name, "protocol": facepay_core::checkout::protocol::PROTOCOL_VERSION})
         );
         env.get("/nope")
             .await

@@ -174,7 +174,11 @@ async fn happy_path_over_tls_with_a_pinned_self_signed_certificate() {
             health.backend.as_str(),
             health.protocol.as_str()
         ),
-        ("ok", "sqlite", "v1")
+        (
+            "ok",
+            "sqlite",
+            facepay_core::checkout::protocol::PROTOCOL_VERSION
+        )
     );
 
     let signer = shop.device("phone-1").await;
@@ -182,7 +186,7 @@ async fn happy_path_over_tls_with_a_pinned_self_signed_certificate() {
     for (i, amount) in [(1u64, 1999u64), (2, 250)] {
         let token = shop.order(&format!("tls-order-{i}"), amount).await;
         let (challenge, payload) = shop.payload(&token, "phone-1", i).await;
-        assert!((2..=3).contains(&challenge.challenges.len()));
+        assert!((3..=4).contains(&challenge.challenges.len()));
         let receipt = shop
             .device_client
             .pay(&token, &payload, &signer)

@@ -60,7 +60,7 @@ private fun config(state: File, deviceId: String = "kotlin-${System.nanoTime()}"
         stateDir = state.path,
         modelsDir = models,
         antispoofModelsDir = File(shared, "models").path,
-        enrolmentChallenges = listOf(Challenge.BLINK),
+        enrolmentChallenges = listOf(Challenge.Blink),
     )
 
 /** The committed model bundle as bytes (`manifest.toml` and the NNEF model files), as an app reads its assets. */
@@ -258,7 +258,7 @@ private fun enrolAndPay() = runBlocking {
     val events = Recorder()
     val session = facePay.startPayment(token, events)
     check(session.order().orderId == orderId && session.order().amountMinor == 1250uL) { "${session.order()}" }
-    check(session.challenges().size in 2..3 && session.challenges().all { it == Challenge.BLINK }) { "${session.challenges()}" }
+    check(session.challenges().size in 3..4 && session.challenges().all { it == Challenge.Blink }) { "${session.challenges()}" }
     val notVerified = expectThrows<FacePayException.InvalidState>("pay before verified") { session.pay() }
     check(notVerified.state == SessionState.CAPTURING) { "${notVerified.state}" }
     val verified = verify(session, 0)

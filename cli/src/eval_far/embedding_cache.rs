@@ -13,6 +13,7 @@ use std::time::UNIX_EPOCH;
 use anyhow::Context;
 use facepay_core::flow::ModelInfo;
 use facepay_core::vision::model::ModelManifest;
+use facepay_core::vision::pipeline::{DETECTOR_MODEL, MESH_MODEL};
 use facepay_qa::eval::pairs::ImageRef;
 use serde::{Deserialize, Serialize};
 
@@ -35,7 +36,7 @@ struct Entry {
 /// What the embeddings depend on besides the image files: the models' versions and the fused embedder's id (as
 /// the flow signs and stamps them on templates), flip-averaging and this executable.
 fn cache_key(manifest: &ModelManifest, flip: bool) -> anyhow::Result<String> {
-    let models = ModelInfo::from_manifest(manifest, false)?;
+    let models = ModelInfo::from_manifest(manifest, &[DETECTOR_MODEL.into(), MESH_MODEL.into()])?;
     let key = format!("{};{};", models.versions.join(","), models.embedder);
     let exe = std::env::current_exe().context("locating this executable")?;
     let (size, mtime) = file_stamp(&exe)?;

@@ -9,8 +9,13 @@ pub enum ProtocolError {
     #[error("payload does not start with the FPAY magic bytes")]
     BadMagic,
     /// The payload's format version is not one this build understands.
-    #[error("unsupported payload format version {0} (this build reads version 1)")]
+    #[error(
+        "unsupported payload format version {0} (this build reads version 2 only: protocol v1 payloads are refused)"
+    )]
     UnsupportedVersion(u8),
+    /// A move-closer challenge's outline is outside the protocol's bounds.
+    #[error("evidence.challenges: a move_closer outline is outside the protocol's bounds")]
+    InvalidOutline,
     /// The payload ended before `field` was complete.
     #[error("payload truncated while reading {field}")]
     Truncated {

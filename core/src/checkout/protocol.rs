@@ -1,4 +1,4 @@
-//! The signed payment payload (protocol `v1`): its types, its canonical byte encoding, the liveness challenges
+//! The signed payment payload (protocol `v2`): its types, its canonical byte encoding, the liveness challenges
 //! derived from a nonce, and ECDSA P-256 signature verification. `docs/protocol.md` is the normative description;
 //! its test vectors are checked against this code by the unit tests below.
 
@@ -9,12 +9,13 @@ use serde::{Deserialize, Serialize};
 use super::error::ProtocolError;
 use super::wire::b64_32;
 
-/// The protocol version: the `/v1/` path prefix and the canonical encoding's format version 1.
-pub const PROTOCOL_VERSION: &str = "v1";
+/// The protocol version: canonical format version 2 and the `v2` challenge derivation (the HTTP paths keep
+/// their `/v1/` prefix: the endpoints and their JSON are unchanged).
+pub const PROTOCOL_VERSION: &str = "v2";
 /// The first four bytes of every canonical payload.
 pub const PAYLOAD_MAGIC: [u8; 4] = *b"FPAY";
-/// The canonical encoding's format version byte (follows the magic).
-pub const PAYLOAD_FORMAT_VERSION: u8 = 1;
+/// The canonical encoding's format version byte (follows the magic); version 1 payloads are refused.
+pub const PAYLOAD_FORMAT_VERSION: u8 = 2;
 /// Allowed byte length of merchant, order and device ids.
 pub const ID_LEN: (usize, usize) = (1, 128);
 /// Most challenges the evidence may list.
@@ -24,7 +25,7 @@ pub const MAX_MODEL_VERSIONS: usize = 16;
 /// Allowed byte length of one model version string.
 pub const MODEL_VERSION_LEN: (usize, usize) = (1, 128);
 /// Domain-separation prefix hashed before the nonce when deriving challenges.
-const CHALLENGE_DOMAIN: &[u8] = b"FacePay challenges v1";
+const CHALLENGE_DOMAIN: &[u8] = b"FacePay challenges v2";
 
 /// The order the shopper is paying for, as the merchant created it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -53,6 +54,63 @@ pub enum Challenge {
     TurnLeft,
     /// Turn the head to the shopper's right.
     TurnRight,
+    /// Tilt the head back (look up).
+    LookUp,
+    /// Tilt the head forward (look down).
+    LookDown,
+    /// Bring the face closer until it fills the larger outline the nonce placed, then move back.
+    MoveCloser(CloserOutline),
+}
+
+/// The larger outline of a [`Challenge::MoveCloser`], relative to the session's normal outline: its height in
+/// percent of the normal outline's, and its centre's offset in percent of the frame width and height (positive:
+/// right, down). Bounds: [`CloserOutline::SCALE_PCT`], [`CloserOutline::MAX_DX_PCT`], [`CloserOutline::MAX_DY_PCT`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[cfg_attr(feature = "uniffi", derive(uniffi::Record))]
+pub struct CloserOutline {
+    /// Height of the larger outline, percent of the normal outline's height.
+    pub scale_pct: u8,
+    /// Horizontal offset of its centre, percent of the frame width.
+    pub dx_pct: i8,
+    /// Vertical offset of its centre, percent of the frame height.
+    pub dy_pct: i8,
+}
+
+impl CloserOutline {
+    /// Allowed `scale_pct` (inclusive).
+    pub const SCALE_PCT: (u8, u8) = (125, 150);
+    /// Largest |`dx_pct`|.
+    pub const MAX_DX_PCT: i8 = 8;
+    /// Largest |`dy_pct`|.
+    pub const MAX_DY_PCT: i8 = 4;
+
+    /// The outline the nonce digest's placement bytes choose: `scale = 125 + 5·(p[0] mod 6)`,
+    /// `dx = 2·((p[1] mod 9) − 4)`, `dy = 2·((p[2] mod 5) − 2)`.
+    fn from_digest(p: [u8; 3]) -> Self {
+        Self {
+            scale_pct: 125 + 5 * (p[0] % 6),
+            dx_pct: 2 * ((p[1] % 9) as i8 - 4),
+            dy_pct: 2 * ((p[2] % 5) as i8 - 2),
+        }
+    }
+
+    /// Whether every field is within its bounds.
+    pub fn is_valid(&self) -> bool {
+        (Self::SCALE_PCT.0..=Self::SCALE_PCT.1).contains(&self.scale_pct)
+            && self.dx_pct.unsigned_abs() <= Self::MAX_DX_PCT.unsigned_abs()
+            && self.dy_pct.unsigned_abs() <= Self::MAX_DY_PCT.unsigned_abs()
+    }
+}
+
+impl Default for CloserOutline {
+    /// The smallest, centred larger outline (for lists written by hand, e.g. `move_closer` in a CLI flag).
+    fn default() -> Self {
+        Self {
+            scale_pct: Self::SCALE_PCT.0,
+            dx_pct: 0,
+            dy_pct: 0,
+        }
+    }
 }
 
 /// The device's liveness conclusion for the capture session.
@@ -108,16 +166,64 @@ impl Challenge {
             Challenge::Blink => 1,
             Challenge::TurnLeft => 2,
             Challenge::TurnRight => 3,
+            Challenge::LookUp => 4,
+            Challenge::LookDown => 5,
+            Challenge::MoveCloser(_) => 6,
         }
     }
 
-    fn from_code(value: u8) -> Result<Self, ProtocolError> {
-        match value {
+    /// The JSON name of the challenge's kind (`"blink"`, `"turn_left"`, …, `"move_closer"`).
+    pub fn name(self) -> &'static str {
+        match self {
+            Challenge::Blink => "blink",
+            Challenge::TurnLeft => "turn_left",
+            Challenge::TurnRight => "turn_right",
+            Challenge::LookUp => "look_up",
+            Challenge::LookDown => "look_down",
+            Challenge::MoveCloser(_) => "move_closer",
+        }
+    }
+
+    /// The challenge of a kind's JSON name (`move_closer`: the smallest centred outline, as a kind in a set).
+    pub fn from_name(name: &str) -> Option<Self> {
+        ALL_CHALLENGES.into_iter().find(|c| c.name() == name)
+    }
+
+    /// Whether `self` and `other` are the same kind of challenge (a move-closer with any outline).
+    pub fn same_kind(self, other: Challenge) -> bool {
+        self.code() == other.code()
+    }
+
+    /// Appends the canonical encoding: the code byte, then the outline's three bytes for a move-closer.
+    fn encode(self, out: &mut Vec<u8>) {
+        out.push(self.code());
+        if let Challenge::MoveCloser(o) = self {
+            out.extend_from_slice(&[o.scale_pct, o.dx_pct as u8, o.dy_pct as u8]);
+        }
+    }
+
+    fn decode(r: &mut Reader<'_>) -> Result<Self, ProtocolError> {
+        const FIELD: &str = "evidence.challenges";
+        match r.u8(FIELD)? {
             1 => Ok(Challenge::Blink),
             2 => Ok(Challenge::TurnLeft),
             3 => Ok(Challenge::TurnRight),
-            _ => Err(ProtocolError::InvalidEnum {
-                field: "evidence.challenges",
+            4 => Ok(Challenge::LookUp),
+            5 => Ok(Challenge::LookDown),
+            6 => {
+                let b = r.take(3, FIELD)?;
+                let outline = CloserOutline {
+                    scale_pct: b[0],
+                    dx_pct: b[1] as i8,
+                    dy_pct: b[2] as i8,
+                };
+                if !outline.is_valid() {
+                    return Err(ProtocolError::InvalidOutline);
+                }
+                Ok(Challenge::MoveCloser(outline))
+            }
+            value => Err(ProtocolError::InvalidEnum {
+                field: FIELD,
                 value,
             }),
         }
@@ -200,7 +306,9 @@ impl PaymentPayload {
         let ev = &self.evidence;
         out.push(ev.liveness.code());
         put_count(&mut out, ev.challenges.len());
-        out.extend(ev.challenges.iter().take(255).map(|c| c.code()));
+        for c in ev.challenges.iter().take(255) {
+            c.encode(&mut out);
+        }
         match ev.antispoof_score {
             None => out.push(0),
             Some(score) => {
@@ -240,10 +348,8 @@ impl PaymentPayload {
         let counter = r.u64("counter")?;
         let liveness = LivenessVerdict::from_code(r.u8("evidence.liveness")?)?;
         let n_challenges = r.u8("evidence.challenges")? as usize;
-        let challenges = r
-            .take(n_challenges, "evidence.challenges")?
-            .iter()
-            .map(|&c| Challenge::from_code(c))
+        let challenges = (0..n_challenges)
+            .map(|_| Challenge::decode(&mut r))
             .collect::<Result<Vec<_>, _>>()?;
         let antispoof_score = match r.u8("evidence.antispoof_score")? {
             0 => None,
@@ -293,40 +399,59 @@ impl PaymentPayload {
     }
 }
 
-/// Every challenge, in canonical order (the default challenge set).
-pub const ALL_CHALLENGES: [Challenge; 3] =
-    [Challenge::Blink, Challenge::TurnLeft, Challenge::TurnRight];
+/// Every kind of challenge, in canonical order (the default challenge set; the move-closer outline shown is a
+/// placeholder: each nonce places its own).
+pub const ALL_CHALLENGES: [Challenge; 6] = [
+    Challenge::Blink,
+    Challenge::TurnLeft,
+    Challenge::TurnRight,
+    Challenge::LookUp,
+    Challenge::LookDown,
+    Challenge::MoveCloser(CloserOutline {
+        scale_pct: CloserOutline::SCALE_PCT.0,
+        dx_pct: 0,
+        dy_pct: 0,
+    }),
+];
 
-/// The liveness challenges for the payment that uses `nonce`, from the full set: 2 or 3 of them, never the same
-/// twice in a row. Equal to [`challenges_for_nonce_in`]`(nonce, &ALL_CHALLENGES)`.
+/// The liveness challenges for the payment that uses `nonce`, from the full set: 3 or 4 of them, never the same
+/// kind twice in a row, a move-closer carrying the nonce's outline. Equal to
+/// [`challenges_for_nonce_in`]`(nonce, &ALL_CHALLENGES)`.
 ///
-/// Derivation (normative, see `docs/protocol.md`): `d = SHA-256("FacePay challenges v1" || nonce)`;
-/// count `n = 2 + (d[0] & 1)`; the first challenge is `[blink, turn_left, turn_right][d[1] % 3]`; each next one
-/// at index `i` (1-based) is `(previous + 1 + (d[1 + i] & 1)) % 3`.
+/// Derivation (normative, see `docs/protocol.md`): `d = SHA-256("FacePay challenges v2" || nonce)`;
+/// count `n = 3 + (d[0] & 1)`; the first challenge is `C[d[1] mod k]`; each next one at index `i` (1-based) is
+/// `(previous + 1 + d[1 + i] mod (k − 1)) mod k`; the move-closer outline comes from `d[8..11]`
+/// ([`CloserOutline`]).
 pub fn challenges_for_nonce(nonce: &[u8; 32]) -> Vec<Challenge> {
     challenges_for_nonce_in(nonce, &ALL_CHALLENGES)
 }
 
 /// The challenges for `nonce` drawn from a server's configured challenge `set` (a server policy, e.g. blink only
-/// where turning the head is impractical). The set is taken in canonical order without duplicates (`k` entries;
-/// an empty set means all three); the derivation is the one of [`challenges_for_nonce`] with `% 3` replaced by
-/// `% k`, so the full set gives exactly its lists.
+/// where moving the head is impractical). The set is taken by kind in canonical order without duplicates (`k`
+/// kinds; an empty set means all six); with `k = 1` the list repeats that challenge.
 pub fn challenges_for_nonce_in(nonce: &[u8; 32], set: &[Challenge]) -> Vec<Challenge> {
-    let allowed: Vec<Challenge> = ALL_CHALLENGES
-        .into_iter()
-        .filter(|c| set.is_empty() || set.contains(c))
-        .collect();
-    let k = allowed.len();
     let mut ctx = digest::Context::new(&digest::SHA256);
     ctx.update(CHALLENGE_DOMAIN);
     ctx.update(nonce);
     let d = ctx.finish();
     let d = d.as_ref();
-    let count = 2 + usize::from(d[0] & 1);
+    let outline = CloserOutline::from_digest([d[8], d[9], d[10]]);
+    let allowed: Vec<Challenge> = ALL_CHALLENGES
+        .into_iter()
+        .filter(|c| set.is_empty() || set.iter().any(|s| s.same_kind(*c)))
+        .map(|c| match c {
+            Challenge::MoveCloser(_) => Challenge::MoveCloser(outline),
+            other => other,
+        })
+        .collect();
+    let k = allowed.len();
+    let count = 3 + usize::from(d[0] & 1);
     let mut index = usize::from(d[1]) % k;
     let mut out = vec![allowed[index]];
     for i in 1..count {
-        index = (index + 1 + usize::from(d[1 + i] & 1)) % k;
+        if k > 1 {
+            index = (index + 1 + usize::from(d[1 + i]) % (k - 1)) % k;
+        }
         out.push(allowed[index]);
     }
     out
@@ -335,7 +460,7 @@ pub fn challenges_for_nonce_in(nonce: &[u8; 32], set: &[Challenge]) -> Vec<Chall
 /// Whether `challenges` is the list [`challenges_for_nonce_in`] derives from `nonce` for some challenge set (the
 /// device's check of a server answer: it does not know the server's configured set).
 pub fn is_nonce_challenge_list(nonce: &[u8; 32], challenges: &[Challenge]) -> bool {
-    (1u8..8).any(|mask| {
+    (1u8..64).any(|mask| {
         let set: Vec<Challenge> = ALL_CHALLENGES
             .into_iter()
             .enumerate()

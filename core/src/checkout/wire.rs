@@ -287,6 +287,8 @@ pub enum ErrorCode {
     InvalidRequest,
     /// 400: the `payload` bytes are not a valid canonical payload.
     MalformedPayload,
+    /// 400: the payload is of another protocol version (e.g. a `v1` payload sent to a `v2` server).
+    UnsupportedProtocolVersion,
     /// 400: `Idempotency-Key` header missing or not 1..=255 visible ASCII characters.
     InvalidIdempotencyKey,
     /// 401: missing or wrong bearer credential (merchant API key, client token).
@@ -383,6 +385,7 @@ impl ErrorCode {
             MalformedJson
             | InvalidRequest
             | MalformedPayload
+            | UnsupportedProtocolVersion
             | InvalidIdempotencyKey
             | InvalidPublicKey => 400,
             Unauthorized | InvalidEnrollmentToken => 401,
@@ -440,6 +443,7 @@ impl ErrorCode {
             MalformedJson => "malformed_json",
             InvalidRequest => "invalid_request",
             MalformedPayload => "malformed_payload",
+            UnsupportedProtocolVersion => "unsupported_protocol_version",
             InvalidIdempotencyKey => "invalid_idempotency_key",
             Unauthorized => "unauthorized",
             NotFound => "not_found",

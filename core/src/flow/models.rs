@@ -4,15 +4,16 @@
 
 use super::{ConfigSetting, FacePayError};
 use crate::template::model_id;
-use crate::vision::antispoof::MODEL_NAMES as ANTISPOOF_MODELS;
 use crate::vision::model::ModelManifest;
 use crate::vision::model::sha256_hex;
-use crate::vision::pipeline::{DETECTOR_MODEL, MESH_MODEL};
 
 /// Model facts read once from `models/manifest.toml`.
 #[derive(Debug, Clone, PartialEq)]
 pub struct ModelInfo {
-    /// `name@sha256-prefix` of every model that takes part (detector, mesh, embedder, anti-spoof when loaded).
+    /// `name@sha256-prefix` of every model that takes part: the stages the pipeline actually loaded (detector,
+    /// mesh, eyes, embedder, and the anti-spoof models when loaded; see [`Vision::model_names`]).
+    ///
+    /// [`Vision::model_names`]: crate::vision::pipeline::Vision::model_names
     pub versions: Vec<String>,
     /// The (fused) embedder's id, as stored in templates: `name@sha256-prefix` for one model; for several, their
     /// names joined by `.` and a prefix of the sha256 of every model's ONNX hash and weight.
@@ -24,11 +25,14 @@ pub struct ModelInfo {
 }
 
 impl ModelInfo {
-    /// Reads a parsed manifest; `with_antispoof` adds the anti-spoof models' versions. A manifest without a
-    /// `[calibration]` for the pipeline's embedder is a [`FacePayError::Config`].
+    /// Reads a parsed manifest for the loaded models named `loaded` (in pipeline order, see
+    /// [`Vision::model_names`]). A manifest without a `[calibration]` for the pipeline's embedders is a
+    /// [`FacePayError::Config`].
+    ///
+    /// [`Vision::model_names`]: crate::vision::pipeline::Vision::model_names
     pub fn from_manifest(
         manifest: &ModelManifest,
-        with_antispoof: bool,
+        loaded: &[String],
     ) -> Result<Self, FacePayError> {
         let version = |name: &str| -> Result<String, FacePayError> {
             let entry = manifest.entry(name)?;
@@ -36,12 +40,7 @@ impl ModelInfo {
                 .map_err(|e| FacePayError::config(ConfigSetting::ModelManifest, e))
         };
         let calibration = manifest.calibration()?;
-        let mut names = vec![DETECTOR_MODEL, MESH_MODEL];
-        names.extend(calibration.embedders.iter().map(|p| p.name.as_str()));
-        if with_antispoof {
-            names.extend(ANTISPOOF_MODELS);
-        }
-        let versions = names
+        let versions = loaded
             .iter()
             .map(|n| version(n))
             .collect::<Result<Vec<_>, _>>()?;

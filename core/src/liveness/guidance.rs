@@ -2,9 +2,8 @@
 
 use serde::{Deserialize, Serialize};
 
-use super::Challenge;
-use super::challenge_name;
 use super::policy::OvalPolicy;
+use crate::checkout::protocol::{Challenge, CloserOutline};
 
 /// The head outline, in normalised coordinates of the upright image the session analysed (after the frame's
 /// rotation and mirror flags are applied): centre `(cx, cy)`, semi-axes `rx` (fraction of the width) and `ry`
@@ -40,6 +39,18 @@ impl Oval {
         }
     }
 
+    /// The larger outline of a move-closer challenge: `outline`'s scale applied to both semi-axes, its centre
+    /// moved by the outline's offset.
+    pub fn closer(&self, outline: &CloserOutline) -> Self {
+        let k = f32::from(outline.scale_pct) / 100.0;
+        Self {
+            cx: self.cx + f32::from(outline.dx_pct) / 100.0,
+            cy: self.cy + f32::from(outline.dy_pct) / 100.0,
+            rx: self.rx * k,
+            ry: self.ry * k,
+        }
+    }
+
     /// The same outline seen in a horizontally mirrored preview.
     pub fn mirrored(&self) -> Self {
         Self {
@@ -56,11 +67,87 @@ impl Oval {
     }
 }
 
+/// A head action the session tells apart while a challenge is pending (blinks are not among them: they are
+/// involuntary and never count against the shopper).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+#[cfg_attr(feature = "uniffi", derive(uniffi::Enum))]
+pub enum HeadAction {
+    /// Yaw towards the shopper's left.
+    TurnLeft,
+    /// Yaw towards the shopper's right.
+    TurnRight,
+    /// Pitch up.
+    LookUp,
+    /// Pitch down.
+    LookDown,
+    /// The face grew (came closer).
+    MoveCloser,
+}
+
+impl HeadAction {
+    /// The snake_case name.
+    pub fn name(self) -> &'static str {
+        match self {
+            HeadAction::TurnLeft => "turn_left",
+            HeadAction::TurnRight => "turn_right",
+            HeadAction::LookUp => "look_up",
+            HeadAction::LookDown => "look_down",
+            HeadAction::MoveCloser => "move_closer",
+        }
+    }
+}
+
 /// Why a session failed.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "code", rename_all = "snake_case")]
 #[cfg_attr(feature = "uniffi", derive(uniffi::Enum))]
 pub enum FailReason {
+    /// The head started moving sooner after the prompt than a human can react: not a response to it.
+    Anticipated {
+        /// The challenge prompted.
+        challenge: Challenge,
+        /// The action seen.
+        seen: HeadAction,
+        /// Seconds from the prompt to the action's start.
+        after_s: f32,
+    },
+    /// While a challenge was pending, another head action was made (the other way, another axis, or moving
+    /// while a blink was asked).
+    ContraryAction {
+        /// The challenge prompted.
+        challenge: Challenge,
+        /// The action seen instead.
+        seen: HeadAction,
+        /// Seconds from the prompt.
+        after_s: f32,
+    },
+    /// The asked action was started, abandoned and started again: a second action, not one response.
+    RepeatedAction {
+        /// The challenge prompted.
+        challenge: Challenge,
+        /// Seconds from the prompt.
+        after_s: f32,
+    },
+    /// The asked action did not start within the response window.
+    NoResponse {
+        /// The challenge prompted.
+        challenge: Challenge,
+        /// The window, seconds from the prompt.
+        within_s: f32,
+    },
+    /// The asked action started but was not completed within its window.
+    Incomplete {
+        /// The challenge prompted.
+        challenge: Challenge,
+        /// The window, seconds from the prompt.
+        within_s: f32,
+    },
+    /// Between two challenges the face did not come back to a still, frontal pose in the outline in time.
+    NoNeutralPose {
+        /// The wait allowed, seconds.
+        within_s: f32,
+    },
     /// The fused passive anti-spoof score is below the policy threshold.
     PassiveSpoof {
         /// The fused score.
@@ -87,6 +174,51 @@ impl std::fmt::Display for FailReason {
                     "the policy requires passive anti-spoof and its models are not installed"
                 )
             }
+            FailReason::Anticipated {
+                challenge,
+                seen,
+                after_s,
+            } => write!(
+                f,
+                "{} started {after_s:.2} s after the {} prompt: sooner than a human reacts",
+                seen.name(),
+                challenge.name()
+            ),
+            FailReason::ContraryAction {
+                challenge,
+                seen,
+                after_s,
+            } => write!(
+                f,
+                "{} while {} was asked ({after_s:.2} s after the prompt)",
+                seen.name(),
+                challenge.name()
+            ),
+            FailReason::RepeatedAction { challenge, after_s } => write!(
+                f,
+                "{} was started a second time ({after_s:.2} s after the prompt)",
+                challenge.name()
+            ),
+            FailReason::NoResponse {
+                challenge,
+                within_s,
+            } => write!(
+                f,
+                "{} did not start within {within_s} s of its prompt",
+                challenge.name()
+            ),
+            FailReason::Incomplete {
+                challenge,
+                within_s,
+            } => write!(
+                f,
+                "{} was not completed within {within_s} s of its prompt",
+                challenge.name()
+            ),
+            FailReason::NoNeutralPose { within_s } => write!(
+                f,
+                "the face did not hold a still, frontal pose in the outline within {within_s} s between challenges"
+            ),
         }
     }
 }
@@ -103,13 +235,6 @@ pub enum TimeoutReason {
     },
     /// The face was not held in the outline in time.
     Alignment {
-        /// The limit, in seconds.
-        limit_s: f64,
-    },
-    /// A challenge was not done in time after its prompt.
-    Challenge {
-        /// The challenge asked.
-        challenge: Challenge,
         /// The limit, in seconds.
         limit_s: f64,
     },
@@ -135,11 +260,6 @@ impl std::fmt::Display for TimeoutReason {
             TimeoutReason::Alignment { limit_s } => {
                 write!(f, "the face was not held in the outline within {limit_s} s")
             }
-            TimeoutReason::Challenge { challenge, limit_s } => write!(
-                f,
-                "challenge {} was not done within {limit_s} s",
-                challenge_name(*challenge)
-            ),
             TimeoutReason::PassiveSamples {
                 samples,
                 needed,
@@ -186,6 +306,12 @@ pub enum GuidanceState {
     TurnLeft,
     /// Challenge: turn the head to your right.
     TurnRight,
+    /// Challenge: look up.
+    LookUp,
+    /// Challenge: look down.
+    LookDown,
+    /// Challenge: move closer until the face fills the larger outline shown, then back.
+    FillOutline,
     /// All challenges done; the verdict is being computed.
     Verifying,
     /// Verdict: live.
@@ -216,6 +342,9 @@ impl GuidanceState {
             GuidanceState::Blink => "liveness.blink",
             GuidanceState::TurnLeft => "liveness.turn_left",
             GuidanceState::TurnRight => "liveness.turn_right",
+            GuidanceState::LookUp => "liveness.look_up",
+            GuidanceState::LookDown => "liveness.look_down",
+            GuidanceState::FillOutline => "liveness.fill_outline",
             GuidanceState::Verifying => "liveness.verifying",
             GuidanceState::Passed => "liveness.passed",
             GuidanceState::Failed { .. } => "liveness.failed",
@@ -239,11 +368,27 @@ impl GuidanceState {
             GuidanceState::Blink => "Blink",
             GuidanceState::TurnLeft => "Turn your head to your left, then back",
             GuidanceState::TurnRight => "Turn your head to your right, then back",
+            GuidanceState::LookUp => "Look up, then back",
+            GuidanceState::LookDown => "Look down, then back",
+            GuidanceState::FillOutline => "Move closer to fill the larger outline, then back",
             GuidanceState::Verifying => "Verifying…",
             GuidanceState::Passed => "Done",
             GuidanceState::Failed { .. } => "We could not verify you",
             GuidanceState::TimedOut => "Time is up: please try again",
         }
+    }
+
+    /// Whether this is a challenge prompt (a response to it is being timed).
+    pub fn is_challenge(&self) -> bool {
+        matches!(
+            self,
+            GuidanceState::Blink
+                | GuidanceState::TurnLeft
+                | GuidanceState::TurnRight
+                | GuidanceState::LookUp
+                | GuidanceState::LookDown
+                | GuidanceState::FillOutline
+        )
     }
 
     /// True for `Passed`, `Failed` and `TimedOut`: the session is over.

@@ -2,18 +2,21 @@
 //! pixels, no I/O, no per-frame history: its memory does not grow with the number of frames.
 //!
 //! Phases: **aligning** (face in the outline, quality gates passed, held still with eyes open for
-//! `placement.hold_s`) ▸ **challenges** (in the order given, each with its own timeout) ▸ **verifying** (enough
-//! passive samples, when the models are present) ▸ verdict. Losing the face for longer than
-//! `timing.max_face_gap_s` during the challenges sends the session back to aligning with the challenges reset, so
-//! the face that did the challenges is the one that was aligned.
+//! `placement.hold_s`) ▸ **challenges** (in the order given; each prompt is answered within windows measured from
+//! the moment it is first shown, see [`super::challenge`]) with a **neutral** hold (`response.neutral_hold_s`:
+//! still, frontal, in the outline) before every prompt after the first ▸ **verifying** (enough passive samples,
+//! when the models are present) ▸ verdict. Losing the face for longer than `timing.max_face_gap_s` during the
+//! challenges sends the session back to aligning with the challenges reset, so the face that did the challenges
+//! is the one that was aligned.
 //!
 //! Timestamps are seconds in any origin; a timestamp that is not finite or goes backwards counts as the previous
 //! one. At most 0.5 s of a gap between two frames counts towards a hold.
 
-use super::challenge::{Challenge, Detector};
+use super::challenge::{Challenge, Neutral, Response, Step};
 use super::gates::{Gates, Placement, frame_is_good};
 use super::guidance::{FailReason, Guidance, GuidanceState, Oval, TimeoutReason};
 use super::observation::{FaceObservation, Observation};
+use super::passive::PassiveSamples;
 use super::policy::LivenessPolicy;
 use super::verdict::{ChallengeRecord, Outcome, PassiveMode, Verdict, to_hex};
 
@@ -29,12 +32,14 @@ const MIN_BASELINE: f32 = 0.15;
 enum Phase {
     /// Bringing the face into the outline; `held_s` of still, in-place time so far.
     Aligning { since: f64, held_s: f64 },
-    /// Doing challenge `index`, started at `since`.
-    Challenge {
+    /// Holding the neutral pose before prompt `index`, since `since`.
+    Neutral {
         index: usize,
         since: f64,
-        detector: Detector,
+        held_s: f64,
     },
+    /// Challenge `index` is prompted and being answered.
+    Challenge { index: usize, response: Response },
     /// Gathering the last passive samples.
     Verifying { since: f64 },
     /// The verdict is out.
@@ -64,17 +69,33 @@ impl Debounce {
     }
 }
 
-/// Running mean of the passive anti-spoof scores.
+/// Mean pose over a hold: the neutral reference of the next prompt.
 #[derive(Debug, Clone, Copy, Default)]
-struct PassiveAcc {
-    sum: f64,
+struct PoseAcc {
+    yaw: f64,
+    pitch: f64,
+    height: f64,
     count: u32,
-    last_frame: Option<u64>,
 }
 
-impl PassiveAcc {
-    fn mean(&self) -> Option<f32> {
-        (self.count > 0).then(|| (self.sum / f64::from(self.count)) as f32)
+impl PoseAcc {
+    fn add(&mut self, face: &FaceObservation) {
+        let (_, y0, _, y1) = face.extent();
+        if face.yaw_deg.is_finite() && face.pitch_deg.is_finite() && (y1 - y0).is_finite() {
+            self.yaw += f64::from(face.yaw_deg);
+            self.pitch += f64::from(face.pitch_deg);
+            self.height += f64::from(y1 - y0);
+            self.count += 1;
+        }
+    }
+
+    fn mean(&self) -> Option<Neutral> {
+        let n = f64::from(self.count);
+        (self.count > 0).then(|| Neutral {
+            yaw: (self.yaw / n) as f32,
+            pitch: (self.pitch / n) as f32,
+            height: (self.height / n) as f32,
+        })
     }
 }
 
@@ -94,10 +115,12 @@ pub struct LivenessMachine {
     last_t: f64,
     last_face_t: f64,
     prev_center: Option<(f32, f32)>,
+    hold_pose: PoseAcc,
+    first_neutral: Option<Neutral>,
     baseline: [f32; BASELINE_SAMPLES],
     baseline_len: usize,
     baseline_next: usize,
-    passive: PassiveAcc,
+    passive: PassiveSamples,
     progress: f32,
     verdict: Option<Verdict>,
     last_guidance: Option<Guidance>,
@@ -124,6 +147,7 @@ impl LivenessMachine {
             .iter()
             .map(|&challenge| ChallengeRecord {
                 challenge,
+                prompted_at_s: None,
                 satisfied_frame: None,
                 satisfied_at_s: None,
             })
@@ -145,10 +169,12 @@ impl LivenessMachine {
             last_t: 0.0,
             last_face_t: 0.0,
             prev_center: None,
+            hold_pose: PoseAcc::default(),
+            first_neutral: None,
             baseline: [0.0; BASELINE_SAMPLES],
             baseline_len: 0,
             baseline_next: 0,
-            passive: PassiveAcc::default(),
+            passive: PassiveSamples::default(),
             progress: 0.0,
             verdict: None,
             last_guidance: None,
@@ -185,14 +211,14 @@ impl LivenessMachine {
         self.passive_available
     }
 
-    /// Mean of the passive scores received so far.
+    /// The session aggregate (`passive.aggregate`) of the passive scores received so far.
     pub fn passive_score(&self) -> Option<f32> {
-        self.passive.mean()
+        self.passive.aggregate(self.policy.passive.aggregate)
     }
 
     /// Number of passive scores received so far.
     pub fn passive_samples(&self) -> u32 {
-        self.passive.count
+        self.passive.count()
     }
 
     /// The guidance of the last frame pushed.
@@ -204,19 +230,9 @@ impl LivenessMachine {
     /// session is running, there is exactly one good face (lit, sharp, large, frontal), fewer than
     /// `passive.max_samples` were taken and the last one is at least `passive.every_n_frames` frames back.
     pub fn wants_passive_sample(&self, obs: &Observation) -> bool {
-        let p = &self.policy.passive;
         self.passive_available
             && self.verdict.is_none()
-            && self.passive.count < p.max_samples
-            && self
-                .passive
-                .last_frame
-                .is_none_or(|last| self.frames - last >= p.every_n_frames)
-            && obs.face_count == 1
-            && obs
-                .face
-                .as_ref()
-                .is_some_and(|f| frame_is_good(f, &self.policy))
+            && self.passive.wants(&self.policy, self.frames, obs)
     }
 
     /// Whether `face` is good enough to be the best frame for matching (lit, sharp, large, frontal, eyes open).
@@ -256,10 +272,17 @@ impl LivenessMachine {
             self.step(obs, index, t, dt, &oval);
         }
         let state = self.display.map_or(GuidanceState::NoFace, |d| d.shown);
+        let shown_oval = match &self.phase {
+            Phase::Challenge { response, .. } => match response.challenge() {
+                Challenge::MoveCloser(outline) => oval.closer(&outline),
+                _ => oval,
+            },
+            _ => oval,
+        };
         let g = Guidance {
             frame_index: index,
             state,
-            oval,
+            oval: shown_oval,
             progress: self.progress.clamp(0.0, 1.0),
             message_key: state.message_key(),
             message: state.default_text(),
@@ -281,12 +304,10 @@ impl LivenessMachine {
             if eye.is_finite() {
                 self.add_baseline(eye);
             }
-            if let Some(score) = face.passive_score.filter(|s| s.is_finite())
-                && self.passive.count < self.policy.passive.max_samples
+            if let Some(score) = face.passive_score
+                && self.passive.count() < self.policy.passive.max_samples
             {
-                self.passive.sum += f64::from(score.clamp(0.0, 1.0));
-                self.passive.count += 1;
-                self.passive.last_frame = Some(index);
+                self.passive.add(index, score);
             }
         }
         let absent = match (obs.face_count, single) {
@@ -301,8 +322,8 @@ impl LivenessMachine {
 
         // A clear spoof needs no more frames.
         let pp = &self.policy.passive;
-        if self.passive.count >= pp.early_fail_samples
-            && let Some(score) = self.passive.mean()
+        if self.passive.count() >= pp.early_fail_samples
+            && let Some(score) = self.passive_score()
             && score < pp.threshold
         {
             return self.finish_failed(
@@ -338,44 +359,74 @@ impl LivenessMachine {
                     0.25 * (held_s / self.policy.placement.hold_s.max(1e-9)).min(1.0) as f32;
                 if held_s >= self.policy.placement.hold_s {
                     self.prev_center = None;
+                    self.first_neutral = self.hold_pose.mean();
                     self.start_challenge(0, index, t);
                 } else {
                     self.phase = Phase::Aligning { since, held_s };
                     self.show(wanted, t);
                 }
             }
-            Phase::Challenge {
+            Phase::Neutral {
                 index: ci,
                 since,
-                mut detector,
+                held_s,
             } => {
-                if t - since > self.policy.timing.challenge_timeout_s {
-                    let reason = TimeoutReason::Challenge {
-                        challenge: self.challenges[ci],
-                        limit_s: self.policy.timing.challenge_timeout_s,
+                let wait = self.policy.response.neutral_timeout_s;
+                if t - since > wait {
+                    return self.finish_failed(
+                        FailReason::NoNeutralPose {
+                            within_s: wait as f32,
+                        },
+                        index,
+                        t,
+                    );
+                }
+                let (wanted, held_s) = match (absent, single) {
+                    (None, Some(face)) if self.is_neutral(face) => {
+                        self.align_frame(face, oval, held_s, dt)
+                    }
+                    (None, Some(face)) => {
+                        self.prev_center = Some(Placement::measure(face, oval).center);
+                        self.hold_pose = PoseAcc::default();
+                        (GuidanceState::LookStraight, 0.0)
+                    }
+                    _ => (state_or_no_face(absent), 0.0),
+                };
+                if held_s >= self.policy.response.neutral_hold_s {
+                    self.prev_center = None;
+                    self.start_challenge(ci, index, t);
+                } else {
+                    self.phase = Phase::Neutral {
+                        index: ci,
+                        since,
+                        held_s,
                     };
-                    return self.finish_timed_out(reason, index, t);
+                    self.show(wanted, t);
+                }
+            }
+            Phase::Challenge {
+                index: ci,
+                mut response,
+            } => {
+                if let Some(reason) = response.expired(t, &self.policy) {
+                    return self.finish_failed(reason, index, t);
                 }
                 match single {
                     Some(face) => {
                         let baseline = self.baseline();
-                        let done = detector.update(
-                            face,
-                            t,
-                            baseline,
-                            &self.policy.blink,
-                            &self.policy.turn,
-                        );
-                        if done {
-                            self.records[ci].satisfied_frame = Some(index);
-                            self.records[ci].satisfied_at_s = Some(t - start);
-                            return self.start_challenge(ci + 1, index, t);
+                        match response.update(face, t, oval, baseline, &self.policy) {
+                            Step::Done => {
+                                self.records[ci].satisfied_frame = Some(index);
+                                self.records[ci].satisfied_at_s = Some(t - start);
+                                return self.start_neutral(ci + 1, index, t);
+                            }
+                            Step::Fail(reason) => return self.finish_failed(reason, index, t),
+                            Step::Pending => {}
                         }
-                        self.set_challenge_progress(ci, detector.partial());
+                        self.set_challenge_progress(ci, response.partial());
                         self.phase = Phase::Challenge {
                             index: ci,
-                            since,
-                            detector,
+                            response,
                         };
                         self.show(prompt(self.challenges[ci]), t);
                     }
@@ -383,20 +434,21 @@ impl LivenessMachine {
                         if t - self.last_face_t > self.policy.timing.max_face_gap_s {
                             // Someone else may be in front of the camera now: start again from the outline.
                             for r in &mut self.records {
+                                r.prompted_at_s = None;
                                 r.satisfied_frame = None;
                                 r.satisfied_at_s = None;
                             }
+                            self.hold_pose = PoseAcc::default();
                             self.phase = Phase::Aligning {
                                 since: t,
                                 held_s: 0.0,
                             };
                             self.progress = 0.0;
                         } else {
-                            detector.reset();
+                            response.face_lost();
                             self.phase = Phase::Challenge {
                                 index: ci,
-                                since,
-                                detector,
+                                response,
                             };
                         }
                         self.show(state_or_no_face(absent), t);
@@ -424,6 +476,7 @@ impl LivenessMachine {
         });
         self.prev_center = Some(placement.center);
         if wanted != GuidanceState::HoldStill || moved {
+            self.hold_pose = PoseAcc::default();
             return (wanted, 0.0);
         }
         let eye = face.mean_eye_openness();
@@ -431,16 +484,59 @@ impl LivenessMachine {
             // Eyes closed (a blink): the hold pauses rather than restarting.
             return (wanted, held_s);
         }
+        self.hold_pose.add(face);
         (wanted, held_s + dt)
     }
 
-    /// Starts challenge `ci` (or verifying when all are done) at frame `index`, time `t`.
-    fn start_challenge(&mut self, ci: usize, index: u64, t: f64) {
+    /// Whether `face` is back near the pose it held when aligned: yaw and pitch within
+    /// `response.neutral_max_drift_deg`, size within `response.neutral_max_scale`.
+    fn is_neutral(&self, face: &FaceObservation) -> bool {
+        let Some(n) = self.first_neutral else {
+            return true;
+        };
+        let (_, y0, _, y1) = face.extent();
+        let growth = (y1 - y0) / n.height.max(f32::EPSILON);
+        let drift = self.policy.response.neutral_max_drift_deg;
+        (face.yaw_deg - n.yaw).abs() <= drift
+            && (face.pitch_deg - n.pitch).abs() <= drift
+            && growth <= self.policy.response.neutral_max_scale
+            && growth >= 1.0 / self.policy.response.neutral_max_scale
+    }
+
+    /// After challenge `ci − 1`: the neutral hold before prompt `ci`, or verifying when all are done.
+    fn start_neutral(&mut self, ci: usize, index: u64, t: f64) {
         if ci < self.challenges.len() {
-            self.phase = Phase::Challenge {
+            self.hold_pose = PoseAcc::default();
+            self.prev_center = None;
+            self.phase = Phase::Neutral {
                 index: ci,
                 since: t,
-                detector: Detector::new(self.challenges[ci]),
+                held_s: 0.0,
+            };
+            self.set_challenge_progress(ci, 0.0);
+            self.force(GuidanceState::HoldStill, t);
+        } else {
+            self.start_challenge(ci, index, t);
+        }
+    }
+
+    /// Prompts challenge `ci` (or starts verifying when all are done) at frame `index`, time `t`: the pose held
+    /// until now is its neutral reference.
+    fn start_challenge(&mut self, ci: usize, index: u64, t: f64) {
+        if ci < self.challenges.len() {
+            let neutral = self
+                .hold_pose
+                .mean()
+                .or(self.first_neutral)
+                .unwrap_or(Neutral {
+                    yaw: 0.0,
+                    pitch: 0.0,
+                    height: 1.0,
+                });
+            self.records[ci].prompted_at_s = Some(t - self.start_t.unwrap_or(t));
+            self.phase = Phase::Challenge {
+                index: ci,
+                response: Response::new(self.challenges[ci], t, neutral),
             };
             self.set_challenge_progress(ci, 0.0);
             self.force(prompt(self.challenges[ci]), t);
@@ -460,8 +556,8 @@ impl LivenessMachine {
             }
             return self.finish(Ending::Passed, index, t);
         }
-        if self.passive.count >= pp.min_samples
-            && let Some(score) = self.passive.mean()
+        if self.passive.count() >= pp.min_samples
+            && let Some(score) = self.passive_score()
         {
             if score >= pp.threshold {
                 return self.finish(Ending::Passed, index, t);
@@ -477,13 +573,13 @@ impl LivenessMachine {
         }
         if t - since > self.policy.timing.verify_timeout_s {
             let reason = TimeoutReason::PassiveSamples {
-                samples: self.passive.count,
+                samples: self.passive.count(),
                 needed: pp.min_samples,
                 limit_s: self.policy.timing.verify_timeout_s,
             };
             return self.finish_timed_out(reason, index, t);
         }
-        self.progress = 0.9 + 0.1 * self.passive.count as f32 / pp.min_samples as f32;
+        self.progress = 0.9 + 0.1 * self.passive.count() as f32 / pp.min_samples as f32;
         self.phase = Phase::Verifying { since };
         self.force(GuidanceState::Verifying, t);
     }
@@ -496,8 +592,8 @@ impl LivenessMachine {
     /// Ends in `TimedOut` — unless the passive evidence already says spoof, which takes precedence.
     fn finish_timed_out(&mut self, reason: TimeoutReason, index: u64, t: f64) {
         let pp = &self.policy.passive;
-        if self.passive.count >= pp.min_samples
-            && let Some(score) = self.passive.mean()
+        if self.passive.count() >= pp.min_samples
+            && let Some(score) = self.passive_score()
             && score < pp.threshold
         {
             return self.finish_failed(
@@ -550,8 +646,8 @@ impl LivenessMachine {
             } else {
                 PassiveMode::ActiveOnly
             },
-            passive_score: self.passive.mean(),
-            passive_samples: self.passive.count,
+            passive_score: self.passive_score(),
+            passive_samples: self.passive.count(),
             frames: index + 1,
             time_to_verdict_s: t - self.start_t.unwrap_or(t),
         });
@@ -601,6 +697,9 @@ fn prompt(c: Challenge) -> GuidanceState {
         Challenge::Blink => GuidanceState::Blink,
         Challenge::TurnLeft => GuidanceState::TurnLeft,
         Challenge::TurnRight => GuidanceState::TurnRight,
+        Challenge::LookUp => GuidanceState::LookUp,
+        Challenge::LookDown => GuidanceState::LookDown,
+        Challenge::MoveCloser(_) => GuidanceState::FillOutline,
     }
 }
 

@@ -17,19 +17,23 @@ mod gates;
 mod guidance;
 mod machine;
 mod observation;
+mod passive;
 mod policy;
 mod session;
 mod still;
 mod verdict;
 
-pub use challenge::{Challenge, challenge_name, challenges_for_nonce, parse_challenges};
+pub use challenge::{
+    Challenge, CloserOutline, challenge_name, challenges_for_nonce, parse_challenges,
+};
 pub use error::LivenessError;
-pub use guidance::{FailReason, Guidance, GuidanceState, Oval, TimeoutReason};
+pub use guidance::{FailReason, Guidance, GuidanceState, HeadAction, Oval, TimeoutReason};
 pub use machine::LivenessMachine;
 pub use observation::{FaceObservation, FaceQuality, NormPoint, NormRect, Observation};
+pub use passive::{MAX_PASSIVE_SAMPLES, PassiveAggregate, PassiveSamples};
 pub use policy::{
-    BlinkPolicy, LivenessPolicy, OvalPolicy, PassivePolicy, PlacementPolicy, QualityPolicy,
-    TimingPolicy, TurnPolicy, VisionPolicy,
+    BlinkPolicy, CloserPolicy, LivenessPolicy, LookPolicy, OvalPolicy, PassivePolicy,
+    PlacementPolicy, QualityPolicy, ResponsePolicy, TimingPolicy, TurnPolicy, VisionPolicy,
 };
 pub use session::{BestFrame, FACE_OVAL, LivenessSession, observation};
 pub use still::{StillScore, still_passive_score};

@@ -7,6 +7,7 @@
 use serde::{Deserialize, Serialize};
 
 use super::LivenessError;
+use super::passive::{MAX_PASSIVE_SAMPLES, PassiveAggregate};
 
 /// Thresholds, tolerances and timeouts of a liveness session.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
@@ -22,6 +23,12 @@ pub struct LivenessPolicy {
     pub blink: BlinkPolicy,
     /// Head-turn detection from yaw.
     pub turn: TurnPolicy,
+    /// Look up / down detection from pitch.
+    pub look: LookPolicy,
+    /// Move-closer detection from the face's size and place.
+    pub closer: CloserPolicy,
+    /// Challenge–response timing: the windows measured from each prompt, and the neutral hold between prompts.
+    pub response: ResponsePolicy,
     /// Passive anti-spoof sampling and decision.
     pub passive: PassivePolicy,
     /// Timeouts and anti-flicker timing.
@@ -122,22 +129,84 @@ pub struct BlinkPolicy {
     pub max_yaw_deg: f32,
 }
 
-/// Turn = yaw crosses a threshold towards the asked side, then comes back near frontal.
+/// Turn = yaw (relative to the neutral pose held before the prompt) crosses a threshold towards the asked side,
+/// then comes back near the neutral pose.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct TurnPolicy {
-    /// |yaw| in degrees the head must reach towards the asked side.
+    /// Yaw change in degrees the head must reach towards the asked side.
     pub threshold_deg: f32,
-    /// |yaw| in degrees under which the head counts as back to frontal.
+    /// Yaw change in degrees under which the head counts as back to neutral.
     pub return_deg: f32,
+    /// Yaw change in degrees that counts as the start of a turn (of the asked one, or a contrary one).
+    pub onset_deg: f32,
+}
+
+/// Look up / down = pitch (relative to the neutral pose) crosses a threshold in the asked direction, then comes
+/// back.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct LookPolicy {
+    /// Pitch change in degrees the head must reach in the asked direction.
+    pub threshold_deg: f32,
+    /// Pitch change in degrees under which the head counts as back to neutral.
+    pub return_deg: f32,
+    /// Pitch change in degrees that counts as the start of a nod.
+    pub onset_deg: f32,
+}
+
+/// Move closer = the face grows (face height over its neutral height) until it fills the nonce's larger outline
+/// — grown by at least `min_fill ×` the outline's scale, its centre inside that outline — then shrinks back.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct CloserPolicy {
+    /// Growth needed, as a fraction of the larger outline's scale (0.9: a 1.3× outline needs 1.17× growth).
+    pub min_fill: f32,
+    /// Largest distance of the face centre from the larger outline's centre, in its semi-axis units.
+    pub max_center_offset: f32,
+    /// Growth that counts as the start of an approach.
+    pub onset_scale: f32,
+    /// Growth under which the face counts as back.
+    pub return_scale: f32,
+}
+
+/// Challenge–response timing (seconds, from the moment a prompt is first shown). Human choice reaction times to a
+/// visual cue are 0.3–0.6 s (simple reaction ~0.2–0.25 s is the physiological floor), a head turn or nod takes
+/// ~0.5–1 s there and back, a voluntary blink ~0.3 s; the windows leave room for slow shoppers while a recording,
+/// which never saw the prompt, must happen to start the asked action, and no other, inside them.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ResponsePolicy {
+    /// An action starting sooner than this after its prompt was not a response to it (anticipation): fail.
+    pub min_reaction_s: f64,
+    /// The asked action must start within this.
+    pub max_onset_s: f64,
+    /// A turn or a nod must be done (reached and back) within this.
+    pub max_complete_s: f64,
+    /// A blink must be done (closed and open again) within this.
+    pub blink_max_complete_s: f64,
+    /// A move-closer must be done (outline filled and left) within this.
+    pub closer_max_complete_s: f64,
+    /// Between challenges the face holds still, frontal and in the outline this long before the next prompt.
+    pub neutral_hold_s: f64,
+    /// Longest wait for that neutral hold.
+    pub neutral_timeout_s: f64,
+    /// How far (yaw and pitch, degrees) the neutral pose may drift from the pose the face was aligned in: a
+    /// person's resting pose wanders over a session.
+    pub neutral_max_drift_deg: f32,
+    /// How far the face height of the neutral pose may drift (as a factor, either way) from the aligned height:
+    /// the distance to the camera wanders too.
+    pub neutral_max_scale: f32,
 }
 
 /// Passive anti-spoof (fused MiniFASNet) sampling and decision.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct PassivePolicy {
-    /// Smallest fused score (mean over a session's sampled frames, 1 = real) that passes.
+    /// Smallest session score (`aggregate` of the session's sampled fused scores, 1 = real) that passes.
     pub threshold: f32,
+    /// How the sampled scores become the session score.
+    pub aggregate: PassiveAggregate,
     /// Smallest fused score of a single still image (`facepay eval liveness` stills) that passes. Lower than the
     /// session threshold: one frame, no averaging, and on the MiniFASNet sample stills the live `image_T2` scores
     /// only ~0.47 while the attacks score ≤ 0.29.
@@ -161,8 +230,6 @@ pub struct PassivePolicy {
 pub struct TimingPolicy {
     /// Time allowed to bring the face into the outline and hold it there.
     pub align_timeout_s: f64,
-    /// Time allowed for each challenge.
-    pub challenge_timeout_s: f64,
     /// Time allowed to gather the passive samples after the last challenge.
     pub verify_timeout_s: f64,
     /// Time allowed for the whole session.
@@ -223,11 +290,82 @@ impl Default for BlinkPolicy {
     }
 }
 
+/// One head axis's levels, measured towards the asked side: start, reached, back to neutral.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub(crate) struct AxisLevels {
+    /// The action has started.
+    pub onset: f32,
+    /// The action has gone far enough.
+    pub full: f32,
+    /// Back to neutral after it.
+    pub back: f32,
+}
+
+impl TurnPolicy {
+    /// The yaw levels.
+    pub(crate) fn axis(&self) -> AxisLevels {
+        AxisLevels {
+            onset: self.onset_deg,
+            full: self.threshold_deg,
+            back: self.return_deg,
+        }
+    }
+}
+
+impl LookPolicy {
+    /// The pitch levels.
+    pub(crate) fn axis(&self) -> AxisLevels {
+        AxisLevels {
+            onset: self.onset_deg,
+            full: self.threshold_deg,
+            back: self.return_deg,
+        }
+    }
+}
+
 impl Default for TurnPolicy {
     fn default() -> Self {
         Self {
             threshold_deg: 18.0,
             return_deg: 10.0,
+            onset_deg: 8.0,
+        }
+    }
+}
+
+impl Default for LookPolicy {
+    fn default() -> Self {
+        Self {
+            threshold_deg: 12.0,
+            return_deg: 6.0,
+            onset_deg: 6.0,
+        }
+    }
+}
+
+impl Default for CloserPolicy {
+    fn default() -> Self {
+        Self {
+            min_fill: 0.9,
+            max_center_offset: 0.4,
+            onset_scale: 1.08,
+            return_scale: 1.08,
+        }
+    }
+}
+
+impl Default for ResponsePolicy {
+    fn default() -> Self {
+        Self {
+            min_reaction_s: 0.2,
+            max_onset_s: 1.6,
+            max_complete_s: 5.2,
+            blink_max_complete_s: 2.4,
+            closer_max_complete_s: 5.0,
+            neutral_hold_s: 0.3,
+            neutral_timeout_s: 4.0,
+            neutral_max_drift_deg: 10.0,
+            neutral_max_scale: 1.15,
         }
     }
 }
@@ -235,7 +373,8 @@ impl Default for TurnPolicy {
 impl Default for PassivePolicy {
     fn default() -> Self {
         Self {
-            threshold: 0.95,
+            threshold: 0.21,
+            aggregate: PassiveAggregate::TrimmedMean,
             still_threshold: 0.4,
             min_samples: 3,
             early_fail_samples: 5,
@@ -250,7 +389,6 @@ impl Default for TimingPolicy {
     fn default() -> Self {
         Self {
             align_timeout_s: 8.0,
-            challenge_timeout_s: 10.0,
             verify_timeout_s: 3.0,
             session_timeout_s: 20.0,
             min_prompt_s: 0.25,
@@ -299,6 +437,14 @@ impl LivenessPolicy {
             self.blink.max_yaw_deg,
             self.turn.threshold_deg,
             self.turn.return_deg,
+            self.turn.onset_deg,
+            self.look.threshold_deg,
+            self.look.return_deg,
+            self.look.onset_deg,
+            self.closer.min_fill,
+            self.closer.max_center_offset,
+            self.closer.onset_scale,
+            self.closer.return_scale,
             self.passive.threshold,
             self.passive.still_threshold,
         ];
@@ -309,14 +455,28 @@ impl LivenessPolicy {
             self.placement.hold_s,
             self.blink.max_closed_s,
             self.timing.align_timeout_s,
-            self.timing.challenge_timeout_s,
             self.timing.verify_timeout_s,
             self.timing.session_timeout_s,
             self.timing.min_prompt_s,
             self.timing.max_face_gap_s,
+            self.response.min_reaction_s,
+            self.response.max_onset_s,
+            self.response.max_complete_s,
+            self.response.blink_max_complete_s,
+            self.response.closer_max_complete_s,
+            self.response.neutral_hold_s,
+            self.response.neutral_timeout_s,
         ];
         if times.iter().any(|v| !v.is_finite() || *v < 0.0) {
             return bad("every time must be finite and non-negative");
+        }
+        if !self.response.neutral_max_drift_deg.is_finite()
+            || self.response.neutral_max_drift_deg < 0.0
+        {
+            return bad("response.neutral_max_drift_deg must be finite and non-negative");
+        }
+        if !self.response.neutral_max_scale.is_finite() || self.response.neutral_max_scale < 1.0 {
+            return bad("response.neutral_max_scale must be finite and at least 1");
         }
         if self.oval.semi_axis_y <= 0.0 || self.oval.aspect <= 0.0 {
             return bad("oval semi_axis_y and aspect must be positive");
@@ -330,11 +490,31 @@ impl LivenessPolicy {
         if self.blink.closed_ratio >= self.blink.open_ratio {
             return bad("blink.closed_ratio must be below open_ratio");
         }
-        if self.turn.return_deg >= self.turn.threshold_deg {
-            return bad("turn.return_deg must be below threshold_deg");
+        if self.turn.return_deg >= self.turn.threshold_deg
+            || self.turn.onset_deg >= self.turn.threshold_deg
+        {
+            return bad("turn.return_deg and onset_deg must be below threshold_deg");
         }
-        if self.passive.min_samples == 0 || self.passive.min_samples > self.passive.max_samples {
-            return bad("passive: need 1 <= min_samples <= max_samples");
+        if self.look.return_deg >= self.look.threshold_deg
+            || self.look.onset_deg >= self.look.threshold_deg
+        {
+            return bad("look.return_deg and onset_deg must be below threshold_deg");
+        }
+        if self.closer.onset_scale <= 1.0 || self.closer.return_scale <= 1.0 {
+            return bad("closer.onset_scale and return_scale must be above 1");
+        }
+        let r = &self.response;
+        if r.min_reaction_s >= r.max_onset_s
+            || r.max_onset_s > r.max_complete_s.min(r.blink_max_complete_s)
+            || r.max_onset_s > r.closer_max_complete_s
+        {
+            return bad("response: need min_reaction_s < max_onset_s <= every max_complete");
+        }
+        if self.passive.min_samples == 0
+            || self.passive.min_samples > self.passive.max_samples
+            || self.passive.max_samples as usize > MAX_PASSIVE_SAMPLES
+        {
+            return bad("passive: need 1 <= min_samples <= max_samples <= 32");
         }
         if self.vision.redetect_every == 0 {
             return bad("vision.redetect_every must be at least 1");

@@ -34,6 +34,9 @@ impl Outcome {
 pub struct ChallengeRecord {
     /// The challenge asked.
     pub challenge: Challenge,
+    /// Seconds from the first frame to the moment its prompt was first shown; `None` if it never was.
+    #[serde(default)]
+    pub prompted_at_s: Option<f64>,
     /// Index of the frame where it was satisfied; `None` if it was not.
     pub satisfied_frame: Option<u64>,
     /// Seconds from the first frame to that frame.

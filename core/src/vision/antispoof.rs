@@ -72,6 +72,11 @@ impl AntiSpoof {
         Ok(Self { scorers })
     }
 
+    /// The manifest names of the loaded models, in load order.
+    pub fn model_names(&self) -> Vec<&str> {
+        self.scorers.iter().map(|s| s.runner.name()).collect()
+    }
+
     /// Number of models fused.
     pub fn model_count(&self) -> usize {
         self.scorers.len()

@@ -58,6 +58,11 @@ pub struct Detector {
 }
 
 impl Detector {
+    /// The manifest name of the loaded model.
+    pub fn model_name(&self) -> &str {
+        self.runner.name()
+    }
+
     /// Default minimum score (MediaPipe's threshold for this model).
     pub const DEFAULT_MIN_SCORE: f32 = 0.5;
 

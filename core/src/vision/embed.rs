@@ -51,6 +51,11 @@ pub struct Embedder {
 }
 
 impl Embedder {
+    /// The manifest name of the loaded model.
+    pub fn model_name(&self) -> &str {
+        self.runner.name()
+    }
+
     /// Builds the embedder from its manifest entry and the model bytes (sha256-checked before parsing).
     pub fn new(entry: &ModelEntry, bytes: &[u8]) -> Result<Self, VisionError> {
         let (h, w) = entry.input_hw();
@@ -164,6 +169,11 @@ impl FaceEmbedder {
             })
             .collect::<Result<Vec<_>, VisionError>>()?;
         Ok(Self { parts })
+    }
+
+    /// The manifest names of the fused models, in fusion order.
+    pub fn model_names(&self) -> impl Iterator<Item = &str> {
+        self.parts.iter().map(|(e, _)| e.model_name())
     }
 
     /// Switches flip-averaging on or off for every model.

@@ -72,6 +72,11 @@ pub struct EyeModel {
 }
 
 impl EyeModel {
+    /// The manifest name of the loaded model.
+    pub fn model_name(&self) -> &str {
+        self.runner.name()
+    }
+
     /// Builds the model from its manifest entry and the model bytes (sha256-checked before parsing).
     pub fn new(entry: &ModelEntry, bytes: &[u8]) -> Result<Self, VisionError> {
         Ok(Self {

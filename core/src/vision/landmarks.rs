@@ -201,6 +201,11 @@ pub struct FaceMesh {
 }
 
 impl FaceMesh {
+    /// The manifest name of the loaded model.
+    pub fn model_name(&self) -> &str {
+        self.runner.name()
+    }
+
     /// Builds the mesh model from its manifest entry and the model bytes (sha256-checked before parsing).
     pub fn new(entry: &ModelEntry, bytes: &[u8]) -> Result<Self, VisionError> {
         Ok(Self {

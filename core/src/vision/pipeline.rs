@@ -174,6 +174,21 @@ impl Vision {
         self.track = None;
     }
 
+    /// The manifest names of every loaded stage's model, in pipeline order: detector, mesh, eyes, the fused
+    /// embedders, then the anti-spoof models when loaded. These are the models whose versions a verdict rests on.
+    pub fn model_names(&self) -> Vec<String> {
+        let mut names = vec![
+            self.detector.model_name(),
+            self.mesh.model_name(),
+            self.eyes.model_name(),
+        ];
+        names.extend(self.embedder.model_names());
+        if let Some(a) = &self.antispoof {
+            names.extend(a.model_names());
+        }
+        names.into_iter().map(str::to_owned).collect()
+    }
+
     /// Whether the anti-spoof models are loaded.
     pub fn has_antispoof(&self) -> bool {
         self.antispoof.is_some()

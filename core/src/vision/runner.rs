@@ -46,6 +46,11 @@ impl Runner {
         })
     }
 
+    /// The manifest name of the model.
+    pub(crate) fn name(&self) -> &str {
+        &self.name
+    }
+
     /// Refuses a model whose input is not `width`×`height` (the stage's decoding depends on it).
     pub(crate) fn expect_input(self, width: usize, height: usize) -> Result<Self, VisionError> {
         if (self.width, self.height) != (width, height) {

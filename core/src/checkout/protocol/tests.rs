@@ -66,7 +66,22 @@ fn example_payload_matches_the_documented_vector() {
         hex(&sha256(&bytes)),
         doc_vector("example-payload-sha256").trim()
     );
-    assert_eq!(bytes.len(), 172);
+    assert_eq!(bytes.len(), 177);
+}
+
+#[test]
+fn a_v1_payload_is_refused_with_its_version() {
+    let v1 = unhex(&doc_vector("v1-payload-hex"));
+    assert_eq!((v1.len(), v1[4]), (172, 1));
+    assert_eq!(
+        PaymentPayload::from_canonical_bytes(&v1),
+        Err(ProtocolError::UnsupportedVersion(1))
+    );
+    assert!(
+        ProtocolError::UnsupportedVersion(1)
+            .to_string()
+            .contains("v1")
+    );
 }
 
 #[test]
@@ -92,12 +107,11 @@ fn documented_challenge_vectors_match() {
         let nonce = [u8::from_str_radix(byte, 16).unwrap(); 32];
         let names: Vec<String> = challenges_for_nonce(&nonce)
             .iter()
-            .map(|c| {
-                serde_json::to_value(c)
-                    .unwrap()
-                    .as_str()
-                    .unwrap()
-                    .to_owned()
+            .map(|c| match c {
+                Challenge::MoveCloser(o) => {
+                    format!("move_closer:{}:{}:{}", o.scale_pct, o.dx_pct, o.dy_pct)
+                }
+                other => other.name().to_owned(),
             })
             .collect();
         assert_eq!(names.join(","), list.trim(), "nonce byte {byte}");
@@ -120,7 +134,7 @@ fn canonical_round_trip_is_exact() {
     q.evidence.challenges.clear();
     let bytes = q.to_canonical_bytes();
     assert_eq!(PaymentPayload::from_canonical_bytes(&bytes).unwrap(), q);
-    assert_eq!(bytes.len(), 172 - 4 - 2 - 2 * 12);
+    assert_eq!(bytes.len(), 177 - 4 - (4 + 3) - 2 * 12);
 }
 
 #[test]
@@ -151,7 +165,8 @@ fn malformed_bytes_are_typed_errors() {
         Err(ProtocolError::TrailingBytes(1))
     );
     assert_eq!(with(0, b'X'), Err(ProtocolError::BadMagic));
-    assert_eq!(with(4, 2), Err(ProtocolError::UnsupportedVersion(2)));
+    assert_eq!(with(4, 1), Err(ProtocolError::UnsupportedVersion(1)));
+    assert_eq!(with(4, 3), Err(ProtocolError::UnsupportedVersion(3)));
     // merchant id length 0
     let mut b = good.clone();
     b.splice(5..13, [0u8, 0]);
@@ -175,23 +190,29 @@ fn malformed_bytes_are_typed_errors() {
             value: 9
         })
     );
+    // challenges: count at 119, codes from 120 (turn_left, look_up, turn_left, move_closer + 3 outline bytes)
     assert_eq!(
-        with(120, 4),
+        with(120, 7),
         Err(ProtocolError::InvalidEnum {
             field: "evidence.challenges",
-            value: 4
+            value: 7
         })
     );
+    // the outline's scale (124) and offsets (125, 126) out of bounds
+    assert_eq!(with(124, 124), Err(ProtocolError::InvalidOutline));
+    assert_eq!(with(124, 151), Err(ProtocolError::InvalidOutline));
+    assert_eq!(with(125, 9), Err(ProtocolError::InvalidOutline));
+    assert_eq!(with(126, (-5i8) as u8), Err(ProtocolError::InvalidOutline));
     assert_eq!(
-        with(122, 2),
+        with(127, 2),
         Err(ProtocolError::InvalidEnum {
             field: "evidence.antispoof_score",
             value: 2
         })
     );
-    // anti-spoof score NaN (0x7fc00000) at 123..127
+    // anti-spoof score NaN (0x7fc00000) at 128..132
     let mut b = good.clone();
-    b[123..127].copy_from_slice(&f32::NAN.to_bits().to_be_bytes());
+    b[128..132].copy_from_slice(&f32::NAN.to_bits().to_be_bytes());
     assert!(matches!(
         PaymentPayload::from_canonical_bytes(&b),
         Err(ProtocolError::InvalidScore { .. })
@@ -235,19 +256,62 @@ fn invalid_payloads_do_not_validate_and_do_not_decode() {
 }
 
 #[test]
-fn challenges_are_two_or_three_without_back_to_back_repeats_and_vary() {
+fn challenges_are_three_or_four_without_back_to_back_repeats_and_vary() {
     let mut seen = std::collections::HashSet::new();
-    for i in 0u8..=255 {
+    let mut kinds = std::collections::HashSet::new();
+    let mut outlines = std::collections::HashSet::new();
+    for i in 0u16..2000 {
         let mut nonce = [0u8; 32];
-        nonce[0] = i;
-        nonce[31] = i.wrapping_mul(7);
+        nonce[..2].copy_from_slice(&i.to_be_bytes());
         let c = challenges_for_nonce(&nonce);
-        assert!((2..=3).contains(&c.len()));
-        assert!(c.windows(2).all(|w| w[0] != w[1]));
+        assert!((3..=4).contains(&c.len()));
+        assert!(c.windows(2).all(|w| !w[0].same_kind(w[1])));
         assert_eq!(c, challenges_for_nonce(&nonce));
+        for ch in &c {
+            kinds.insert(ch.name());
+            if let Challenge::MoveCloser(o) = ch {
+                assert!(o.is_valid(), "{o:?}");
+                outlines.insert(*o);
+            }
+        }
         seen.insert(c);
     }
-    assert!(seen.len() > 10, "only {} distinct lists", seen.len());
+    assert_eq!(kinds.len(), 6, "{kinds:?}");
+    assert!(seen.len() > 500, "only {} distinct lists", seen.len());
+    assert!(
+        outlines.len() > 100,
+        "only {} outline placements",
+        outlines.len()
+    );
+}
+
+#[test]
+fn a_restricted_set_keeps_its_kinds_and_the_nonce_outline() {
+    let nonce = [3u8; 32];
+    let only_blink = challenges_for_nonce_in(&nonce, &[Challenge::Blink]);
+    assert!(
+        (3..=4).contains(&only_blink.len()) && only_blink.iter().all(|c| *c == Challenge::Blink)
+    );
+    let closer = challenges_for_nonce_in(
+        &nonce,
+        &[
+            Challenge::MoveCloser(CloserOutline::default()),
+            Challenge::Blink,
+        ],
+    );
+    let full = challenges_for_nonce(&nonce);
+    let outline = full.iter().find_map(|c| match c {
+        Challenge::MoveCloser(o) => Some(*o),
+        _ => None,
+    });
+    assert!(
+        closer
+            .iter()
+            .any(|c| matches!(c, Challenge::MoveCloser(o) if Some(*o) == outline))
+    );
+    assert!(is_nonce_challenge_list(&nonce, &closer));
+    assert!(is_nonce_challenge_list(&nonce, &full));
+    assert!(!is_nonce_challenge_list(&nonce, &[Challenge::Blink; 2]));
 }
 
 #[test]
@@ -255,7 +319,12 @@ fn json_shape_uses_snake_case_and_base64url() {
     let v = serde_json::to_value(example()).unwrap();
     assert_eq!(
         v["evidence"]["challenges"],
-        serde_json::json!(["blink", "turn_left"])
+        serde_json::json!([
+            "turn_left",
+            "look_up",
+            "turn_left",
+            {"move_closer": {"scale_pct": 135, "dx_pct": 4, "dy_pct": -2}}
+        ])
     );
     assert_eq!(v["evidence"]["liveness"], "live");
     assert_eq!(v["nonce"], "AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8");
