@@ -6,6 +6,9 @@ pub mod durability;
 pub mod idempotency;
 pub mod reads;
 pub mod refunds;
+mod sqlite_reader;
+mod sqlite_writer;
+pub mod statement;
 pub mod transaction;
 pub mod webhooks;
 
@@ -13,7 +16,10 @@ use std::str::FromStr;
 
 use sqlx::any::{AnyConnectOptions, AnyPoolOptions};
 use sqlx::{AnyPool, Row};
-use tokio::sync::{mpsc, oneshot};
+
+use self::sqlite_reader::SqliteReader;
+use self::sqlite_writer::{SqliteWriter, WriteGate};
+use self::statement::{Columns, Statement};
 
 use sqlx::migrate::Migrator;
 
@@ -53,12 +59,21 @@ pub enum StoreError {
     /// The SQLite group-commit writer has stopped (the store is shutting down).
     #[error("the database writer has stopped")]
     WriterStopped,
+    /// A column the query always fills was NULL.
+    #[error("column {0} is unexpectedly NULL")]
+    UnexpectedNull(usize),
+    /// The SQLite writer thread could not be started.
+    #[error("cannot start the database writer thread: {0}")]
+    WriterThread(#[source] std::io::Error),
     /// Another query failed.
     #[error("database error: {0}")]
     Query(#[from] sqlx::Error),
+    /// A statement of the SQLite writer failed.
+    #[error("database error: {0}")]
+    Sqlite(#[source] rusqlite::Error),
     /// The SQLite group-commit transaction (shared by several writes) could not begin or commit.
     #[error("database error: {0}")]
-    Batch(std::sync::Arc<sqlx::Error>),
+    Batch(std::sync::Arc<rusqlite::Error>),
 }
 
 impl StoreError {
@@ -66,9 +81,10 @@ impl StoreError {
     /// a conflict or a bug.
     pub fn is_unavailable(&self) -> bool {
         match self {
-            StoreError::WriterStopped => true,
+            StoreError::WriterStopped | StoreError::WriterThread(_) => true,
             StoreError::Query(e) => unavailable(e),
-            StoreError::Batch(e) => unavailable(e),
+            StoreError::Sqlite(e) => sqlite_unavailable(e),
+            StoreError::Batch(e) => sqlite_unavailable(e),
             _ => false,
         }
     }
@@ -79,6 +95,15 @@ fn unavailable(e: &sqlx::Error) -> bool {
     matches!(
         e,
         sqlx::Error::PoolTimedOut | sqlx::Error::PoolClosed | sqlx::Error::Io(_)
+    )
+}
+
+/// Whether an SQLite writer error means the file is locked, full or failing (retrying may succeed).
+fn sqlite_unavailable(e: &rusqlite::Error) -> bool {
+    use rusqlite::ErrorCode as C;
+    matches!(
+        e.sqlite_error_code(),
+        Some(C::DatabaseBusy | C::DatabaseLocked | C::SystemIoFailure | C::DiskFull | C::CannotOpen)
     )
 }
 
@@ -344,21 +369,22 @@ pub struct Store {
     writer: AnyPool,
     /// Pool for reads (SQLite: several WAL readers; PostgreSQL: the same pool as `writer`).
     reader: AnyPool,
-    /// SQLite only: the group-commit task that owns the writer connection for payments.
-    batcher: Option<mpsc::Sender<WriteJob>>,
+    /// SQLite only: the group-commit writer thread (single statements and step lists), the gate sqlx write
+    /// transactions take so they never contend with it, and its connection's durability settings.
+    sqlite: Option<SqliteWrites>,
 }
 
-/// A write statement with all values bound (owned, so it can move to the group-commit task).
-pub type WriteStatement = sqlx::query::Query<'static, sqlx::Any, sqlx::any::AnyArguments>;
-
-/// One write for the group-commit task, and where to send its outcome (rows affected).
-struct WriteJob {
-    statement: WriteStatement,
-    reply: oneshot::Sender<Result<u64, StoreError>>,
+/// SQLite's write path.
+#[derive(Debug, Clone)]
+struct SqliteWrites {
+    writer: SqliteWriter,
+    reader: std::sync::Arc<SqliteReader>,
+    gate: WriteGate,
+    durability: String,
 }
 
-/// Most writes committed in one SQLite transaction.
-const MAX_BATCH: usize = 256;
+/// A write statement with all values bound (owned, so it can move to the group-commit thread).
+pub type WriteStatement = Statement;
 
 impl Store {
     /// Opens (creating an SQLite file if needed) and migrates the database.
@@ -397,7 +423,7 @@ impl Store {
                     backend,
                     writer: writer.clone(),
                     reader: writer,
-                    batcher: None,
+                    sqlite: None,
                 };
                 store.migrate().await?;
                 let reader = AnyPoolOptions::new()
@@ -413,11 +439,16 @@ impl Store {
                     .connect_with(options)
                     .await
                     .map_err(connect)?;
-                let (batcher, jobs) = mpsc::channel(4 * MAX_BATCH);
-                tokio::spawn(group_commit(store.writer.clone(), jobs));
+                let gate = WriteGate::default();
+                let (writer, durability) = SqliteWriter::start(path, sync, gate.clone())?;
                 Store {
                     reader,
-                    batcher: Some(batcher),
+                    sqlite: Some(SqliteWrites {
+                        writer,
+                        reader: std::sync::Arc::new(SqliteReader::new(path)),
+                        gate,
+                        durability,
+                    }),
                     ..store
                 }
             }
@@ -432,7 +463,7 @@ impl Store {
                     backend,
                     writer: pool.clone(),
                     reader: pool,
-                    batcher: None,
+                    sqlite: None,
                 };
                 store.migrate().await?;
                 store
@@ -479,6 +510,7 @@ impl Store {
         api_key_hash: &[u8],
         now_ms: i64,
     ) -> Result<(), StoreError> {
+        let _gate = self.write_gate().await;
         let mut tx = self.writer.begin().await?;
         sqlx::query("INSERT INTO merchants (merchant_id, name, api_key_hash, created_at_ms) VALUES ($1, $2, $3, $4)")
         .bind(merchant_id)
@@ -488,6 +520,7 @@ impl Store {
         .execute(&mut *tx)
         .await?;
         Store::api_key_insert(merchant_id, key_id, api_key_hash, now_ms)
+            .to_sqlx()
             .execute(&mut *tx)
             .await?;
         tx.commit().await?;
@@ -514,7 +547,7 @@ impl Store {
 
     /// The insert of an order (affects no row when the merchant already has this order id).
     pub fn order_insert(order: &OrderRow, client_token_hash: &[u8], now_ms: i64) -> WriteStatement {
-        sqlx::query("INSERT INTO orders (merchant_id, order_id, amount_minor, currency, items_digest, client_token_hash, \
+        Statement::new("INSERT INTO orders (merchant_id, order_id, amount_minor, currency, items_digest, client_token_hash, \
              token_expires_at_ms, paid, created_at_ms) VALUES ($1, $2, $3, $4, $5, $6, $7, 0, $8) \
              ON CONFLICT (merchant_id, order_id) DO NOTHING")
         .bind(order.merchant_id.clone())
@@ -559,7 +592,7 @@ impl Store {
         account_id: &str,
         expires_at_ms: i64,
     ) -> Result<(), StoreError> {
-        let insert = sqlx::query(
+        let insert = Statement::new(
             "INSERT INTO enrollments (token_hash, merchant_id, account_id, expires_at_ms, used) \
              VALUES ($1, $2, $3, $4, 0)",
         )
@@ -581,6 +614,7 @@ impl Store {
         now_ms: i64,
         max_per_account: u32,
     ) -> Result<Registered, StoreError> {
+        let _gate = self.write_gate().await;
         let mut tx = self.writer.begin().await?;
         let consumed = sqlx::query(
             "UPDATE registration_challenges SET used = 1 \
@@ -763,6 +797,7 @@ impl Store {
                locked_until_ms = CASE WHEN {F} >= $4 THEN $2 + $5 ELSE lockouts.locked_until_ms END \
              RETURNING locked_until_ms"
         );
+        let _gate = self.write_gate().await;
         let until: i64 = sqlx::query_scalar(sqlx::AssertSqlSafe(sql))
             .bind(subject.key())
             .bind(now_ms)
@@ -782,7 +817,7 @@ impl Store {
         device_id: &str,
         now_ms: i64,
     ) -> Result<Option<i64>, StoreError> {
-        let update = sqlx::query(
+        let update = Statement::new(
             "UPDATE devices SET revoked_at_ms = $3 WHERE device_id = $1 AND merchant_id = $2 AND revoked_at_ms IS NULL",
         )
         .bind(device_id.to_owned())
@@ -857,7 +892,7 @@ impl Store {
         if outstanding >= i64::from(limit) {
             return Err(StoreError::RateLimited);
         }
-        let insert = sqlx::query(
+        let insert = Statement::new(
             "INSERT INTO registration_challenges (challenge, token_hash, expires_at_ms, used) VALUES ($1, $2, $3, 0)",
         )
         .bind(challenge.to_vec())
@@ -868,7 +903,7 @@ impl Store {
 
     /// Stores a fresh nonce.
     pub async fn insert_nonce(&self, nonce: &[u8; 32], row: &NonceRow) -> Result<(), StoreError> {
-        let insert = sqlx::query("INSERT INTO nonces (nonce, merchant_id, order_id, amount_minor, currency, device_id, expires_at_ms, used) \
+        let insert = Statement::new("INSERT INTO nonces (nonce, merchant_id, order_id, amount_minor, currency, device_id, expires_at_ms, used) \
              VALUES ($1, $2, $3, $4, $5, $6, $7, 0)")
         .bind(nonce.to_vec())
         .bind(row.merchant_id.clone())
@@ -916,7 +951,7 @@ impl Store {
         idempotency_key: &str,
         now_ms: i64,
     ) -> Result<Option<PayContext>, StoreError> {
-        let row = sqlx::query(
+        let query = Statement::new(
             "SELECT o.merchant_id, o.order_id, o.amount_minor, o.currency, o.items_digest, o.token_expires_at_ms, \
              o.paid, d.merchant_id, d.account_id, d.public_key, d.last_counter, n.merchant_id, n.order_id, \
              n.amount_minor, n.currency, n.device_id, n.expires_at_ms, n.used, i.request_hash, p.receipt, \
@@ -932,68 +967,24 @@ impl Store {
              LEFT JOIN payments p ON p.payment_id = i.payment_id \
              WHERE o.client_token_hash = $1",
         )
-        .bind(client_token_hash.to_vec())
+        .bind(client_token_hash)
         .bind(device_id)
-        .bind(nonce.to_vec())
+        .bind(nonce.as_slice())
         .bind(idempotency_key)
         .bind(now_ms)
-        .bind(Subject::Device(device_id.to_owned()).key())
-        .fetch_optional(&self.reader)
-        .await?;
-        let Some(r) = row else { return Ok(None) };
-        let order = OrderRow {
-            merchant_id: r.try_get(0)?,
-            order_id: r.try_get(1)?,
-            amount_minor: r.try_get(2)?,
-            currency: r.try_get(3)?,
-            items_digest: r.try_get(4)?,
-            token_expires_at_ms: r.try_get(5)?,
-            paid: r.try_get::<i64, _>(6)? != 0,
-        };
-        let device = match r.try_get::<Option<String>, _>(7)? {
-            None => None,
-            Some(merchant_id) => Some(DeviceRow {
-                merchant_id,
-                account_id: r.try_get(8)?,
-                public_key: r.try_get(9)?,
-                last_counter: r.try_get(10)?,
-                revoked: r.try_get::<Option<i64>, _>(20)?.is_some(),
-            }),
-        };
-        let nonce = match r.try_get::<Option<String>, _>(11)? {
-            None => None,
-            Some(merchant_id) => Some(NonceRow {
-                merchant_id,
-                order_id: r.try_get(12)?,
-                amount_minor: r.try_get(13)?,
-                currency: r.try_get(14)?,
-                device_id: r.try_get(15)?,
-                expires_at_ms: r.try_get(16)?,
-                used: r.try_get::<i64, _>(17)? != 0,
-            }),
-        };
-        let idempotency = match (
-            r.try_get::<Option<Vec<u8>>, _>(18)?,
-            r.try_get::<Option<Vec<u8>>, _>(19)?,
-        ) {
-            (Some(request_hash), Some(receipt)) => Some(IdempotencyRow {
-                request_hash,
-                receipt,
-            }),
-            _ => None,
-        };
-        let locks = Locks {
-            device: r.try_get(21)?,
-            account: r.try_get(22)?,
-            order: r.try_get(23)?,
-        };
-        Ok(Some(PayContext {
-            order,
-            device,
-            nonce,
-            idempotency,
-            locks,
-        }))
+        .bind(Subject::Device(device_id.to_owned()).key());
+        match &self.sqlite {
+            Some(sqlite) => sqlite
+                .reader
+                .read(|conn| query.query_first(conn, |row| pay_context_from(row)))?
+                .transpose(),
+            None => query
+                .to_sqlx()
+                .fetch_optional(&self.reader)
+                .await?
+                .map(|row| pay_context_from(&row))
+                .transpose(),
+        }
     }
 
     /// Records an accepted payment with ONE statement, so atomically: the `payments` row (payload, signature,
@@ -1008,29 +999,33 @@ impl Store {
         self.write(payment_insert(p)?).await.map(|_| ())
     }
 
-    /// Runs one write statement and returns the rows it affected. SQLite: through the group-commit task (one
+    /// Runs one write statement and returns the rows it affected. SQLite: through the group-commit thread (one
     /// fsync per batch); PostgreSQL: committed on its own.
     async fn write(&self, statement: WriteStatement) -> Result<u64, StoreError> {
-        match &self.batcher {
+        match &self.sqlite {
             None => statement
+                .to_sqlx()
                 .execute(&self.writer)
                 .await
                 .map(|r| r.rows_affected())
                 .map_err(insert_error),
-            Some(batcher) => {
-                let (reply, outcome) = oneshot::channel();
-                batcher
-                    .send(WriteJob { statement, reply })
-                    .await
-                    .map_err(|_| StoreError::WriterStopped)?;
-                outcome.await.map_err(|_| StoreError::WriterStopped)?
-            }
+            Some(sqlite) => sqlite.writer.one(statement).await,
+        }
+    }
+
+    /// SQLite: waits until no group-commit batch is writing and keeps it out while the guard lives (for the
+    /// sqlx transactions that read before they write). PostgreSQL: `None`, nothing to wait for.
+    async fn write_gate(&self) -> Option<tokio::sync::MutexGuard<'_, ()>> {
+        match &self.sqlite {
+            Some(sqlite) => Some(sqlite.gate.lock().await),
+            None => None,
         }
     }
 
     /// Deletes expired idempotency records (of payments and of other POSTs), unused nonces and registration
     /// challenges; returns how many rows went.
     pub async fn purge_expired(&self, now_ms: i64) -> Result<u64, StoreError> {
+        let _gate = self.write_gate().await;
         let keys = sqlx::query("DELETE FROM idempotency_keys WHERE expires_at_ms <= $1")
             .bind(now_ms)
             .execute(&self.writer)
@@ -1074,6 +1069,59 @@ impl Store {
     }
 }
 
+/// The pay check's context from the row of [`Store::pay_context`]'s query.
+fn pay_context_from(r: &impl Columns) -> Result<PayContext, StoreError> {
+    let order = OrderRow {
+        merchant_id: r.text(0)?,
+        order_id: r.text(1)?,
+        amount_minor: r.int(2)?,
+        currency: r.text(3)?,
+        items_digest: r.blob(4)?,
+        token_expires_at_ms: r.int(5)?,
+        paid: r.int(6)? != 0,
+    };
+    let device = match r.opt_text(7)? {
+        None => None,
+        Some(merchant_id) => Some(DeviceRow {
+            merchant_id,
+            account_id: r.text(8)?,
+            public_key: r.blob(9)?,
+            last_counter: r.int(10)?,
+            revoked: r.opt_int(20)?.is_some(),
+        }),
+    };
+    let nonce = match r.opt_text(11)? {
+        None => None,
+        Some(merchant_id) => Some(NonceRow {
+            merchant_id,
+            order_id: r.text(12)?,
+            amount_minor: r.int(13)?,
+            currency: r.text(14)?,
+            device_id: r.text(15)?,
+            expires_at_ms: r.int(16)?,
+            used: r.int(17)? != 0,
+        }),
+    };
+    let idempotency = match (r.opt_blob(18)?, r.opt_blob(19)?) {
+        (Some(request_hash), Some(receipt)) => Some(IdempotencyRow {
+            request_hash,
+            receipt,
+        }),
+        _ => None,
+    };
+    Ok(PayContext {
+        order,
+        device,
+        nonce,
+        idempotency,
+        locks: Locks {
+            device: r.opt_int(21)?,
+            account: r.opt_int(22)?,
+            order: r.opt_int(23)?,
+        },
+    })
+}
+
 /// Binds every column of a payment insert.
 fn payment_insert(p: &NewPayment<'_>) -> Result<WriteStatement, StoreError> {
     let payload = p.payload;
@@ -1084,7 +1132,7 @@ fn payment_insert(p: &NewPayment<'_>) -> Result<WriteStatement, StoreError> {
     let amount = i64::try_from(order.amount_minor).map_err(|_| too_big("amount_minor"))?;
     let started = i64::try_from(ev.started_at_ms).map_err(|_| too_big("started_at_ms"))?;
     let finished = i64::try_from(ev.finished_at_ms).map_err(|_| too_big("finished_at_ms"))?;
-    Ok(sqlx::query(
+    Ok(Statement::new(
         "INSERT INTO payments (payment_id, merchant_id, order_id, device_id, amount_minor, currency, \
          items_digest, nonce, counter, payload, signature, liveness, challenges, antispoof_score, match_score, \
          model_versions, started_at_ms, finished_at_ms, idem_key, request_hash, idem_expires_at_ms, receipt, \
@@ -1116,44 +1164,14 @@ fn payment_insert(p: &NewPayment<'_>) -> Result<WriteStatement, StoreError> {
     .bind(p.recorded_at_ms))
 }
 
-/// The group-commit loop (SQLite): takes every write waiting (payments, orders, nonces, enrolments), runs them in
-/// one transaction (a failed statement is undone alone), commits once, then answers each. Ends when the store is
-/// dropped.
-async fn group_commit(writer: AnyPool, mut jobs: mpsc::Receiver<WriteJob>) {
-    let mut batch = Vec::with_capacity(MAX_BATCH);
-    while jobs.recv_many(&mut batch, MAX_BATCH).await > 0 {
-        let outcomes = commit_batch(&writer, &mut batch).await;
-        for (job, outcome) in batch.drain(..).zip(outcomes) {
-            let _ = job.reply.send(outcome);
+/// Maps an SQLite writer failure: the conflict a payment trigger raised, or a database failure.
+fn sqlite_error(e: rusqlite::Error) -> StoreError {
+    match &e {
+        rusqlite::Error::SqliteFailure(_, Some(message)) => {
+            Conflict::from_trigger(message).map_or(StoreError::Sqlite(e), StoreError::Conflict)
         }
+        _ => StoreError::Sqlite(e),
     }
-}
-
-/// Runs one batch; every job gets an outcome, and none is `Ok` unless the COMMIT succeeded.
-async fn commit_batch(writer: &AnyPool, batch: &mut [WriteJob]) -> Vec<Result<u64, StoreError>> {
-    let mut tx = match writer.begin().await {
-        Ok(tx) => tx,
-        Err(e) => return failed_batch(e, batch.len()),
-    };
-    let mut outcomes = Vec::with_capacity(batch.len());
-    for job in batch.iter_mut() {
-        // Take the bound query out of the job (a placeholder stays behind; the job only keeps its reply).
-        let statement = std::mem::replace(&mut job.statement, sqlx::query("SELECT 1"));
-        let outcome = statement.execute(&mut *tx).await;
-        outcomes.push(outcome.map(|r| r.rows_affected()).map_err(insert_error));
-    }
-    if let Err(e) = tx.commit().await {
-        return failed_batch(e, batch.len());
-    }
-    outcomes
-}
-
-/// The outcome of every job of a batch whose transaction could not begin or commit.
-fn failed_batch(e: sqlx::Error, jobs: usize) -> Vec<Result<u64, StoreError>> {
-    let shared = std::sync::Arc::new(e);
-    (0..jobs)
-        .map(|_| Err(StoreError::Batch(shared.clone())))
-        .collect()
 }
 
 /// Maps a write failure: the conflict a payment trigger raised, or a database failure.

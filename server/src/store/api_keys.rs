@@ -2,6 +2,7 @@
 
 use sqlx::Row;
 
+use super::statement::Statement;
 use super::transaction::Step;
 use super::{Store, StoreError, WriteStatement};
 
@@ -58,7 +59,7 @@ impl Store {
         key_hash: &[u8],
         now_ms: i64,
     ) -> WriteStatement {
-        sqlx::query(
+        Statement::new(
             "INSERT INTO api_keys (key_hash, key_id, merchant_id, created_at_ms) VALUES ($1, $2, $3, $4)",
         )
         .bind(key_hash.to_vec())
@@ -70,7 +71,7 @@ impl Store {
     /// The step that makes key `key_id` expire at `expires_at_ms` at the latest.
     pub fn expire_api_key_step(merchant_id: &str, key_id: &str, expires_at_ms: i64) -> Step {
         Step::any(
-            sqlx::query(
+            Statement::new(
                 "UPDATE api_keys SET expires_at_ms = $1 WHERE merchant_id = $2 AND key_id = $3 \
                  AND (expires_at_ms IS NULL OR expires_at_ms > $1)",
             )
@@ -87,7 +88,7 @@ impl Store {
         key_id: &str,
         now_ms: i64,
     ) -> Result<bool, StoreError> {
-        let revoke = sqlx::query(
+        let revoke = Statement::new(
             "UPDATE api_keys SET revoked_at_ms = $1 WHERE merchant_id = $2 AND key_id = $3 \
              AND revoked_at_ms IS NULL AND EXISTS (SELECT 1 FROM api_keys k WHERE k.merchant_id = $2 \
              AND k.key_id <> $3 AND k.revoked_at_ms IS NULL AND (k.expires_at_ms IS NULL OR k.expires_at_ms > $1))",

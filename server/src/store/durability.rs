@@ -5,20 +5,9 @@ use super::{Store, StoreError};
 impl Store {
     /// SQLite: `synchronous=FULL|NORMAL, journal_mode=wal`; PostgreSQL: `fsync=on|off, synchronous_commit=…`.
     pub async fn durability(&self) -> Result<String, StoreError> {
-        if self.backend == "sqlite" {
-            let sync: i64 = sqlx::query_scalar("PRAGMA synchronous")
-                .fetch_one(&self.writer)
-                .await?;
-            let journal: String = sqlx::query_scalar("PRAGMA journal_mode")
-                .fetch_one(&self.writer)
-                .await?;
-            let sync = match sync {
-                0 => "OFF",
-                1 => "NORMAL",
-                2 => "FULL",
-                _ => "EXTRA",
-            };
-            Ok(format!("synchronous={sync}, journal_mode={journal}"))
+        if let Some(sqlite) = &self.sqlite {
+            // The settings of the connection that commits the writes.
+            Ok(sqlite.durability.clone())
         } else {
             let fsync: String = sqlx::query_scalar("SELECT current_setting('fsync')")
                 .fetch_one(&self.reader)

@@ -2,6 +2,7 @@
 
 use sqlx::Row;
 
+use super::statement::Statement;
 use super::transaction::Step;
 use super::{Conflict, Store, StoreError};
 
@@ -56,7 +57,7 @@ impl Store {
         expires_at_ms: i64,
     ) -> Step {
         Step::must_affect(
-            sqlx::query(
+            Statement::new(
                 "INSERT INTO idempotent_requests (scope, idem_key, route, request_hash, status, body, expires_at_ms) \
                  VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT (scope, idem_key) DO UPDATE \
                  SET route = excluded.route, request_hash = excluded.request_hash, status = excluded.status, \

@@ -1,6 +1,7 @@
 //! The writes after checkout: refunds, cancelling an open order and replacing its client token. Each handler puts
 //! these steps in one [`Store::write_all`] with its outbox event and idempotency record.
 
+use super::statement::Statement;
 use super::transaction::Step;
 use super::{Conflict, Store};
 
@@ -29,7 +30,7 @@ impl Store {
     pub fn refund_steps(refund: &NewRefund<'_>) -> Vec<Step> {
         vec![
             Step::must_affect(
-                sqlx::query(
+                Statement::new(
                     "UPDATE payments SET refunded_minor = refunded_minor + $1 \
                      WHERE payment_id = $2 AND merchant_id = $3 AND refunded_minor + $1 <= amount_minor",
                 )
@@ -39,7 +40,7 @@ impl Store {
                 Conflict::RefundExceedsRemaining,
             ),
             Step::any(
-                sqlx::query(
+                Statement::new(
                     "INSERT INTO refunds (refund_id, merchant_id, payment_id, amount_minor, currency, reason, \
                      created_at_ms) VALUES ($1, $2, $3, $4, $5, $6, $7)",
                 )
@@ -57,7 +58,7 @@ impl Store {
     /// The step that cancels an open order ([`Conflict::OrderNotOpen`] otherwise: the caller reads why).
     pub fn cancel_step(merchant_id: &str, order_id: &str) -> Step {
         Step::must_affect(
-            sqlx::query(
+            Statement::new(
                 "UPDATE orders SET cancelled = 1 \
                  WHERE merchant_id = $1 AND order_id = $2 AND paid = 0 AND cancelled = 0",
             )
@@ -76,7 +77,7 @@ impl Store {
         expires_at_ms: i64,
     ) -> Step {
         Step::must_affect(
-            sqlx::query(
+            Statement::new(
                 "UPDATE orders SET client_token_hash = $1, token_expires_at_ms = $2 \
                  WHERE merchant_id = $3 AND order_id = $4 AND paid = 0 AND cancelled = 0",
             )

@@ -4,8 +4,8 @@ use super::{Conflict, Store, StoreError, WriteStatement, insert_error};
 
 /// One statement of an atomic write, and the error that aborts the whole write when it affects no row.
 pub struct Step {
-    statement: WriteStatement,
-    unless_affected: Option<Conflict>,
+    pub(super) statement: WriteStatement,
+    pub(super) unless_affected: Option<Conflict>,
 }
 
 impl Step {
@@ -35,12 +35,17 @@ impl std::fmt::Debug for Step {
 }
 
 impl Store {
-    /// Runs `steps` in one transaction on the writer: all commit, or none (the first failing step's error).
+    /// Runs `steps` in one transaction: all commit, or none (the first failing step's error). SQLite: as one job
+    /// of the group-commit thread.
     pub async fn write_all(&self, steps: Vec<Step>) -> Result<(), StoreError> {
+        if let Some(sqlite) = &self.sqlite {
+            return sqlite.writer.all(steps).await;
+        }
         let mut tx = self.writer.begin().await?;
         for step in steps {
             let done = step
                 .statement
+                .to_sqlx()
                 .execute(&mut *tx)
                 .await
                 .map_err(insert_error)?;

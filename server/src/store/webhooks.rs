@@ -2,6 +2,7 @@
 
 use sqlx::Row;
 
+use super::statement::Statement;
 use super::transaction::Step;
 use super::{Store, StoreError};
 
@@ -65,7 +66,7 @@ impl Store {
     /// The step that creates the endpoint or changes its URL.
     pub fn set_endpoint_step(merchant_id: &str, url: &str, now_ms: i64) -> Step {
         Step::any(
-            sqlx::query(
+            Statement::new(
                 "INSERT INTO webhook_endpoints (merchant_id, url, created_at_ms) VALUES ($1, $2, $3) \
                  ON CONFLICT (merchant_id) DO UPDATE SET url = excluded.url",
             )
@@ -85,7 +86,7 @@ impl Store {
     ) -> Vec<Step> {
         vec![
             Step::any(
-                sqlx::query(
+                Statement::new(
                     "UPDATE webhook_secrets SET expires_at_ms = $1 \
                      WHERE merchant_id = $2 AND (expires_at_ms IS NULL OR expires_at_ms > $1)",
                 )
@@ -93,7 +94,7 @@ impl Store {
                 .bind(merchant_id.to_owned()),
             ),
             Step::any(
-                sqlx::query(
+                Statement::new(
                     "INSERT INTO webhook_secrets (secret, merchant_id, created_at_ms) VALUES ($1, $2, $3)",
                 )
                 .bind(secret.to_owned())
@@ -113,7 +114,7 @@ impl Store {
         now_ms: i64,
     ) -> Step {
         Step::any(
-            sqlx::query(
+            Statement::new(
                 "INSERT INTO webhook_events (event_id, merchant_id, event_type, data, created_at_ms, next_attempt_at_ms) \
                  SELECT $1, $2, $3, $4, $5, $5 WHERE EXISTS \
                  (SELECT 1 FROM webhook_endpoints WHERE merchant_id = $2)",
@@ -179,7 +180,7 @@ impl Store {
         event: &DueEvent,
         lease_until_ms: i64,
     ) -> Result<bool, StoreError> {
-        let claim = sqlx::query(
+        let claim = Statement::new(
             "UPDATE webhook_events SET next_attempt_at_ms = $1 \
              WHERE event_id = $2 AND next_attempt_at_ms = $3 AND delivered_at_ms IS NULL",
         )
@@ -198,7 +199,7 @@ impl Store {
         next_attempt_at_ms: Option<i64>,
         error: Option<String>,
     ) -> Result<(), StoreError> {
-        let update = sqlx::query(
+        let update = Statement::new(
             "UPDATE webhook_events SET attempts = attempts + 1, delivered_at_ms = $1, next_attempt_at_ms = $2, \
              last_error = $3 WHERE event_id = $4",
         )
