@@ -16,6 +16,11 @@ use crate::config::SqliteSync;
 
 /// Most writes committed in one transaction.
 const MAX_BATCH: usize = 256;
+/// How often the checkpoint thread copies the WAL back into the database.
+const CHECKPOINT_EVERY: std::time::Duration = std::time::Duration::from_millis(250);
+/// WAL pages after which the writer checkpoints itself (only reached when the checkpoint thread falls behind;
+/// SQLite's default is 1000).
+const CHECKPOINT_FALLBACK_PAGES: i64 = 16_000;
 
 /// Held while a transaction writes the SQLite file: by the writer thread per batch, by sqlx write transactions.
 pub type WriteGate = Arc<tokio::sync::Mutex<()>>;
@@ -60,10 +65,24 @@ impl SqliteWriter {
         .map_err(sqlite_error)?;
         conn.set_prepared_statement_cache_capacity(64);
         let durability = durability(&conn).map_err(sqlite_error)?;
+        // Checkpoints run beside the writer (see `checkpoint`); the writer's own automatic checkpoint, which would
+        // stall every waiting payment for the copy and the database fsync, only starts if that thread falls far
+        // behind.
+        conn.pragma_update(None, "wal_autocheckpoint", CHECKPOINT_FALLBACK_PAGES)
+            .map_err(sqlite_error)?;
+        let checkpointer = rusqlite::Connection::open(path).map_err(sqlite_error)?;
+        checkpointer
+            .execute_batch("PRAGMA busy_timeout = 5000;")
+            .map_err(sqlite_error)?;
         let (jobs, receiver) = mpsc::channel(4 * MAX_BATCH);
+        let (alive, writer_alive) = std::sync::mpsc::channel();
+        std::thread::Builder::new()
+            .name("facepay-sqlite-checkpoint".into())
+            .spawn(move || checkpoint(checkpointer, writer_alive))
+            .map_err(StoreError::WriterThread)?;
         std::thread::Builder::new()
             .name("facepay-sqlite-writer".into())
-            .spawn(move || serve(conn, receiver, gate))
+            .spawn(move || serve(conn, receiver, gate, alive))
             .map_err(StoreError::WriterThread)?;
         Ok((SqliteWriter { jobs }, durability))
     }
@@ -102,7 +121,12 @@ fn durability(conn: &rusqlite::Connection) -> rusqlite::Result<String> {
 }
 
 /// The thread: takes every job waiting, runs them in one transaction, commits, answers each.
-fn serve(conn: rusqlite::Connection, mut jobs: mpsc::Receiver<Job>, gate: WriteGate) {
+fn serve(
+    conn: rusqlite::Connection,
+    mut jobs: mpsc::Receiver<Job>,
+    gate: WriteGate,
+    _alive: std::sync::mpsc::Sender<()>,
+) {
     let mut batch = Vec::with_capacity(MAX_BATCH);
     while let Some(first) = jobs.blocking_recv() {
         batch.push(first);
@@ -119,6 +143,17 @@ fn serve(conn: rusqlite::Connection, mut jobs: mpsc::Receiver<Job>, gate: WriteG
         for (job, outcome) in batch.drain(..).zip(outcomes) {
             let _ = job.reply.send(outcome);
         }
+    }
+}
+
+/// The checkpoint thread: every [`CHECKPOINT_EVERY`], copies the WAL back into the database. PASSIVE: it never
+/// waits for or blocks the writer or a reader, so payments go on committing meanwhile, and the WAL starts over
+/// once a checkpoint has copied all of it. Ends when the writer does (its end of `writer_alive` is dropped).
+fn checkpoint(conn: rusqlite::Connection, writer_alive: std::sync::mpsc::Receiver<()>) {
+    use std::sync::mpsc::RecvTimeoutError;
+    while let Err(RecvTimeoutError::Timeout) = writer_alive.recv_timeout(CHECKPOINT_EVERY) {
+        // An error (say, busy) leaves the WAL to the next round, or to the writer's fallback.
+        let _ = conn.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |_| Ok(()));
     }
 }
 
@@ -164,4 +199,70 @@ fn failed_batch(e: rusqlite::Error, jobs: usize) -> Vec<Result<u64, StoreError>>
     (0..jobs)
         .map(|_| Err(StoreError::Batch(shared.clone())))
         .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::config::{DatabaseTarget, SqliteSync};
+    use crate::store::{OrderRow, Store};
+
+    /// The writer's own automatic checkpoint is pushed far out, so only the checkpoint thread can have copied
+    /// these few hundred pages into the database file.
+    #[tokio::test]
+    async fn the_checkpoint_thread_copies_the_wal_into_the_database() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("db.sqlite");
+        let store = Store::open(&DatabaseTarget::Sqlite(path.clone()), SqliteSync::Full, 2)
+            .await
+            .unwrap();
+        store.insert_merchant("m", "Shop", "k", &[7; 32], 0).await.unwrap();
+        let size = |p: &std::path::Path| std::fs::metadata(p).map_or(0, |m| m.len());
+        let before = size(&path);
+        let orders = (0..2000).map(|i| {
+            let order = OrderRow {
+                merchant_id: "m".into(),
+                order_id: format!("order-{i}"),
+                amount_minor: 100,
+                currency: "EUR".into(),
+                items_digest: vec![0; 32],
+                token_expires_at_ms: 1,
+                paid: false,
+            };
+            let store = store.clone();
+            async move {
+                let token_hash = crate::tokens::random_bytes::<32>();
+                store.insert_order(&order, &token_hash, 0).await
+            }
+        });
+        for outcome in futures_join_all(orders).await {
+            outcome.unwrap();
+        }
+        let wal = path.with_extension("sqlite-wal");
+        assert!(size(&wal) > 100 * 4096, "the orders are in the WAL");
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+        while size(&path) <= before + 50 * 4096 {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "no checkpoint copied the WAL into {} within 10 s (size {} → {})",
+                path.display(),
+                before,
+                size(&path)
+            );
+            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        }
+    }
+
+    /// Awaits every future (concurrently, so the writer batches them).
+    async fn futures_join_all<F: std::future::Future>(futures: impl Iterator<Item = F>) -> Vec<F::Output>
+    where
+        F: Send + 'static,
+        F::Output: Send + 'static,
+    {
+        let handles: Vec<_> = futures.map(tokio::spawn).collect();
+        let mut out = Vec::new();
+        for handle in handles {
+            out.push(handle.await.unwrap());
+        }
+        out
+    }
 }
