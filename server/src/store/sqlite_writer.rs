@@ -185,7 +185,8 @@ fn run(conn: &rusqlite::Connection, work: &Work) -> Result<u64, StoreError> {
                 }
             });
             if outcome.is_err() {
-                conn.execute_batch("ROLLBACK TO job").map_err(sqlite_error)?;
+                conn.execute_batch("ROLLBACK TO job")
+                    .map_err(sqlite_error)?;
             }
             conn.execute_batch("RELEASE job").map_err(sqlite_error)?;
             outcome.map(|()| 0)
@@ -215,7 +216,10 @@ mod tests {
         let store = Store::open(&DatabaseTarget::Sqlite(path.clone()), SqliteSync::Full, 2)
             .await
             .unwrap();
-        store.insert_merchant("m", "Shop", "k", &[7; 32], 0).await.unwrap();
+        store
+            .insert_merchant("m", "Shop", "k", &[7; 32], 0)
+            .await
+            .unwrap();
         let size = |p: &std::path::Path| std::fs::metadata(p).map_or(0, |m| m.len());
         let before = size(&path);
         let orders = (0..2000).map(|i| {
@@ -253,9 +257,9 @@ mod tests {
     }
 
     /// Awaits every future (concurrently, so the writer batches them).
-    async fn futures_join_all<F: std::future::Future>(futures: impl Iterator<Item = F>) -> Vec<F::Output>
+    async fn futures_join_all<F>(futures: impl Iterator<Item = F>) -> Vec<F::Output>
     where
-        F: Send + 'static,
+        F: std::future::Future + Send + 'static,
         F::Output: Send + 'static,
     {
         let handles: Vec<_> = futures.map(tokio::spawn).collect();

@@ -211,11 +211,12 @@ mod tests {
         let conn = rusqlite::Connection::open_in_memory().unwrap();
         conn.execute_batch("CREATE TABLE t (a INTEGER, b TEXT, c BLOB, d REAL)")
             .unwrap();
-        let insert = Statement::new("INSERT INTO t (b, a, c, d) SELECT $2, $1, $3, $4 WHERE $1 > 0")
-            .bind(7_i64)
-            .bind("seven")
-            .bind(None::<Vec<u8>>)
-            .bind(0.5);
+        let insert =
+            Statement::new("INSERT INTO t (b, a, c, d) SELECT $2, $1, $3, $4 WHERE $1 > 0")
+                .bind(7_i64)
+                .bind("seven")
+                .bind(None::<Vec<u8>>)
+                .bind(0.5);
         assert_eq!(insert.execute(&conn).unwrap(), 1);
         let skipped = Statement::new("INSERT INTO t (a) SELECT $1 WHERE $1 > 0").bind(-1_i64);
         assert_eq!(skipped.execute(&conn).unwrap(), 0);
