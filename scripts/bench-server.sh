@@ -13,29 +13,14 @@ if [[ "${1:-}" =~ ^[0-9]+$ ]]; then runs="$1"; shift; fi
 new="${1:?usage: scripts/bench-server.sh [RUNS] FACEPAY_BINARY [REFERENCE_BINARY]}"
 reference="${2:-}"
 
-bin="$(ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -V | tail -n 1 || true)"
-if [ -z "$bin" ]; then
-  echo "bench-server: PostgreSQL not found (apt-get install postgresql)" >&2
-  exit 1
-fi
-dir="$(mktemp -d /tmp/facepay-pgbench.XXXXXX)"
-run_as=()
-if [ "$(id -u)" = 0 ]; then
-  chown postgres: "$dir"
-  run_as=(runuser -u postgres --)
-fi
-port=""
-for p in $(seq 55600 55700); do
-  if ! (exec 3<>"/dev/tcp/127.0.0.1/$p") 2>/dev/null; then port="$p"; break; fi
-done
-[ -n "$port" ] || { echo "bench-server: no free port in 55600..55700" >&2; exit 1; }
-"${run_as[@]}" "$bin/initdb" -D "$dir/data" -U postgres -A trust >"$dir/initdb.log" 2>&1
-"${run_as[@]}" "$bin/pg_ctl" -D "$dir/data" -l "$dir/server.log" -w -t 60 \
-  -o "-p $port -k $dir -c listen_addresses=127.0.0.1 -c max_connections=200" start >&2
-trap '"${run_as[@]}" "$bin/pg_ctl" -D "$dir/data" -m fast -w stop >/dev/null 2>&1; rm -rf "$dir"' EXIT
-url="postgres://postgres@127.0.0.1:$port/postgres"
+# A cluster of our own with production durability (the helper stops it and removes it on exit).
+unset FACEPAY_TEST_DATABASE_URL
+export FACEPAY_PG_FSYNC=on
+# shellcheck source=test.d/20-postgres.sh
+source "$(dirname "$0")/test.d/20-postgres.sh"
+url="$FACEPAY_TEST_DATABASE_URL"
 
-out="$dir/runs.jsonl"
+out="$(mktemp /tmp/facepay-bench-server.XXXXXX.jsonl)"
 for i in $(seq 1 "$runs"); do
   for build in new reference; do
     binary="$new"

@@ -48,8 +48,10 @@ facepay_pg_start() {
     return 1
   }
   # fsync off: a throw-away test cluster (the server's own durability is tested on SQLite and by design).
+  # FACEPAY_PG_FSYNC=on gives production durability (scripts/bench-server.sh).
   "${run_as[@]}" "$bin/pg_ctl" -D "$dir/data" -l "$dir/server.log" -w -t 60 \
-    -o "-p $port -k $dir -c listen_addresses=127.0.0.1 -c fsync=off -c max_connections=200" start >&2 || {
+    -o "-p $port -k $dir -c listen_addresses=127.0.0.1 -c fsync=${FACEPAY_PG_FSYNC:-off} -c max_connections=200" \
+    start >&2 || {
     cat "$dir/server.log" >&2
     return 1
   }
