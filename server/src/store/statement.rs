@@ -80,11 +80,14 @@ impl Statement {
         conn: &'c rusqlite::Connection,
     ) -> rusqlite::Result<rusqlite::CachedStatement<'c>> {
         let mut statement = conn.prepare_cached(self.sql)?;
-        for (n, value) in self.values.iter().enumerate() {
-            // `$n` is a named parameter to SQLite; a repeated name shares one index.
-            let Some(index) = statement.parameter_index(&format!("${}", n + 1))? else {
-                continue;
-            };
+        for index in 1..=statement.parameter_count() {
+            // `$n` names the n-th bound value; SQLite gives a repeated name one index.
+            let name = statement.parameter_name(index).unwrap_or("?");
+            let value = name
+                .strip_prefix('$')
+                .and_then(|n| n.parse::<usize>().ok())
+                .and_then(|n| self.values.get(n.checked_sub(1)?))
+                .ok_or_else(|| rusqlite::Error::InvalidParameterName(name.to_owned()))?;
             match value {
                 Value::Int(v) => statement.raw_bind_parameter(index, v)?,
                 Value::Real(v) => statement.raw_bind_parameter(index, v)?,
@@ -220,6 +223,11 @@ mod tests {
         assert_eq!(insert.execute(&conn).unwrap(), 1);
         let skipped = Statement::new("INSERT INTO t (a) SELECT $1 WHERE $1 > 0").bind(-1_i64);
         assert_eq!(skipped.execute(&conn).unwrap(), 0);
+        let unbound = Statement::new("INSERT INTO t (a, b) VALUES ($1, $2)").bind(1_i64);
+        assert!(matches!(
+            unbound.execute(&conn),
+            Err(rusqlite::Error::InvalidParameterName(name)) if name == "$2"
+        ));
         let row: (i64, String, Option<Vec<u8>>, f64) = conn
             .query_row("SELECT a, b, c, d FROM t", [], |r| {
                 Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?))
