@@ -1,5 +1,6 @@
-//! Storage through sqlx: SQLite (one writer connection, a pool of readers, WAL) or PostgreSQL (one pool),
-//! the same SQL for both, migrations from `server/migrations/<backend>/`, and the one-transaction payment write.
+//! Storage: SQLite (WAL; writes through one group-commit writer thread, the pay check's read inline, other reads
+//! through an sqlx reader pool) or PostgreSQL (one sqlx pool), the same SQL for both ([`statement::Statement`]),
+//! migrations from `server/migrations/<backend>/`, and the one-statement payment write.
 
 pub mod api_keys;
 pub mod durability;
