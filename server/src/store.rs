@@ -63,7 +63,7 @@ pub enum StoreError {
     /// A column the query always fills was NULL.
     #[error("column {0} is unexpectedly NULL")]
     UnexpectedNull(usize),
-    /// The SQLite writer thread could not be started.
+    /// The SQLite writer or checkpoint thread could not be started.
     #[error("cannot start the database writer thread: {0}")]
     WriterThread(#[source] std::io::Error),
     /// Another query failed.
@@ -372,22 +372,20 @@ pub struct Store {
     writer: AnyPool,
     /// Pool for reads (SQLite: several WAL readers; PostgreSQL: the same pool as `writer`).
     reader: AnyPool,
-    /// SQLite only: the group-commit writer thread (single statements and step lists), the gate sqlx write
-    /// transactions take so they never contend with it, and its connection's durability settings.
-    sqlite: Option<SqliteWrites>,
+    /// SQLite only: the connections this module drives itself, beside the sqlx pools.
+    sqlite: Option<SqliteOwn>,
 }
 
-/// SQLite's write path.
+/// SQLite's own connections: the group-commit writer thread (single statements and step lists), the gate sqlx
+/// write transactions take so they never contend with it, the writer's durability settings, and the pooled
+/// read-only connections of the pay check.
 #[derive(Debug, Clone)]
-struct SqliteWrites {
+struct SqliteOwn {
     writer: SqliteWriter,
-    reader: std::sync::Arc<SqliteReader>,
     gate: WriteGate,
     durability: String,
+    reader: std::sync::Arc<SqliteReader>,
 }
-
-/// A write statement with all values bound (owned, so it can move to the group-commit thread).
-pub type WriteStatement = Statement;
 
 impl Store {
     /// Opens (creating an SQLite file if needed) and migrates the database.
@@ -446,11 +444,11 @@ impl Store {
                 let (writer, durability) = SqliteWriter::start(path, sync, gate.clone())?;
                 Store {
                     reader,
-                    sqlite: Some(SqliteWrites {
+                    sqlite: Some(SqliteOwn {
                         writer,
-                        reader: std::sync::Arc::new(SqliteReader::new(path)),
                         gate,
                         durability,
+                        reader: std::sync::Arc::new(SqliteReader::new(path)),
                     }),
                     ..store
                 }
@@ -523,7 +521,7 @@ impl Store {
         .execute(&mut *tx)
         .await?;
         Store::api_key_insert(merchant_id, key_id, api_key_hash, now_ms)
-            .to_sqlx()
+            .into_sqlx()
             .execute(&mut *tx)
             .await?;
         tx.commit().await?;
@@ -549,7 +547,7 @@ impl Store {
     }
 
     /// The insert of an order (affects no row when the merchant already has this order id).
-    pub fn order_insert(order: &OrderRow, client_token_hash: &[u8], now_ms: i64) -> WriteStatement {
+    pub fn order_insert(order: &OrderRow, client_token_hash: &[u8], now_ms: i64) -> Statement {
         Statement::new("INSERT INTO orders (merchant_id, order_id, amount_minor, currency, items_digest, client_token_hash, \
              token_expires_at_ms, paid, created_at_ms) VALUES ($1, $2, $3, $4, $5, $6, $7, 0, $8) \
              ON CONFLICT (merchant_id, order_id) DO NOTHING")
@@ -982,7 +980,7 @@ impl Store {
                 .read(|conn| query.query_first(conn, |row| pay_context_from(row)))?
                 .transpose(),
             None => query
-                .to_sqlx()
+                .into_sqlx()
                 .fetch_optional(&self.reader)
                 .await?
                 .map(|row| pay_context_from(&row))
@@ -1004,10 +1002,10 @@ impl Store {
 
     /// Runs one write statement and returns the rows it affected. SQLite: through the group-commit thread (one
     /// fsync per batch); PostgreSQL: committed on its own.
-    async fn write(&self, statement: WriteStatement) -> Result<u64, StoreError> {
+    async fn write(&self, statement: Statement) -> Result<u64, StoreError> {
         match &self.sqlite {
             None => statement
-                .to_sqlx()
+                .into_sqlx()
                 .execute(&self.writer)
                 .await
                 .map(|r| r.rows_affected())
@@ -1126,7 +1124,7 @@ fn pay_context_from(r: &impl Columns) -> Result<PayContext, StoreError> {
 }
 
 /// Binds every column of a payment insert.
-fn payment_insert(p: &NewPayment<'_>) -> Result<WriteStatement, StoreError> {
+fn payment_insert(p: &NewPayment<'_>) -> Result<Statement, StoreError> {
     let payload = p.payload;
     let order = &payload.order;
     let ev = &payload.evidence;

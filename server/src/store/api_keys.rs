@@ -4,7 +4,7 @@ use sqlx::Row;
 
 use super::statement::Statement;
 use super::transaction::Step;
-use super::{Store, StoreError, WriteStatement};
+use super::{Store, StoreError};
 
 /// The merchant and key id an API key authenticates.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -58,7 +58,7 @@ impl Store {
         key_id: &str,
         key_hash: &[u8],
         now_ms: i64,
-    ) -> WriteStatement {
+    ) -> Statement {
         Statement::new(
             "INSERT INTO api_keys (key_hash, key_id, merchant_id, created_at_ms) VALUES ($1, $2, $3, $4)",
         )

@@ -7,7 +7,7 @@ use sqlx::Row;
 use super::StoreError;
 
 /// One bound value (`None`: SQL `NULL` of that type).
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug)]
 pub enum Value {
     /// A 64-bit integer.
     Int(Option<i64>),
@@ -20,7 +20,7 @@ pub enum Value {
 }
 
 /// SQL text and its bound values.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug)]
 pub struct Statement {
     sql: &'static str,
     values: Vec<Value>,
@@ -43,10 +43,10 @@ impl Statement {
 
     /// The statement as an sqlx query (values bound with the same Rust types as before, so PostgreSQL infers
     /// the same column types).
-    pub fn to_sqlx(&self) -> sqlx::query::Query<'static, sqlx::Any, sqlx::any::AnyArguments> {
+    pub fn into_sqlx(self) -> sqlx::query::Query<'static, sqlx::Any, sqlx::any::AnyArguments> {
         let mut query = sqlx::query(self.sql);
-        for value in &self.values {
-            query = match value.clone() {
+        for value in self.values {
+            query = match value {
                 Value::Int(v) => query.bind(v),
                 Value::Real(v) => query.bind(v),
                 Value::Text(v) => query.bind(v),

@@ -1,16 +1,17 @@
 //! Atomic multi-statement writes: every statement of a [`Step`] list commits together or not at all.
 
-use super::{Conflict, Store, StoreError, WriteStatement, insert_error};
+use super::statement::Statement;
+use super::{Conflict, Store, StoreError, insert_error};
 
 /// One statement of an atomic write, and the error that aborts the whole write when it affects no row.
 pub struct Step {
-    pub(super) statement: WriteStatement,
+    pub(super) statement: Statement,
     pub(super) unless_affected: Option<Conflict>,
 }
 
 impl Step {
     /// A statement that may affect any number of rows.
-    pub fn any(statement: WriteStatement) -> Self {
+    pub fn any(statement: Statement) -> Self {
         Step {
             statement,
             unless_affected: None,
@@ -18,7 +19,7 @@ impl Step {
     }
 
     /// A statement that must affect at least one row; otherwise the write is undone with `conflict`.
-    pub fn must_affect(statement: WriteStatement, conflict: Conflict) -> Self {
+    pub fn must_affect(statement: Statement, conflict: Conflict) -> Self {
         Step {
             statement,
             unless_affected: Some(conflict),
@@ -45,7 +46,7 @@ impl Store {
         for step in steps {
             let done = step
                 .statement
-                .to_sqlx()
+                .into_sqlx()
                 .execute(&mut *tx)
                 .await
                 .map_err(insert_error)?;
