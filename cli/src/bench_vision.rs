@@ -1,13 +1,14 @@
 //! `facepay bench vision`: per-stage latency, model load time and peak memory of the vision pipeline.
 //!
-//! Everything runs on the calling thread (tract's default executor is single-threaded; the bench checks that
-//! the process has one thread and says so). The stage frame is a clip frame brought to 640×480: scaled to cover
+//! tract runs on the calling thread (its default executor is single-threaded). The one exception is the product's
+//! own: `frame_ms` and `session_ms` run the two eyes' iris models at once on a second thread, as sessions do
+//! (`vision.parallel_eyes`; `--serial-eyes` times them one after the other). The stage frame is a clip frame brought to 640×480: scaled to cover
 //! 640×480 and centre-cropped (the clips are 640×427 or 640×360), which is a 4:3 camera frame.
 //!
 //! - `detect_ms`, `landmarks_ms`, `eyes_ms`, `embed_ms` (MobileFaceNet), `embed_dlib_ms` (dlib's ResNet),
 //!   `antispoof_ms`: each stage alone on that frame, repeated
 //!   `--runs` times after a warm-up (the stage's full `run`: input warp + inference + decoding; `eyes_ms` is both
-//!   eyes, two inferences of the iris model);
+//!   eyes, two inferences of the iris model, one after the other on one thread);
 //! - `frame_ms`: [`Vision::analyze`] (detect or track ▸ face mesh ▸ pose ▸ eye openness ▸ quality) over the clip's
 //!   frames in order, with the pipeline's default tracking — the liveness policy's too (the detector on every
 //!   frame); `--runs` frames are timed, wrapping around the clip (tracking is reset at the wrap);
@@ -74,6 +75,10 @@ pub struct Args {
     /// `--json`: the `ort` and `ratio` objects).
     #[arg(long)]
     pub ort: bool,
+    /// Time `frame_ms` and `session_ms` with the two eyes' iris runs one after the other on one thread (by default
+    /// they run at once on two threads, as in the product: `vision.parallel_eyes`).
+    #[arg(long)]
+    pub serial_eyes: bool,
     /// Only print where each model's tract plan spends its time, per op kind (`--runs` runs each), and exit.
     #[arg(long, conflicts_with_all = ["json", "ort"])]
     pub profile: bool,
@@ -98,6 +103,8 @@ pub struct Report {
     pub frame_ms: f64,
     /// `LivenessSession::push_image` per frame (median and p95), with and without the MiniFASNet models.
     pub session_ms: SessionReport,
+    /// Whether `frame_ms` and `session_ms` ran the two eyes at once, on two threads (`--serial-eyes`: false).
+    pub parallel_eyes: bool,
     /// Building the whole pipeline from the model files.
     pub load_ms: f64,
     /// Peak resident set size.
@@ -158,9 +165,12 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     )?;
 
     let fps = session::clip_fps(&clip);
+    let parallel_eyes = !args.serial_eyes;
     let mut vision = Vision::load(&models_dir, None)?;
+    vision.set_parallel_eyes(parallel_eyes);
     let (frame_all, frame_detected, frame_tracked) = time_clip(&mut vision, &clip_frames, runs)?;
-    let session_active = session::time_sessions(&mut vision, &clip_frames, fps, runs)?;
+    let session_active =
+        session::time_sessions(&mut vision, &clip_frames, fps, runs, parallel_eyes)?;
     drop(vision);
     let mut vision = Vision::load(&models_dir, Some(&antispoof_dir))?;
     let session = if vision.has_antispoof() {
@@ -169,6 +179,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
             &clip_frames,
             fps,
             runs,
+            parallel_eyes,
         )?)
     } else {
         None
@@ -215,6 +226,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         antispoof_ms: details.stages.antispoof.as_ref().map(|t| t.median),
         frame_ms: details.frame.median,
         session_ms: SessionReport::new(details.session.as_ref(), &details.session_active),
+        parallel_eyes,
         load_ms: load,
         peak_rss_mb: proc_status_field("VmHWM:").context("reading VmHWM from /proc/self/status")?
             as f64
@@ -268,6 +280,8 @@ fn time_stages(
     let mut mesh = FaceMesh::new(entry, &bytes)?;
     let (entry, bytes) = model(EYES_MODEL)?;
     let mut eyes = EyeModel::new(entry, &bytes)?;
+    // One eye after the other, on one thread: the per-stage figure compares with onnxruntime's one thread.
+    eyes.set_parallel(false);
     let (entry, bytes) = model(MOBILEFACENET_MODEL)?;
     let mut embedder = Embedder::new(entry, &bytes)?;
     let (entry, bytes) = model(DLIB_RESNET_MODEL)?;
@@ -419,8 +433,14 @@ fn proc_status_field(field: &str) -> Option<u64> {
 
 fn print_table(r: &Report, d: &Details, runs: usize, asked_ort: bool) {
     println!(
-        "facepay bench vision: {runs} timed runs per stage, one thread (process threads: {})",
-        d.threads.map_or("unknown".to_string(), |t| t.to_string())
+        "facepay bench vision: {runs} timed runs per stage, one thread (process threads: {}); frame and session \
+         rows: the two eyes {}",
+        d.threads.map_or("unknown".to_string(), |t| t.to_string()),
+        if r.parallel_eyes {
+            "at once on two threads"
+        } else {
+            "one after the other"
+        }
     );
     println!(
         "  stage frame: {} → 640×480; clip for frame_ms: {}",

@@ -84,14 +84,17 @@ pub fn clip_fps(clip: &std::path::Path) -> f64 {
         .unwrap_or(DEFAULT_FPS)
 }
 
-/// Times `runs` frames of back-to-back sessions on `vision` (after [`WARMUP`] untimed frames).
+/// Times `runs` frames of back-to-back sessions on `vision` (after [`WARMUP`] untimed frames), the two eyes run at
+/// once when `parallel_eyes`.
 pub fn time_sessions(
     vision: &mut Vision,
     frames: &[PathBuf],
     fps: f64,
     runs: usize,
+    parallel_eyes: bool,
 ) -> anyhow::Result<SessionRun> {
-    let policy = LivenessPolicy::default();
+    let mut policy = LivenessPolicy::default();
+    policy.vision.parallel_eyes = parallel_eyes;
     let (mut all, mut passive, mut verdict) = (Vec::new(), Vec::new(), Vec::new());
     let mut sessions = 0;
     let mut session: Option<LivenessSession<&mut Vision>> = None;
@@ -183,7 +186,7 @@ mod tests {
             "MiniFASNet models missing in {}",
             default_antispoof_dir().display()
         );
-        let run = time_sessions(&mut vision, &clip_frames(&clip).unwrap(), 15.0, 40).unwrap();
+        let run = time_sessions(&mut vision, &clip_frames(&clip).unwrap(), 15.0, 40, true).unwrap();
         // The blink session passes in under 30 frames (see `facepay replay`), so 50 frames hold two sessions.
         assert_eq!(run.all.count, 40);
         assert!(run.sessions >= 2, "{} sessions", run.sessions);

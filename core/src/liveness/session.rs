@@ -84,6 +84,9 @@ impl<V: BorrowMut<Vision>> LivenessSession<V> {
             ..Tracking::default()
         };
         vision.borrow_mut().set_tracking(tracking);
+        vision
+            .borrow_mut()
+            .set_parallel_eyes(policy.vision.parallel_eyes);
         let passive = vision.borrow_mut().has_antispoof();
         Self {
             vision,

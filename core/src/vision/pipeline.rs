@@ -169,6 +169,12 @@ impl Vision {
         self.track = None;
     }
 
+    /// Runs the two eyes' iris models at once, on a second thread, or one after the other
+    /// ([`EyeModel::set_parallel`]; the default is [`super::eyes::PARALLEL_BY_DEFAULT`]).
+    pub fn set_parallel_eyes(&mut self, parallel: bool) {
+        self.eyes.set_parallel(parallel);
+    }
+
     /// Forgets the tracked face: the next frame runs the detector (call it when a new session starts).
     pub fn reset(&mut self) {
         self.track = None;

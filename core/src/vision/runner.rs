@@ -46,6 +46,16 @@ impl Runner {
         })
     }
 
+    /// A second runner of the same plan, with its own run state and input buffer (to run it on another thread).
+    pub(crate) fn fork(&self) -> Self {
+        Self {
+            name: self.name.clone(),
+            state: self.state.clone(),
+            input: Arc::new(self.input.as_ref().clone()),
+            ..*self
+        }
+    }
+
     /// The manifest name of the model.
     pub(crate) fn name(&self) -> &str {
         &self.name
