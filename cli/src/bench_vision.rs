@@ -2,8 +2,8 @@
 //!
 //! tract runs on the calling thread (its default executor is single-threaded). The one exception is the product's
 //! own: `frame_ms` and `session_ms` run the two eyes' iris models at once on a second thread, as sessions do
-//! (`vision.parallel_eyes`; `--serial-eyes` times them one after the other). The stage frame is a clip frame brought to 640×480: scaled to cover
-//! 640×480 and centre-cropped (the clips are 640×427 or 640×360), which is a 4:3 camera frame.
+//! (`vision.parallel_eyes`; `--serial-eyes` times them one after the other). The stage frame is a clip frame
+//! brought to 640×480: scaled to cover 640×480 and centre-cropped (the clips are 640×427 or 640×360), which is a 4:3 camera frame.
 //!
 //! - `detect_ms`, `landmarks_ms`, `eyes_ms`, `embed_ms` (MobileFaceNet), `embed_dlib_ms` (dlib's ResNet),
 //!   `antispoof_ms`: each stage alone on that frame, repeated

@@ -83,11 +83,10 @@ impl<V: BorrowMut<Vision>> LivenessSession<V> {
             redetect_every: policy.vision.redetect_every,
             ..Tracking::default()
         };
-        vision.borrow_mut().set_tracking(tracking);
-        vision
-            .borrow_mut()
-            .set_parallel_eyes(policy.vision.parallel_eyes);
-        let passive = vision.borrow_mut().has_antispoof();
+        let pipeline = vision.borrow_mut();
+        pipeline.set_tracking(tracking);
+        pipeline.set_parallel_eyes(policy.vision.parallel_eyes);
+        let passive = pipeline.has_antispoof();
         Self {
             vision,
             machine: LivenessMachine::new(policy, nonce, challenges, passive),
