@@ -8,6 +8,10 @@ pub mod align;
 #[cfg(feature = "vision")]
 pub mod antispoof;
 #[cfg(feature = "vision")]
+mod conv_fusion;
+#[cfg(feature = "vision")]
+mod depthwise;
+#[cfg(feature = "vision")]
 pub mod detect;
 #[cfg(feature = "vision")]
 pub mod embed;
@@ -29,5 +33,7 @@ mod prelu;
 pub mod quality;
 #[cfg(feature = "vision")]
 mod runner;
+#[cfg(feature = "vision")]
+mod stem;
 
 pub use error::{FrameProblem, VisionError};

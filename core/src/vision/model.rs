@@ -433,6 +433,8 @@ pub fn load_plan(entry: &ModelEntry, bytes: &[u8]) -> Result<Plan, VisionError> 
     };
     super::prelu::fuse(model)
         .and_then(super::pool::fuse)
+        .and_then(super::depthwise::fuse)
+        .and_then(super::stem::fuse)
         .and_then(|m| m.into_optimized())
         .and_then(|m| m.into_runnable())
         .map_err(fail)
@@ -977,6 +979,103 @@ crop_scale = 2.7
         match load_from_dir(&default_models_dir(), &entry) {
             Err(VisionError::ModelLoad { reason, .. }) => assert!(reason.contains("no_such_input")),
             other => panic!("expected ModelLoad, got {:?}", other.map(|_| ())),
+        }
+    }
+
+    /// The committed model `name`: its fused plan (as the pipeline loads it: NNEF for the committed models, ONNX
+    /// for the external ones) and tract's plan of the ONNX file without any of our ops.
+    #[cfg(feature = "onnx")]
+    fn plans(name: &str) -> (Plan, Plan, Vec<usize>) {
+        let manifest = committed_manifest();
+        let dir = if name.starts_with("minifasnet") {
+            test_shared_dir().join("models")
+        } else {
+            default_models_dir()
+        };
+        let entry = manifest.entry(name).unwrap();
+        let bytes = read_model_file(&dir, entry).unwrap();
+        let fused = load_plan(entry, &bytes).unwrap();
+        let onnx = std::fs::read(dir.join(&entry.file)).unwrap();
+        use tract_onnx::prelude::{Framework as _, InferenceModelExt as _};
+        let plain = tract_onnx::onnx()
+            .model_for_read(&mut std::io::Cursor::new(&onnx))
+            .unwrap()
+            .with_input_fact(0, f32::fact(&entry.input_shape).into())
+            .unwrap()
+            .into_optimized()
+            .unwrap()
+            .into_runnable()
+            .unwrap();
+        (fused, plain, entry.input_shape.clone())
+    }
+
+    /// Nodes of `plan` whose op is named `op`.
+    #[cfg(feature = "onnx")]
+    fn count(plan: &Plan, op: &str) -> usize {
+        plan.model()
+            .nodes()
+            .iter()
+            .filter(|n| n.op.name() == op)
+            .count()
+    }
+
+    /// The NNEF form with our ops (what the library runs) against the ONNX file as tract plans it alone (what tract
+    /// ran before any of them): bit-identical, so the LFW and liveness figures measured on the ONNX files stand. Each
+    /// op is counted, so none silently stops applying: the PReLUs (`prelu`), the 2×2 max pools (`pool`), the 3×3
+    /// stride-2 depthwise convolutions (`depthwise`) and the first convolution (`stem`, on CPUs with AVX2 and FMA).
+    #[test]
+    #[cfg(feature = "onnx")]
+    fn committed_models_fused_plans_are_bit_identical_to_tracts() {
+        let stem = usize::from(crate::vision::stem::available());
+        for (name, prelus, unfused_op, pools, depthwise, stems) in [
+            ("mobilefacenet", 33, "Abs", 0, 0, 0),
+            ("face_landmark", 23, "Iff", 5, 6, stem),
+            ("face_detection_short_range", 0, "Abs", 3, 3, stem),
+            ("iris_landmark", 53, "Iff", 6, 0, stem),
+            ("minifasnet_v2", 33, "Iff", 0, 3, stem),
+            ("minifasnet_v1se", 33, "Iff", 0, 3, stem),
+        ] {
+            let (fused, plain, shape) = plans(name);
+            assert_eq!(
+                (
+                    count(&fused, "MaxPool2x2"),
+                    count(&fused, "OptMaxPool"),
+                    count(&plain, "OptMaxPool")
+                ),
+                (pools, 0, pools),
+                "{name}"
+            );
+            assert_eq!(
+                (count(&fused, "PRelu"), count(&plain, "PRelu")),
+                (prelus, 0),
+                "{name}"
+            );
+            assert_eq!(
+                count(&fused, unfused_op) + prelus,
+                count(&plain, unfused_op),
+                "{name}"
+            );
+            assert_eq!(
+                (
+                    count(&fused, "Depthwise3x3S2"),
+                    count(&fused, "DepthWiseConv") + depthwise,
+                    count(&fused, "StemConv")
+                ),
+                (depthwise, count(&plain, "DepthWiseConv"), stems),
+                "{name}"
+            );
+            // A deterministic input over the normalised pixel range, so activations of both signs occur.
+            let input = pseudo_random_input(&shape, 0x2545_f491).unwrap();
+            let a = fused.run(tvec![input.clone().into()]).unwrap();
+            let b = plain.run(tvec![input.into()]).unwrap();
+            assert_eq!(a.len(), b.len());
+            for (a, b) in a.iter().zip(&b) {
+                let (a, b) = (a.try_as_plain_ram().unwrap(), b.try_as_plain_ram().unwrap());
+                let (a, b) = (a.as_slice::<f32>().unwrap(), b.as_slice::<f32>().unwrap());
+                assert!(a.iter().any(|v| *v != 0.0), "{name}: all-zero output");
+                let bits = |v: &[f32]| v.iter().map(|x| x.to_bits()).collect::<Vec<_>>();
+                assert_eq!(bits(a), bits(b), "{name}: fused and plain outputs differ");
+            }
         }
     }
 }

@@ -279,10 +279,6 @@ mod tests {
     use tract_nnef::prelude::*;
 
     use super::*;
-    #[cfg(feature = "onnx")]
-    use crate::vision::model::{
-        ModelManifest, default_models_dir, load_plan, read_model_file, test_shared_dir,
-    };
 
     fn run(op: &PRelu, x: Tensor) -> Vec<f32> {
         let out = op
@@ -358,96 +354,5 @@ mod tests {
         assert_eq!(slopes_along(&shape, &[1], &[f32::NAN]), None);
         assert_eq!(slopes_along(&shape, &[1], &[0.5]), Some((vec![0.5], 0)));
         assert_eq!(slopes_along(&[1, 0], &[1, 0], &[]), None);
-    }
-
-    /// The committed model `name`: its fused plan (as the pipeline loads it: NNEF for the committed models, ONNX
-    /// for the external ones) and tract's plan of the ONNX file without fusion.
-    #[cfg(feature = "onnx")]
-    fn plans(
-        name: &str,
-    ) -> (
-        crate::vision::model::Plan,
-        crate::vision::model::Plan,
-        Vec<usize>,
-    ) {
-        let manifest = ModelManifest::load(&default_models_dir()).unwrap();
-        let dir = if name.starts_with("minifasnet") {
-            test_shared_dir().join("models")
-        } else {
-            default_models_dir()
-        };
-        let entry = manifest.entry(name).unwrap();
-        let bytes = read_model_file(&dir, entry).unwrap();
-        let fused = load_plan(entry, &bytes).unwrap();
-        let onnx = std::fs::read(dir.join(&entry.file)).unwrap();
-        use tract_onnx::prelude::{Framework as _, InferenceModelExt as _};
-        let plain = tract_onnx::onnx()
-            .model_for_read(&mut std::io::Cursor::new(&onnx))
-            .unwrap()
-            .with_input_fact(0, f32::fact(&entry.input_shape).into())
-            .unwrap()
-            .into_optimized()
-            .unwrap()
-            .into_runnable()
-            .unwrap();
-        (fused, plain, entry.input_shape.clone())
-    }
-
-    #[cfg(feature = "onnx")]
-    fn count(plan: &crate::vision::model::Plan, op: &str) -> usize {
-        plan.model()
-            .nodes()
-            .iter()
-            .filter(|n| n.op.name() == op)
-            .count()
-    }
-
-    /// The NNEF form fused (what the library runs) against the ONNX file unfused (what tract ran before either; no
-    /// pooling replaced either):
-    /// bit-identical, so the LFW and liveness figures measured on the ONNX files stand.
-    #[test]
-    #[cfg(feature = "onnx")]
-    fn committed_models_fuse_every_prelu_with_bit_identical_outputs() {
-        // Also the 2×2 max pools (`super::pool`): every one replaced, none of tract's left.
-        for (name, prelus, unfused_op, pools) in [
-            ("mobilefacenet", 33, "Abs", 0),
-            ("face_landmark", 23, "Iff", 5),
-            ("face_detection_short_range", 0, "Abs", 3),
-            ("iris_landmark", 53, "Iff", 6),
-            ("minifasnet_v2", 33, "Iff", 0),
-            ("minifasnet_v1se", 33, "Iff", 0),
-        ] {
-            let (fused, plain, shape) = plans(name);
-            assert_eq!(
-                (
-                    count(&fused, "MaxPool2x2"),
-                    count(&fused, "OptMaxPool"),
-                    count(&plain, "OptMaxPool")
-                ),
-                (pools, 0, pools),
-                "{name}"
-            );
-            assert_eq!(
-                (count(&fused, "PRelu"), count(&plain, "PRelu")),
-                (prelus, 0),
-                "{name}"
-            );
-            assert_eq!(
-                count(&fused, unfused_op) + prelus,
-                count(&plain, unfused_op),
-                "{name}"
-            );
-            // A deterministic input over the normalised pixel range, so activations of both signs occur.
-            let input = crate::vision::model::pseudo_random_input(&shape, 0x2545_f491).unwrap();
-            let a = fused.run(tvec![input.clone().into()]).unwrap();
-            let b = plain.run(tvec![input.into()]).unwrap();
-            assert_eq!(a.len(), b.len());
-            for (a, b) in a.iter().zip(&b) {
-                let (a, b) = (a.try_as_plain_ram().unwrap(), b.try_as_plain_ram().unwrap());
-                let (a, b) = (a.as_slice::<f32>().unwrap(), b.as_slice::<f32>().unwrap());
-                assert!(a.iter().any(|v| *v != 0.0), "{name}: all-zero output");
-                assert_eq!(a, b, "{name}: fused and plain outputs differ");
-            }
-        }
     }
 }

@@ -1,0 +1,58 @@
+//! Replacing tract's `Conv` nodes by ops of our own, at plan load (the shared part of [`super::depthwise`] and
+//! [`super::stem`]).
+
+use tract_nnef::prelude::{OutletId, TractResult, TypedModel};
+use tract_nnef::tract_core::internal::{TypedFact, TypedModelPatch, TypedOp};
+use tract_nnef::tract_core::ops::cnn::conv::Conv;
+
+/// A convolution of a decluttered model as a replacement sees it.
+pub(crate) struct ConvNode<'a> {
+    /// tract's op.
+    pub conv: &'a Conv,
+    /// Its data input.
+    pub x: &'a TypedFact,
+    /// Its kernel input.
+    pub kernel: &'a TypedFact,
+    /// Its bias input.
+    pub bias: &'a TypedFact,
+}
+
+/// Replaces every `Conv` node of `model` for which `replacement` gives an op by that op, wired to the node's first
+/// `inputs` inputs (data, kernel, bias); a model without such nodes is returned unchanged.
+pub(crate) fn replace<O: TypedOp>(
+    mut model: TypedModel,
+    inputs: usize,
+    replacement: impl Fn(&ConvNode) -> Option<O>,
+) -> TractResult<TypedModel> {
+    let candidate = |model: &TypedModel, id: usize| -> Option<O> {
+        let node = model.node(id);
+        let conv = node.op_as::<Conv>()?;
+        let facts: Vec<&TypedFact> = node
+            .inputs
+            .iter()
+            .map(|o| model.outlet_fact(*o).ok())
+            .collect::<Option<_>>()?;
+        let [x, kernel, bias] = facts.as_slice() else {
+            return None;
+        };
+        replacement(&ConvNode {
+            conv,
+            x,
+            kernel,
+            bias,
+        })
+    };
+    while let Some((id, op)) =
+        (0..model.nodes().len()).find_map(|id| candidate(&model, id).map(|op| (id, op)))
+    {
+        let node = model.node(id);
+        let mut patch = TypedModelPatch::new(node.op().name());
+        let wires = patch.taps(&model, &node.inputs[..inputs])?;
+        let wire = patch.wire_node(node.name.clone(), op, &wires)?[0];
+        patch.shunt_outside(&model, OutletId::new(id, 0), wire)?;
+        patch.obliterate(id)?;
+        patch.apply(&mut model)?;
+    }
+    model.compact()?;
+    Ok(model)
+}
