@@ -23,6 +23,8 @@ pub mod image;
 #[cfg(feature = "vision")]
 pub mod landmarks;
 #[cfg(feature = "vision")]
+mod layout;
+#[cfg(feature = "vision")]
 pub mod model;
 #[cfg(feature = "vision")]
 pub mod pipeline;

@@ -417,8 +417,23 @@ pub fn verify_sha256(entry: &ModelEntry, bytes: &[u8]) -> Result<ModelFormat, Vi
 }
 
 /// Verifies the bytes' sha256 ([`verify_sha256`]), loads them with tract (NNEF, or ONNX with the `onnx` feature),
-/// fuses the decomposed PReLUs ([`super::prelu`]) and the 2×2 max pools ([`super::pool`]), optimises, makes runnable.
+/// replaces ops with our own ([`super::prelu`], [`super::pool`], [`super::depthwise`], [`super::stem`]), optimises,
+/// makes runnable. The plan's input is the file's, in the manifest's layout.
 pub fn load_plan(entry: &ModelEntry, bytes: &[u8]) -> Result<Plan, VisionError> {
+    build_plan(entry, bytes, false).map(|(plan, _)| plan)
+}
+
+/// [`load_plan`], with a channels-last image input made channels-first where the model's first op transposes it
+/// ([`super::layout`]): the plan and the layout its input takes. What the pipeline's stages run.
+pub fn load_stage_plan(entry: &ModelEntry, bytes: &[u8]) -> Result<(Plan, Layout), VisionError> {
+    build_plan(entry, bytes, true)
+}
+
+fn build_plan(
+    entry: &ModelEntry,
+    bytes: &[u8],
+    channels_first: bool,
+) -> Result<(Plan, Layout), VisionError> {
     let fail = load_error(entry);
     let model = match verify_sha256(entry, bytes)? {
         ModelFormat::Nnef => {
@@ -431,13 +446,22 @@ pub fn load_plan(entry: &ModelEntry, bytes: &[u8]) -> Result<Plan, VisionError> 
         #[cfg(feature = "onnx")]
         ModelFormat::Onnx => decluttered_onnx(entry, bytes)?,
     };
-    super::prelu::fuse(model)
+    let (model, layout) = if channels_first && entry.layout == Layout::Nhwc {
+        match super::layout::channels_first(model).map_err(&fail)? {
+            (model, true) => (model, Layout::Nchw),
+            (model, false) => (model, entry.layout),
+        }
+    } else {
+        (model, entry.layout)
+    };
+    let plan = super::prelu::fuse(model)
         .and_then(super::pool::fuse)
         .and_then(super::depthwise::fuse)
         .and_then(super::stem::fuse)
         .and_then(|m| m.into_optimized())
         .and_then(|m| m.into_runnable())
-        .map_err(fail)
+        .map_err(fail)?;
+    Ok((plan, layout))
 }
 
 /// Where a plan spends its time: one row per op kind, mean milliseconds per run over all its nodes.
@@ -453,7 +477,7 @@ pub struct OpTime {
     pub slowest: String,
 }
 
-/// Loads the model as the pipeline does ([`load_plan`]) and runs it `runs` times (after one warm-up) on a fixed
+/// Loads the model as the pipeline's stages do ([`load_stage_plan`]) and runs it `runs` times (after one warm-up) on a fixed
 /// pseudo-random input in `-1..1`, timing every node; op kinds slowest first. A profiling aid
 /// (`facepay bench vision --profile`), not on the frame path.
 pub fn profile_ops(
@@ -463,12 +487,14 @@ pub fn profile_ops(
 ) -> Result<Vec<OpTime>, VisionError> {
     use std::collections::BTreeMap;
     use std::time::Instant;
-    let plan = load_plan(entry, bytes)?;
+    let (plan, _) = load_stage_plan(entry, bytes)?;
     let fail = |e: TractError| VisionError::Inference {
         name: entry.name.clone(),
         reason: format!("{e:#}"),
     };
-    let input = pseudo_random_input(&entry.input_shape, 0x2545_f491).map_err(fail)?;
+    let shape = plan.model().input_fact(0).map_err(fail)?.shape.clone();
+    let shape = shape.as_concrete().unwrap_or(&entry.input_shape);
+    let input = pseudo_random_input(shape, 0x2545_f491).map_err(fail)?;
     let mut state = plan.spawn().map_err(fail)?;
     let mut per_node: Vec<f64> = vec![0.0; plan.model().nodes().len()];
     for run in 0..=runs {
@@ -979,6 +1005,62 @@ crop_scale = 2.7
         match load_from_dir(&default_models_dir(), &entry) {
             Err(VisionError::ModelLoad { reason, .. }) => assert!(reason.contains("no_such_input")),
             other => panic!("expected ModelLoad, got {:?}", other.map(|_| ())),
+        }
+    }
+
+    /// The stages' plans take the image channels-first where the file's first op transposes it, and give the same
+    /// outputs, bit for bit, as the file's own layout.
+    #[test]
+    fn stage_plans_take_channels_first_images_with_bit_identical_outputs() {
+        let manifest = committed_manifest();
+        for (name, transposed) in [
+            ("face_detection_short_range", true),
+            ("face_landmark", true),
+            ("iris_landmark", true),
+            ("dlib_resnet", true),
+            // MobileFaceNet runs channels-last throughout: no transpose to drop.
+            ("mobilefacenet", false),
+        ] {
+            let entry = manifest.entry(name).unwrap();
+            let bytes = read_model_file(&default_models_dir(), entry).unwrap();
+            let file = load_plan(entry, &bytes).unwrap();
+            let (stage, layout) = load_stage_plan(entry, &bytes).unwrap();
+            let moves = |plan: &Plan| {
+                plan.model()
+                    .nodes()
+                    .iter()
+                    .filter(|n| n.op.name() == "MoveAxis")
+                    .count()
+            };
+            assert_eq!(
+                (layout, moves(&stage) + usize::from(transposed)),
+                (
+                    if transposed {
+                        Layout::Nchw
+                    } else {
+                        Layout::Nhwc
+                    },
+                    moves(&file)
+                ),
+                "{name}"
+            );
+            let nhwc = pseudo_random_input(&entry.input_shape, 0x2545_f491).unwrap();
+            let stage_input = if transposed {
+                nhwc.clone().permute_axes(&[0, 3, 1, 2]).unwrap()
+            } else {
+                nhwc.clone()
+            };
+            let a = file.run(tvec![nhwc.into()]).unwrap();
+            let b = stage.run(tvec![stage_input.into()]).unwrap();
+            assert_eq!(a.len(), b.len(), "{name}");
+            for (a, b) in a.iter().zip(&b) {
+                let bits = |t: &TValue| {
+                    let ram = t.try_as_plain_ram().unwrap();
+                    let v = ram.as_slice::<f32>().unwrap();
+                    v.iter().map(|x| x.to_bits()).collect::<Vec<_>>()
+                };
+                assert_eq!(bits(a), bits(b), "{name}");
+            }
         }
     }
 

@@ -7,7 +7,7 @@ use tract_nnef::prelude::{TValue, Tensor, TypedSimpleState, tvec};
 
 use super::align::sampling_map;
 use super::image::{Affine, ChannelOrder, Layout, Normalize, RgbImage, packed_len, warp_to_tensor};
-use super::model::{ModelEntry, load_plan};
+use super::model::{ModelEntry, load_stage_plan};
 use super::{FrameProblem, VisionError};
 
 /// A model's reusable run state, its single `f32` input buffer and how to fill it.
@@ -24,15 +24,23 @@ pub(crate) struct Runner {
 }
 
 impl Runner {
-    /// Verifies and loads the model (see [`load_plan`]) and allocates its input once.
+    /// Verifies and loads the model as a stage runs it (see [`load_stage_plan`]: its input may be channels-first
+    /// where the file's is not) and allocates its input once.
     pub(crate) fn load(entry: &ModelEntry, bytes: &[u8]) -> Result<Self, VisionError> {
-        let plan = load_plan(entry, bytes)?;
+        let (plan, layout) = load_stage_plan(entry, bytes)?;
         let fail = |e: tract_nnef::prelude::TractError| VisionError::ModelLoad {
             name: entry.name.clone(),
             reason: format!("{e:#}"),
         };
         let state = plan.spawn().map_err(fail)?;
-        let input = Tensor::zero::<f32>(&entry.input_shape).map_err(fail)?;
+        // The plan's own input shape: the file's, or its channels-first form.
+        let shape = plan
+            .model()
+            .input_fact(0)
+            .ok()
+            .and_then(|f| f.shape.as_concrete().map(<[usize]>::to_vec))
+            .unwrap_or_else(|| entry.input_shape.clone());
+        let input = Tensor::zero::<f32>(&shape).map_err(fail)?;
         let (height, width) = entry.input_hw();
         Ok(Self {
             name: entry.name.clone(),
@@ -40,7 +48,7 @@ impl Runner {
             input: Arc::new(input),
             width,
             height,
-            layout: entry.layout,
+            layout,
             order: entry.channel_order,
             norm: entry.normalisation,
         })
