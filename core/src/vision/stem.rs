@@ -13,10 +13,13 @@
 //! where tract's product uses fused multiply-adds: the pass runs on x86-64 CPUs with AVX2 and FMA, and leaves the
 //! convolution to tract anywhere else (including ARM, where it has not been compared).
 
+// The op is built on every target (`fuse` asks the CPU at run time), but only x86-64 has its kernel.
+#![cfg_attr(not(target_arch = "x86_64"), allow(dead_code))]
+
 use super::conv_fusion::ConvNode;
 use tract_nnef::prelude::{Arc, TValue, TVec, Tensor, TractResult, TypedModel};
 use tract_nnef::tract_core::internal::{
-    DatumType, EvalContext, EvalOp, Op, StaticName, TypedFact, TypedOp, args_1, ensure, tvec,
+    DatumType, EvalContext, EvalOp, Op, StaticName, TypedFact, TypedOp, args_1, bail, ensure, tvec,
 };
 use tract_nnef::tract_core::ops::cnn::KernelFormat;
 use tract_nnef::tract_core::ops::nn::DataFormat;
@@ -59,7 +62,11 @@ impl Geometry {
     fn taps(&self) -> usize {
         self.c * self.kh * self.kw
     }
+}
 
+/// The stride phases of the input, which only the AVX2 kernel reads.
+#[cfg(target_arch = "x86_64")]
+impl Geometry {
     /// Padded input rows the kernel reaches.
     fn rows(&self) -> usize {
         self.stride * (self.out_h.max(1) - 1) + self.kh
@@ -147,6 +154,19 @@ impl EvalOp for StemConv {
             g.w,
             x.shape()
         );
+        #[cfg(target_arch = "x86_64")]
+        if available() {
+            return Ok(tvec![self.convolve(&x)?.into()]);
+        }
+        bail!("StemConv needs AVX2 and FMA, which `fuse` checks before using it")
+    }
+}
+
+#[cfg(target_arch = "x86_64")]
+impl StemConv {
+    /// The convolution of `x` (of the geometry's shape), on a CPU with AVX2 and FMA.
+    fn convolve(&self, x: &Tensor) -> TractResult<Tensor> {
+        let g = &self.geometry;
         let ram = x.try_as_plain_ram()?;
         let image = ram.as_slice::<f32>()?;
         let weights = self.weights.try_as_plain_ram()?;
@@ -160,17 +180,10 @@ impl EvalOp for StemConv {
         {
             let mut out_ram = out.try_as_plain_ram_mut()?;
             let dst = out_ram.as_slice_mut::<f32>()?;
-            ensure!(
-                available(),
-                "StemConv needs AVX2 and FMA, which `fuse` checks before using it"
-            );
-            #[cfg(target_arch = "x86_64")]
-            // SAFETY: `available` checked AVX2 and FMA.
-            unsafe {
-                fma::convolve(g, &phases, weights, bias, dst)
-            };
+            // SAFETY: the caller checked AVX2 and FMA (`available`).
+            unsafe { fma::convolve(g, &phases, weights, bias, dst) };
         }
-        Ok(tvec![out.into()])
+        Ok(out)
     }
 }
 
