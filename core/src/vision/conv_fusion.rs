@@ -1,20 +1,23 @@
 //! Replacing tract's `Conv` nodes by ops of our own, at plan load (the shared part of [`super::depthwise`] and
 //! [`super::stem`]).
 
-use tract_nnef::prelude::{OutletId, TractResult, TypedModel};
-use tract_nnef::tract_core::internal::{TypedFact, TypedModelPatch, TypedOp};
+use tract_nnef::prelude::{OutletId, Tensor, TractResult, TypedModel};
+use tract_nnef::tract_core::internal::{DatumType, TypedFact, TypedModelPatch, TypedOp};
+use tract_nnef::tract_core::ops::cnn::KernelFormat;
 use tract_nnef::tract_core::ops::cnn::conv::Conv;
+use tract_nnef::tract_core::ops::nn::DataFormat;
 
-/// A convolution of a decluttered model as a replacement sees it.
+/// A convolution of a decluttered model as a replacement sees it: unquantised, channels-first, undilated, `f32`
+/// throughout, with a constant `OIHW` kernel and a constant bias (what every op of ours requires).
 pub(crate) struct ConvNode<'a> {
     /// tract's op.
     pub conv: &'a Conv,
     /// Its data input.
     pub x: &'a TypedFact,
-    /// Its kernel input.
-    pub kernel: &'a TypedFact,
-    /// Its bias input.
-    pub bias: &'a TypedFact,
+    /// Its kernel.
+    pub kernel: &'a Tensor,
+    /// Its bias.
+    pub bias: &'a Tensor,
 }
 
 /// Replaces every `Conv` node of `model` for which `replacement` gives an op by that op, wired to the node's first
@@ -33,6 +36,22 @@ pub(crate) fn replace<O: TypedOp>(
             .map(|o| model.outlet_fact(*o).ok())
             .collect::<Option<_>>()?;
         let [x, kernel, bias] = facts.as_slice() else {
+            return None;
+        };
+        let spec = &conv.pool_spec;
+        let plain = conv.q_params.is_none()
+            && conv.kernel_fmt == KernelFormat::OIHW
+            && spec.data_format == DataFormat::NCHW
+            && spec
+                .dilations
+                .as_ref()
+                .is_none_or(|d| d.iter().all(|d| *d == 1))
+            && [x, kernel, bias]
+                .iter()
+                .all(|f| f.datum_type == DatumType::F32);
+        let (Some(kernel), Some(bias), true) =
+            (kernel.konst.as_deref(), bias.konst.as_deref(), plain)
+        else {
             return None;
         };
         replacement(&ConvNode {

@@ -13,8 +13,6 @@ use tract_nnef::prelude::{TValue, TVec, Tensor, TractResult, TypedModel};
 use tract_nnef::tract_core::internal::{
     DatumType, EvalContext, EvalOp, Op, StaticName, TypedFact, TypedOp, args_3, bail, ensure, tvec,
 };
-use tract_nnef::tract_core::ops::cnn::KernelFormat;
-use tract_nnef::tract_core::ops::nn::DataFormat;
 use tract_nnef::tract_core::{as_op, op_as_typed_op, op_out_of_plan};
 
 /// Depthwise convolution of an `f32` `[N, C, H, W]` tensor by a `[C, 1, 3, 3]` kernel with stride 2 on both axes,
@@ -322,29 +320,13 @@ fn replacement(node: &ConvNode) -> Option<Depthwise3x3S2> {
     let &[_, c, h, w] = x.shape.as_concrete()? else {
         return None;
     };
-    let eligible = conv.q_params.is_none()
-        && conv.kernel_fmt == KernelFormat::OIHW
-        && spec.data_format == DataFormat::NCHW
-        && conv.group == c
+    let eligible = conv.group == c
         && spec.input_channels == c
         && spec.output_channels == c
         && spec.kernel_shape.as_slice() == [3, 3]
         && spec.strides.as_deref() == Some(&[2, 2][..])
-        && spec
-            .dilations
-            .as_ref()
-            .is_none_or(|d| d.iter().all(|d| *d == 1))
-        && [x, kernel, bias]
-            .iter()
-            .all(|f| f.datum_type == DatumType::F32)
-        && kernel
-            .konst
-            .as_ref()
-            .is_some_and(|k| k.shape() == [c, 1, 3, 3])
-        && bias
-            .konst
-            .as_ref()
-            .is_some_and(|b| b.len() == c || b.len() == 1);
+        && kernel.shape() == [c, 1, 3, 3]
+        && (bias.len() == c || bias.len() == 1);
     if !eligible {
         return None;
     }
@@ -363,8 +345,10 @@ fn replacement(node: &ConvNode) -> Option<Depthwise3x3S2> {
 #[cfg(test)]
 mod tests {
     use tract_nnef::prelude::*;
+    use tract_nnef::tract_core::ops::cnn::KernelFormat;
     use tract_nnef::tract_core::ops::cnn::conv::Conv;
     use tract_nnef::tract_core::ops::cnn::{PaddingSpec, PoolSpec};
+    use tract_nnef::tract_core::ops::nn::DataFormat;
 
     use super::*;
 

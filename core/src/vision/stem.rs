@@ -21,8 +21,6 @@ use tract_nnef::prelude::{Arc, TValue, TVec, Tensor, TractResult, TypedModel};
 use tract_nnef::tract_core::internal::{
     DatumType, EvalContext, EvalOp, Op, StaticName, TypedFact, TypedOp, args_1, bail, ensure, tvec,
 };
-use tract_nnef::tract_core::ops::cnn::KernelFormat;
-use tract_nnef::tract_core::ops::nn::DataFormat;
 use tract_nnef::tract_core::{as_op, op_as_typed_op, op_out_of_plan};
 
 /// Output channels summed together (one register each per eight output points).
@@ -344,11 +342,7 @@ fn replacement(node: &ConvNode) -> Option<StemConv> {
     let [kh, kw] = spec.kernel_shape.as_slice() else {
         return None;
     };
-    let (kernel, bias) = (kernel.konst.as_ref()?, bias.konst.as_ref()?);
-    let eligible = conv.q_params.is_none()
-        && conv.kernel_fmt == KernelFormat::OIHW
-        && spec.data_format == DataFormat::NCHW
-        && conv.group == 1
+    let eligible = conv.group == 1
         && spec.input_channels == c
         && c <= MAX_INPUT_CHANNELS
         && out_c > 0
@@ -358,13 +352,6 @@ fn replacement(node: &ConvNode) -> Option<StemConv> {
             .strides
             .as_ref()
             .is_none_or(|s| s.iter().all(|s| *s == stride))
-        && spec
-            .dilations
-            .as_ref()
-            .is_none_or(|d| d.iter().all(|d| *d == 1))
-        && x.datum_type == DatumType::F32
-        && kernel.datum_type() == DatumType::F32
-        && bias.datum_type() == DatumType::F32
         && kernel.shape() == [out_c, c, *kh, *kw]
         && (bias.len() == out_c || bias.len() == 1);
     if !eligible {
@@ -414,8 +401,10 @@ fn replacement(node: &ConvNode) -> Option<StemConv> {
 #[cfg(test)]
 mod tests {
     use tract_nnef::prelude::*;
+    use tract_nnef::tract_core::ops::cnn::KernelFormat;
     use tract_nnef::tract_core::ops::cnn::conv::Conv;
     use tract_nnef::tract_core::ops::cnn::{PaddingSpec, PoolSpec};
+    use tract_nnef::tract_core::ops::nn::DataFormat;
 
     use super::*;
 
