@@ -7,8 +7,9 @@ use tract_nnef::tract_core::ops::cnn::KernelFormat;
 use tract_nnef::tract_core::ops::cnn::conv::Conv;
 use tract_nnef::tract_core::ops::nn::DataFormat;
 
-/// A convolution of a decluttered model as a replacement sees it: unquantised, channels-first, undilated, `f32`
-/// throughout, with a constant `OIHW` kernel and a constant bias (what every op of ours requires).
+/// A convolution of a decluttered model as a replacement sees it: unquantised, channels-first (`NCHW`, or `CHW`
+/// where tract dropped a batch axis of 1), undilated, `f32` throughout, with a constant `OIHW` kernel and a
+/// constant bias (what every op of ours requires).
 pub(crate) struct ConvNode<'a> {
     /// tract's op.
     pub conv: &'a Conv,
@@ -41,7 +42,7 @@ pub(crate) fn replace<O: TypedOp>(
         let spec = &conv.pool_spec;
         let plain = conv.q_params.is_none()
             && conv.kernel_fmt == KernelFormat::OIHW
-            && spec.data_format == DataFormat::NCHW
+            && matches!(spec.data_format, DataFormat::NCHW | DataFormat::CHW)
             && spec
                 .dilations
                 .as_ref()

@@ -21,6 +21,7 @@ use tract_nnef::prelude::{Arc, TValue, TVec, Tensor, TractResult, TypedModel};
 use tract_nnef::tract_core::internal::{
     DatumType, EvalContext, EvalOp, Op, StaticName, TypedFact, TypedOp, args_1, bail, ensure, tvec,
 };
+use tract_nnef::tract_core::ops::nn::DataFormat;
 use tract_nnef::tract_core::{as_op, op_as_typed_op, op_out_of_plan};
 
 /// Output channels summed together (one register each per eight output points).
@@ -343,6 +344,7 @@ fn replacement(node: &ConvNode) -> Option<StemConv> {
         return None;
     };
     let eligible = conv.group == 1
+        && spec.data_format == DataFormat::NCHW
         && spec.input_channels == c
         && c <= MAX_INPUT_CHANNELS
         && out_c > 0
