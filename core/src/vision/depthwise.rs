@@ -21,18 +21,11 @@ use tract_nnef::tract_core::{as_op, op_as_typed_op, op_out_of_plan};
 /// Depthwise convolution of an `f32` `[N, C, H, W]` (or `[C, H, W]`) tensor by a `[C, 1, 3, 3]` kernel with the
 /// same stride (1 or 2) on both axes, zero padding `top`/`left` before (and whatever the output size implies
 /// after), plus a bias of `C` values (or one for all): `[N, C, out_h, out_w]` (or `[C, out_h, out_w]`).
+/// Planned once, when the plan loads: the planes' shape and where the vector blocks go.
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
 pub(crate) struct Depthwise3x3 {
-    /// 1 or 2, on both axes.
-    stride: usize,
-    /// Rows of padding above the input.
-    top: usize,
-    /// Columns of padding left of the input.
-    left: usize,
-    /// Output rows.
-    out_h: usize,
-    /// Output columns.
-    out_w: usize,
+    geometry: Geometry,
+    blocks: Blocks,
 }
 
 impl Depthwise3x3 {
@@ -40,8 +33,8 @@ impl Depthwise3x3 {
     fn output_shape(&self, input: &[usize]) -> TVec<usize> {
         let mut shape: TVec<usize> = input.iter().copied().collect();
         let rank = shape.len();
-        shape[rank - 2] = self.out_h;
-        shape[rank - 1] = self.out_w;
+        shape[rank - 2] = self.geometry.out_h;
+        shape[rank - 1] = self.geometry.out_w;
         shape
     }
 }
@@ -52,7 +45,7 @@ impl Op for Depthwise3x3 {
     }
 
     fn info(&self) -> TractResult<Vec<String>> {
-        Ok(vec![format!("stride {}", self.stride)])
+        Ok(vec![format!("stride {}", self.geometry.stride)])
     }
 
     op_as_typed_op!();
@@ -70,6 +63,13 @@ impl EvalOp for Depthwise3x3 {
                 x.shape()
             ),
         };
+        let g = &self.geometry;
+        ensure!(
+            (h, w) == (g.h, g.w),
+            "Depthwise3x3 was planned for {}×{} planes, got {h}×{w}",
+            g.h,
+            g.w
+        );
         let out_shape = self.output_shape(x.shape());
         ensure!(
             kernel.len() == c * 9 && (bias.len() == c || bias.len() == 1),
@@ -91,24 +91,14 @@ impl EvalOp for Depthwise3x3 {
         {
             let mut out_ram = out.try_as_plain_ram_mut()?;
             let dst = out_ram.as_slice_mut::<f32>()?;
-            let geometry = Geometry {
-                stride: self.stride,
-                h,
-                w,
-                top: self.top,
-                left: self.left,
-                out_h: self.out_h,
-                out_w: self.out_w,
-            };
-            let blocks = Blocks::new(&geometry);
-            let plane_out = self.out_h * self.out_w;
+            let plane_out = g.out_h * g.out_w;
             if plane_out > 0 && h * w > 0 {
                 let planes = src.chunks_exact(h * w).zip(dst.chunks_exact_mut(plane_out));
                 for (plane, (input, output)) in planes.enumerate() {
                     let ch = plane % c;
                     let taps: &[f32; 9] = kernel[ch * 9..][..9].try_into()?;
                     let b = if bias.len() == 1 { bias[0] } else { bias[ch] };
-                    geometry.plane(input, output, taps, b, &blocks);
+                    g.plane(input, output, taps, b, &self.blocks);
                 }
             }
         }
@@ -136,13 +126,21 @@ impl TypedOp for Depthwise3x3 {
 }
 
 /// One channel plane's shape, stride and padding.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
 struct Geometry {
+    /// 1 or 2, on both axes.
     stride: usize,
+    /// Input rows.
     h: usize,
+    /// Input columns.
     w: usize,
+    /// Rows of padding above the input.
     top: usize,
+    /// Columns of padding left of the input.
     left: usize,
+    /// Output rows.
     out_h: usize,
+    /// Output columns.
     out_w: usize,
 }
 
@@ -222,7 +220,8 @@ impl Geometry {
         sum
     }
 
-    /// One interior output point, whose three columns are inside the input.
+    /// [`Self::point`] for an interior point, whose three columns are inside the input: the same sums, unrolled
+    /// (the scalar path of the planes too small for a block of eight).
     fn interior_point(
         &self,
         rows: &[Option<&[f32]>; 3],
@@ -246,9 +245,12 @@ impl Geometry {
 /// Where the vector kernel computes each row's interior: blocks of eight output points starting at `columns`, the
 /// same in every row and plane. Blocks follow each other from the first interior column while their reads stay in
 /// the row; a last partial block is recomputed from eight points back when it fits (the same values written twice).
-/// Columns `covered..` of the interior are left to the scalar loop. No blocks without AVX.
+/// Columns `covered..` are left to the scalar loop. No blocks without AVX.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
 struct Blocks {
+    /// The first output column of each block.
     columns: Vec<usize>,
+    /// The first column after the blocks.
     covered: usize,
 }
 
@@ -518,13 +520,17 @@ fn replacement(node: &ConvNode) -> Option<Depthwise3x3> {
     let [rows, cols] = padding.as_slice() else {
         return None;
     };
-    Some(Depthwise3x3 {
+    let geometry = Geometry {
         stride,
+        h,
+        w,
         top: rows.pad_before,
         left: cols.pad_before,
         out_h: rows.convoluted,
         out_w: cols.convoluted,
-    })
+    };
+    let blocks = Blocks::new(&geometry);
+    Some(Depthwise3x3 { geometry, blocks })
 }
 
 #[cfg(test)]

@@ -406,7 +406,6 @@ mod tests {
     use tract_nnef::tract_core::ops::cnn::KernelFormat;
     use tract_nnef::tract_core::ops::cnn::conv::Conv;
     use tract_nnef::tract_core::ops::cnn::{PaddingSpec, PoolSpec};
-    use tract_nnef::tract_core::ops::nn::DataFormat;
 
     use super::*;
 
