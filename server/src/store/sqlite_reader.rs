@@ -49,8 +49,10 @@ impl SqliteReader {
             &self.path,
             rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY | rusqlite::OpenFlags::SQLITE_OPEN_NO_MUTEX,
         )?;
-        // Pages are read through a memory map (no copy per page when a commit has invalidated the cache).
-        conn.execute_batch("PRAGMA busy_timeout = 5000; PRAGMA mmap_size = 1073741824;")?;
+        // No memory map: SQLite unmaps the whole file whenever a read begins after another connection's commit,
+        // which under payment load is nearly every read, so each read paid an munmap (a TLB shoot-down on every
+        // core) and a page fault per page. Without it a page costs one pread from the OS cache.
+        conn.execute_batch("PRAGMA busy_timeout = 5000;")?;
         conn.set_prepared_statement_cache_capacity(16);
         Ok(conn)
     }

@@ -58,9 +58,13 @@ impl SqliteWriter {
             SqliteSync::Full => "FULL",
             SqliteSync::Normal => "NORMAL",
         };
+        // `temp_store = MEMORY` keeps the statement journals in memory. Each insert of a batch saves there the pages
+        // it changes that earlier inserts of the batch changed too, so that it can be undone alone; past 64 KiB
+        // SQLite would otherwise spill that journal to a temp file (open, write, unlink on every batch). It only
+        // serves statement rollback: durability is the WAL's.
         conn.execute_batch(&format!(
             "PRAGMA journal_mode = WAL; PRAGMA busy_timeout = 5000; PRAGMA foreign_keys = ON; \
-             PRAGMA synchronous = {sync_pragma};"
+             PRAGMA synchronous = {sync_pragma}; PRAGMA temp_store = MEMORY;"
         ))
         .map_err(sqlite_error)?;
         conn.set_prepared_statement_cache_capacity(64);
