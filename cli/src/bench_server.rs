@@ -64,6 +64,10 @@ pub struct Args {
     /// SQLite durability of the in-process server (`full`: every commit fsynced, the server's default).
     #[arg(long, value_enum, default_value = "full")]
     pub sqlite_sync: SqliteSync,
+    /// Write `enable` and `disable` to this perf control FIFO around each timed phase, so that
+    /// `perf record -D -1 --control fifo:PATH -- facepay bench server --perf-control PATH` profiles the paying only.
+    #[arg(long, value_name = "PATH")]
+    pub perf_control: Option<PathBuf>,
 }
 
 /// Runs the command.
@@ -260,9 +264,11 @@ async fn bench(args: &Args, postgres: Option<&str>) -> anyhow::Result<RunReport>
     let mut round = 0;
     while timed < budget {
         let prepared = prepare(&merchant, &devices, &run_id, round, batch).await?;
+        perf_control(args, "enable")?;
         let started = Instant::now();
         let (back, results) = pay_all(devices, prepared).await?;
         let elapsed = started.elapsed();
+        perf_control(args, "disable")?;
         devices = back;
         let paid: usize = results.iter().map(|r| r.latencies_us.len()).sum();
         for result in results {
@@ -297,6 +303,15 @@ async fn bench(args: &Args, postgres: Option<&str>) -> anyhow::Result<RunReport>
         backend: health.backend,
         durability: target.durability,
     })
+}
+
+/// Sends `command` to the perf control FIFO of `--perf-control`, if given.
+fn perf_control(args: &Args, command: &str) -> anyhow::Result<()> {
+    if let Some(path) = &args.perf_control {
+        std::fs::write(path, format!("{command}\n"))
+            .with_context(|| format!("writing {command:?} to {}", path.display()))?;
+    }
+    Ok(())
 }
 
 /// Untimed: `batch` orders per device and a challenge for each, concurrently across devices.
