@@ -329,7 +329,6 @@ fn clip_probes(
     if let Some((s, session, picker)) = current.take() {
         idle = Some(finish(s, session, picker, &mut probes));
     }
-    drop(finish);
     probes.resize(windows, Vec::new());
     let vision = idle.context("the pipeline was lost between sessions")?;
     Ok((

@@ -23,7 +23,7 @@ struct Cli {
 #[derive(Debug, Subcommand)]
 enum Command {
     /// Serve the checkout API until SIGTERM / ctrl-c.
-    Serve(ServeArgs),
+    Serve(Box<ServeArgs>),
     /// Manage merchants.
     Merchant {
         #[command(subcommand)]
@@ -308,7 +308,7 @@ async fn create_merchant(name: &str, db: &DbArgs, json: bool) -> Result<(), Stri
 async fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
-        Command::Serve(args) => serve(args).await,
+        Command::Serve(args) => serve(*args).await,
         Command::Merchant {
             command: MerchantCommand::Create { name, db, json },
         } => create_merchant(&name, &db, json).await,

@@ -194,7 +194,12 @@ impl EvidencePolicy {
                 format!("model version {v:?} is not on the server's allow-list"),
             );
         }
-        if !(evidence.match_score >= self.min_match_score) {
+        // Below the minimum, or not comparable (NaN): rejected.
+        if evidence
+            .match_score
+            .partial_cmp(&self.min_match_score)
+            .is_none_or(|order| order.is_lt())
+        {
             return reject(
                 ErrorCode::MatchScoreTooLow,
                 format!(
