@@ -211,3 +211,37 @@ impl EvidencePolicy {
         Ok(())
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use facepay_core::checkout::protocol::{Evidence, LivenessVerdict};
+    use facepay_core::checkout::wire::ErrorCode;
+
+    use super::EvidencePolicy;
+
+    /// The floor is inclusive, and a score that compares with nothing (NaN) is refused like a low one.
+    #[test]
+    fn the_match_score_floor_refuses_low_and_nan_scores() {
+        let policy = EvidencePolicy {
+            require_passive: false,
+            min_challenges: 0,
+            model_versions: Vec::new(),
+            min_match_score: 0.7,
+        };
+        let with = |match_score: f32| Evidence {
+            liveness: LivenessVerdict::Live,
+            challenges: Vec::new(),
+            antispoof_score: None,
+            match_score,
+            model_versions: Vec::new(),
+            started_at_ms: 0,
+            finished_at_ms: 1,
+        };
+        assert_eq!(policy.check(&with(0.7)), Ok(()));
+        assert_eq!(policy.check(&with(0.95)), Ok(()));
+        for refused in [0.69, -1.0, f32::NAN] {
+            let rejection = policy.check(&with(refused)).unwrap_err();
+            assert_eq!(rejection.code, ErrorCode::MatchScoreTooLow, "{refused}");
+        }
+    }
+}
